@@ -1,0 +1,30 @@
+"""S3 key layout of every stored object, in the legacy layout (legacy-collector.md section 5).
+
+Keys are stems without extension: new files add `.parquet`, legacy imports read `.pkl.gz`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .partitions import data_time, desired_count
+
+# asset name -> key template; {t:...} is the partition's data time (end of its window)
+RAW_KEY_TEMPLATES: dict[str, str] = {
+    "azure_price_raw": "rawdata/azure/spot_price/{t:%Y/%m/%d}/{t:%H-%M}_spot_price",
+    "azure_eviction_raw": "rawdata/azure/spot_if/{t:%Y/%m/%d}/{t:%H-%M}_spot_if",
+    "azure_sps_raw": "rawdata/azure/sps/{t:%Y/%m/%d}/{t:%H-%M}_sps_{desired_count}",
+}
+
+PARQUET = ".parquet"
+LEGACY_PICKLE = ".pkl.gz"
+
+
+def raw_key_stem(asset_name: str, partition_key: str) -> str:
+    """Key stem of a raw 10-minute snapshot, e.g. rawdata/azure/spot_price/2026/11/28/10-20_spot_price."""
+    try:
+        template = RAW_KEY_TEMPLATES[asset_name]
+    except KeyError:
+        raise KeyError(f"no S3 key layout for asset {asset_name!r}") from None
+    t: datetime = data_time(partition_key)
+    return template.format(t=t, desired_count=desired_count(partition_key))
