@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+from spotlake_assets.partitions import DEFAULT_PARTITION_START
+
 VALID_ENVIRONMENTS = ("prod", "test", "local")
 
 # The embedded local stack listens on these ports unless told otherwise (see spotlake_assets/local/stack.py).
@@ -31,7 +33,7 @@ class Settings:
     azure_authority: str = "login.microsoftonline.com"
     azure_ca_bundle: str | None = None  # a CA file for a local TLS login endpoint; None: system CAs
     azure_auth_table: str = "AzureAuth"  # legacy credentials table, read only
-    partition_start: str = "2026-11-01-00:00"
+    partition_start: str = DEFAULT_PARTITION_START
     legacy_import_bucket: str | None = None  # trusted bucket holding legacy .pkl.gz snapshots; None: no import
 
     @property

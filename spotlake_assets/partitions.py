@@ -6,6 +6,7 @@ time, exactly as the legacy run at 10:20 did; so a partition's *data time* is th
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
@@ -13,6 +14,13 @@ from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
 PARTITION_MINUTES = 10
 PARTITION_LENGTH = timedelta(minutes=PARTITION_MINUTES)
+# Recent, not years back: Dagster recommends at most 100,000 partitions (about two years of 10-minute ones).
+DEFAULT_PARTITION_START = "2026-11-01-00:00"
+
+
+def partition_start() -> str:
+    """SPOTLAKE_PARTITION_START, else the default; read once when the assets are defined."""
+    return os.environ.get("SPOTLAKE_PARTITION_START", "").strip() or DEFAULT_PARTITION_START
 
 
 def ten_minute_partitions(start: str) -> TimeWindowPartitionsDefinition:
@@ -72,3 +80,7 @@ def desired_count(partition_key: str) -> int:
     t = data_time(partition_key)
     slot = (t.hour * 60 + t.minute) // PARTITION_MINUTES
     return DESIRED_COUNT_CYCLE[slot % len(DESIRED_COUNT_CYCLE)]
+
+
+TEN_MINUTE_PARTITIONS = ten_minute_partitions(partition_start())
+DAILY_PARTITIONS = daily_partitions(partition_start())

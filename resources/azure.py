@@ -1,0 +1,64 @@
+"""The Dagster resource that hands out Azure clients for one run."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from .azure_auth import MANAGEMENT_SCOPE, ServicePrincipal, load_service_principal, make_credential
+from .azure_graph import ResourceGraphClient
+from .azure_prices import RetailPricesClient
+from .http import RetryingClient, RetryPolicy
+
+
+class AzureResource(ConfigurableResource):
+    """Endpoints, retry budget and credentials for the Azure APIs.
+
+    Nothing is contacted when the resource is built: credentials are read on first use, so definitions
+    load without network or secrets. Secrets come from the environment or the legacy AzureAuth table,
+    never from this config (which the UI shows).
+    """
+
+    prices_url: str
+    management_url: str
+    authority: str
+    ca_bundle: str | None = None
+    auth_table: str = "AzureAuth"
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-west-2"
+    max_tries: int = 6
+    timeout_seconds: float = 50.0
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    price_page_concurrency: int = 8
+
+    _principal: ServicePrincipal | None = PrivateAttr(default=None)
+    _credential: object = PrivateAttr(default=None)
+
+    def http(self) -> RetryingClient:
+        """A fresh retrying client (its retry counter then belongs to one collection)."""
+        policy = RetryPolicy(
+            max_tries=self.max_tries,
+            timeout_seconds=self.timeout_seconds,
+            backoff_base_seconds=self.backoff_base_seconds,
+            backoff_max_seconds=self.backoff_max_seconds,
+        )
+        return RetryingClient(policy=policy)
+
+    def principal(self) -> ServicePrincipal:
+        if self._principal is None:
+            self._principal = load_service_principal(
+                auth_table=self.auth_table, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region
+            )
+        return self._principal
+
+    def bearer_token(self) -> str:
+        if self._credential is None:
+            self._credential = make_credential(self.principal(), authority=self.authority, ca_bundle=self.ca_bundle)
+        return self._credential.get_token(MANAGEMENT_SCOPE).token  # type: ignore[attr-defined]
+
+    def prices_client(self, http: RetryingClient) -> RetailPricesClient:
+        return RetailPricesClient(url=self.prices_url, http=http, concurrency=self.price_page_concurrency)
+
+    def graph_client(self, http: RetryingClient) -> ResourceGraphClient:
+        return ResourceGraphClient(management_url=self.management_url, http=http, bearer_token=self.bearer_token)

@@ -1,0 +1,74 @@
+"""Azure Retail Prices API client: every Virtual Machines consumption item, fetched by parallel `$skip` pages."""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import pandas as pd
+
+from spotlake_assets.transforms.price import items_frame
+
+from .http import RetryingClient
+
+PAGE_SIZE = 1000
+PRICE_FILTER = "serviceName eq 'Virtual Machines' and priceType eq 'Consumption'"
+
+
+class PriceCollectionError(RuntimeError):
+    pass
+
+
+@dataclass
+class PriceFetch:
+    items: pd.DataFrame
+    pages: int
+
+
+@dataclass
+class RetailPricesClient:
+    """Pages are asked by `$skip` offsets, several at once (the legacy used 12 threads), until a page says
+    it is the last (no NextPageLink) or comes back empty; pages past the end are discarded."""
+
+    url: str
+    http: RetryingClient
+    concurrency: int = 8
+    max_pages: int = 2000  # the API has a few hundred pages; more means paging went wrong
+
+    def page_url(self, skip: int) -> str:
+        query = {"currencyCode": "'USD'", "$filter": PRICE_FILTER}
+        if skip:
+            query["$skip"] = str(skip)
+        return f"{self.url}?{urlencode(query)}"
+
+    def fetch_page(self, skip: int) -> tuple[pd.DataFrame, bool]:
+        """One page's items (kept fields only) and whether it is the last page."""
+        _, body = self.http.request_json("GET", self.page_url(skip), endpoint=f"GET {self.url} $skip={skip}")
+        if not isinstance(body, dict) or not isinstance(body.get("Items"), list):
+            raise PriceCollectionError(f"GET {self.url} $skip={skip}: answer has no Items list")
+        items = body["Items"]
+        return items_frame(items), not items or not body.get("NextPageLink")
+
+    def fetch_all(self) -> PriceFetch:
+        pages: dict[int, pd.DataFrame] = {}
+        end: int | None = None  # skip offset of the last page
+        next_skip = 0
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="prices") as pool:
+            running: dict[Future, int] = {}
+            while running or end is None:
+                while end is None and len(running) < self.concurrency:
+                    if next_skip >= self.max_pages * PAGE_SIZE:
+                        raise PriceCollectionError(f"GET {self.url}: no last page within {self.max_pages} pages")
+                    running[pool.submit(self.fetch_page, next_skip)] = next_skip
+                    next_skip += PAGE_SIZE
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    skip = running.pop(future)
+                    frame, last = future.result()  # a page that failed for good fails the collection
+                    pages[skip] = frame
+                    if last:
+                        end = skip if end is None else min(end, skip)
+        kept = [pages[s] for s in sorted(pages) if s <= end and not pages[s].empty]
+        items = pd.concat(kept, ignore_index=True) if kept else items_frame([])
+        return PriceFetch(items=items, pages=len(kept))

@@ -1,0 +1,41 @@
+"""An injectable clock and the rule of which partitions can still be collected live."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from dagster import ConfigurableResource
+
+
+class PartitionNotLiveError(RuntimeError):
+    pass
+
+
+class Clock(ConfigurableResource):
+    """`frozen_at` (ISO 8601, UTC) pins "now" for tests and replays; empty means the wall clock.
+
+    Azure serves only the present, so a partition is collected live only from the end of its window
+    (its data time) until `max_lateness_minutes` later.
+    """
+
+    frozen_at: str | None = None
+    max_lateness_minutes: int = 10
+
+    def now(self) -> datetime:
+        if self.frozen_at:
+            t = datetime.fromisoformat(self.frozen_at)
+            return t if t.tzinfo else t.replace(tzinfo=UTC)
+        return datetime.now(UTC)
+
+    def check_live(self, partition_key: str, data_time: datetime) -> None:
+        now = self.now()
+        if now < data_time:
+            raise PartitionNotLiveError(
+                f"partition {partition_key} closes at {data_time:%Y-%m-%d %H:%M} UTC; it is {now:%H:%M:%S} UTC now"
+            )
+        if now - data_time > timedelta(minutes=self.max_lateness_minutes):
+            raise PartitionNotLiveError(
+                f"partition {partition_key} closed at {data_time:%Y-%m-%d %H:%M} UTC, more than "
+                f"{self.max_lateness_minutes} minutes ago; Azure serves only the present, so a past partition "
+                "needs a stored snapshot to import"
+            )

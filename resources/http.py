@@ -1,0 +1,143 @@
+"""One bounded, jittered retry loop for every Azure HTTP call.
+
+urllib3's Retry only knows the standard `Retry-After` header; Azure throttles with its own headers
+(`x-ms-ratelimit-retailprices-retry-after` in seconds, `x-ms-user-quota-resets-after` as hh:mm:ss),
+and a 200 with an unparsable body must be retried too. So the loop is ours, kept small.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_AFTER_HEADERS = ("retry-after", "x-ms-ratelimit-retailprices-retry-after", "x-ms-user-quota-resets-after")
+
+
+class AzureRequestError(RuntimeError):
+    """A call that failed for good: names the endpoint and the last status, never a credential."""
+
+    def __init__(self, endpoint: str, status: int | None, detail: str, tries: int):
+        self.endpoint, self.status, self.tries = endpoint, status, tries
+        shown = "no response" if status is None else f"HTTP {status}"
+        super().__init__(f"{endpoint}: {shown} after {tries} tries: {detail}")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_tries: int = 6
+    timeout_seconds: float = 50.0  # the legacy SPS collector saw answers take up to 50 s
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    max_retry_after_seconds: float = 120.0  # never trust a server to park us longer than this in one wait
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Exponential backoff with full jitter, or the server's wait plus a little jitter when it gave one."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after_seconds) + rng.uniform(0, self.backoff_base_seconds)
+        cap = min(self.backoff_max_seconds, self.backoff_base_seconds * 2**attempt)
+        return rng.uniform(0, cap)
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from any of Azure's throttling headers; None when none is usable."""
+    for name in RETRY_AFTER_HEADERS:
+        value = headers.get(name)
+        if not value:
+            continue
+        value = value.strip()
+        try:
+            if ":" in value:  # hh:mm:ss
+                h, m, s = (float(part) for part in value.split(":"))
+                return h * 3600 + m * 60 + s
+            return float(value)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass
+class RetryingClient:
+    """A requests session with bounded retries; `sleep` is injectable so tests never wait."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    seed: int | None = None
+    session_factory: Callable[[], requests.Session] = requests.Session
+    retries: int = 0  # retries made, for run metadata
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> requests.Session:
+        # requests.Session is not documented as thread-safe: one per thread.
+        if not hasattr(self._local, "session"):
+            self._local.session = self.session_factory()
+        return self._local.session
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        endpoint: str,
+        headers: Callable[[], dict[str, str]] | None = None,
+        accept: Callable[[requests.Response], bool] | None = None,
+        **kwargs: Any,
+    ) -> tuple[requests.Response, Any]:
+        """Send until a 2xx with a JSON body (or a response `accept` takes), retrying transient failures.
+
+        `endpoint` is the name shown in errors (no query string, so no secret can leak through it);
+        `headers` is called before every try so a refreshed token is used.
+        """
+        last_status: int | None = None
+        detail = ""
+        tries = self.policy.max_tries
+        for attempt in range(tries):
+            retry_after = None
+            try:
+                response = self.session.request(
+                    method, url, headers=headers() if headers else None, timeout=self.policy.timeout_seconds, **kwargs
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                last_status, detail = None, type(exc).__name__
+            else:
+                last_status = response.status_code
+                if accept is not None and accept(response):
+                    return response, None
+                if 200 <= response.status_code < 300:
+                    try:
+                        return response, response.json()
+                    except (ValueError, json.JSONDecodeError):
+                        detail = "malformed JSON body"
+                elif response.status_code in RETRYABLE_STATUS:
+                    detail = _short(response.text)
+                    retry_after = parse_retry_after(response.headers)
+                else:
+                    raise AzureRequestError(endpoint, response.status_code, _short(response.text), attempt + 1)
+            if attempt + 1 == tries:
+                break
+            with self._lock:
+                self.retries += 1
+                wait = self.policy.delay(attempt, retry_after, self._rng)
+            log.info("%s: %s, retry %d/%d in %.2fs", endpoint, last_status or detail, attempt + 1, tries - 1, wait)
+            self.sleep(wait)
+        raise AzureRequestError(endpoint, last_status, detail, tries)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."

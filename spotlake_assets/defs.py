@@ -1,0 +1,45 @@
+"""Assembles the one Definitions object for an environment's settings."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from resources.azure import AzureResource
+from resources.clock import Clock
+from resources.io_manager import SplitBucketParquetIOManager
+from resources.s3 import S3Store
+from resources.settings import Settings
+
+from .sources.eviction import azure_eviction_raw
+from .sources.price import azure_price_raw
+
+ASSETS = [azure_price_raw, azure_eviction_raw]
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource, configured from settings alone: nothing here opens a connection."""
+    store = S3Store(
+        write_bucket=settings.write_bucket,
+        read_bucket=settings.read_bucket,
+        endpoint_url=settings.aws_endpoint_url,
+        region_name=settings.aws_region,
+        legacy_import_bucket=settings.legacy_import_bucket,
+    )
+    return {
+        "store": store,
+        "io_manager": SplitBucketParquetIOManager(store=store),
+        "azure": AzureResource(
+            prices_url=settings.azure_prices_url,
+            management_url=settings.azure_management_url,
+            authority=settings.azure_authority,
+            ca_bundle=settings.azure_ca_bundle,
+            auth_table=settings.azure_auth_table,
+            aws_endpoint_url=settings.aws_endpoint_url,
+            aws_region=settings.aws_region,
+        ),
+        "clock": Clock(),
+    }
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(assets=ASSETS, resources=build_resources(settings))

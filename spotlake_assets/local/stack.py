@@ -1,0 +1,83 @@
+"""The embedded local stack: moto's server for S3 and DynamoDB, the Azure emulator, buckets, tables and the
+legacy credentials item, wired to the collector through SPOTLAKE_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from resources.settings import LOCAL_AWS_PORT, LOCAL_AZURE_LOGIN_PORT, LOCAL_AZURE_PORT, Settings, load_settings
+
+from .aws import LOCAL_AWS_ENV, LocalAws, provision, seed_azure_auth, start_moto_server
+from .azure_emulator import AzureEmulator, EmulatorConfig
+
+
+@dataclass
+class LocalStack:
+    aws: LocalAws
+    emulator: AzureEmulator
+    env: dict[str, str]  # the variables that point the collector at this stack
+    settings: Settings
+    _stopped: bool = field(default=False, repr=False)
+
+    def stop(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self.emulator.stop()
+            self.aws.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_local_stack(
+    *,
+    env_name: str = "local",
+    seed: int = 0,
+    scale: str = "small",
+    fixed_ports: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    **emulator_knobs: Any,
+) -> LocalStack:
+    """Start both servers (free ports, or the documented fixed ones for `dagster dev`), create the
+    environment's buckets and the AzureAuth item holding the emulator's service principal.
+
+    `env_name` may be `test` too: a test then runs the test environment's code against local servers.
+    """
+    aws = start_moto_server(port=LOCAL_AWS_PORT if fixed_ports else 0)
+    emulator = AzureEmulator(EmulatorConfig(seed=seed, scale=scale, **emulator_knobs))
+    try:
+        emulator.start(
+            port=LOCAL_AZURE_PORT if fixed_ports else 0, login_port=LOCAL_AZURE_LOGIN_PORT if fixed_ports else 0
+        )
+        env = {
+            "SPOTLAKE_ENV": env_name,
+            "SPOTLAKE_AWS_ENDPOINT_URL": aws.endpoint_url,
+            "SPOTLAKE_AZURE_PRICES_URL": f"{emulator.base_url}/api/retail/prices",
+            "SPOTLAKE_AZURE_MANAGEMENT_URL": emulator.base_url,
+            "SPOTLAKE_AZURE_AUTHORITY": emulator.authority,
+            "SPOTLAKE_AZURE_CA_BUNDLE": emulator.ca_file,
+            **LOCAL_AWS_ENV,
+            **(extra_env or {}),
+        }
+        # Credentials come from the AzureAuth item, as in the legacy; drop any real ones from the shell.
+        settings = load_settings({**{k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **env})
+        provision(aws.endpoint_url, sorted({settings.write_bucket, settings.read_bucket}), settings.aws_region)
+        seed_azure_auth(aws.endpoint_url, settings.azure_auth_table, emulator.credentials, settings.aws_region)
+    except BaseException:
+        emulator.stop()
+        aws.stop()
+        raise
+    return LocalStack(aws=aws, emulator=emulator, env=env, settings=settings)
+
+
+def use_stack_environment(stack: LocalStack) -> None:
+    """Point this process at the stack (and hide any real Azure credentials of the shell)."""
+    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTIONS"):
+        os.environ.pop(name, None)
+    os.environ.update(stack.env)

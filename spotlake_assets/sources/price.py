@@ -1,0 +1,41 @@
+"""Spot and on-demand prices from the Azure Retail Prices API."""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
+
+from resources.azure import AzureResource
+from resources.clock import Clock
+
+from ..partitions import TEN_MINUTE_PARTITIONS, data_time
+from ..transforms.price import clean_prices
+from .metadata import measured
+
+
+@asset(partitions_def=TEN_MINUTE_PARTITIONS, group_name="collect", kinds={"azure", "pandas"})
+def azure_price_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock) -> Output[pd.DataFrame]:
+    """Linux spot and on-demand prices of every VM size in every public region, one row per
+    (InstanceTier, InstanceType, Region), as in force at the partition's data time (the end of its window).
+
+    Windows, Low Priority, Expired meters and sovereign clouds are left out; the spot price is joined to
+    the on-demand price of the same meter case-insensitively; Savings is the spot discount in percent.
+    """
+    key = context.partition_key
+    t = data_time(key)
+    clock.check_live(key, t)
+    with measured() as m:
+        http = azure.http()
+        fetched = azure.prices_client(http).fetch_all()
+        table = clean_prices(fetched.items, t)
+    return Output(
+        table,
+        metadata={
+            "rows": len(table),
+            "rows_with_ondemand": int(table["OndemandPrice"].notna().sum()),
+            "items": len(fetched.items),
+            "pages": fetched.pages,
+            "retries": http.retries,
+            "data_time": MetadataValue.timestamp(t),
+            **m,
+        },
+    )

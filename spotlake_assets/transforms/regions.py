@@ -1,0 +1,29 @@
+"""Which Azure regions belong to sovereign clouds (excluded from the dataset).
+
+Matched by region code, not display name: the legacy matched the display name's first word
+(GOV/DoD/China/Germany), but Azure's names start with a country code ('US Gov Virginia'), so it
+matched almost nothing. Public regions such as germanywestcentral stay in.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SOVEREIGN_PREFIXES = ("usgov", "usdod", "ussec", "usnat", "china")
+SOVEREIGN_CODES = frozenset({"germanycentral", "germanynortheast"})
+
+
+def is_sovereign(region_code: str) -> bool:
+    code = region_code.strip().casefold()
+    return code.startswith(SOVEREIGN_PREFIXES) or code in SOVEREIGN_CODES
+
+
+def sovereign_mask(region_codes: pd.Series) -> pd.Series:
+    """Vectorised is_sovereign for a column of region codes."""
+    codes = region_codes.astype("string").str.strip().str.casefold()
+    return (codes.str.startswith(SOVEREIGN_PREFIXES) | codes.isin(SOVEREIGN_CODES)).fillna(False).astype(bool)
+
+
+def normalise_key(values: pd.Series) -> pd.Series:
+    """Join-key normalisation used on every side of every join: strip and case-fold."""
+    return values.astype("string").str.strip().str.casefold()

@@ -1,0 +1,34 @@
+"""The retry loop's pure parts: which header says how long to wait, and how long backoff waits."""
+
+import random
+
+import pytest
+
+from resources.http import RetryPolicy, parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"x-ms-ratelimit-retailprices-retry-after": "60"}, 60.0),
+        ({"x-ms-user-quota-resets-after": "00:00:05"}, 5.0),
+        ({"x-ms-user-quota-resets-after": "01:02:03"}, 3723.0),
+        ({"Retry-After": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_parse_retry_after(headers, seconds):
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert parse_retry_after(lowered) == seconds
+
+
+def test_backoff_is_jittered_and_capped():
+    policy = RetryPolicy(backoff_base_seconds=1.0, backoff_max_seconds=8.0, max_retry_after_seconds=30.0)
+    rng = random.Random(1)
+    waits = [policy.delay(attempt, None, rng) for attempt in range(10) for _ in range(20)]
+    assert all(0 <= w <= 8.0 for w in waits)
+    assert len({round(w, 6) for w in waits}) > 100  # jitter: not the same wait twice
+    # a server's wait is honoured, plus at most one base of jitter, and capped
+    assert 30.0 <= policy.delay(0, 60.0, rng) <= 31.0
+    assert 5.0 <= policy.delay(3, 5.0, rng) <= 6.0
