@@ -28,3 +28,21 @@ def raw_key_stem(asset_name: str, partition_key: str) -> str:
         raise KeyError(f"no S3 key layout for asset {asset_name!r}") from None
     t: datetime = data_time(partition_key)
     return template.format(t=t, desired_count=desired_count(partition_key))
+
+
+# prefix of every asset that has no legacy layout (merged snapshots, request pools, ...)
+DAGSTER_PREFIX = "dagster/azure"
+
+
+def key_stem(asset_name: str, partition_key: str | None) -> str:
+    """Key stem of any asset's stored output.
+
+    Raw snapshots keep the legacy layout (raw_key_stem) so that legacy history sits beside new files; every
+    other asset lives under dagster/azure/{asset_name}/{partition key, ':' -> '-', or 'all' when
+    unpartitioned}.
+    """
+    if asset_name in RAW_KEY_TEMPLATES:
+        if partition_key is None:
+            raise ValueError(f"raw asset {asset_name!r} is partitioned: its key needs a partition key")
+        return raw_key_stem(asset_name, partition_key)
+    return f"{DAGSTER_PREFIX}/{asset_name}/{(partition_key or 'all').replace(':', '-')}"

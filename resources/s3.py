@@ -1,0 +1,247 @@
+"""S3 access with split buckets: every write goes to the write bucket, reads fall back to the read bucket.
+
+`test` replays production's raw data and learned SPS lists from the production bucket but must never change
+it (design.md "Storage", legacy-collector.md section 6). So one guarded primitive, `put_to`, refuses any
+bucket but the write bucket before a client is even created, and every write goes through it.
+
+Credentials come from the normal boto3 chain (environment, profile, instance/task role); the local stack
+exports fake AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for its moto server.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+import dagster as dg
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import PrivateAttr
+
+# Codes S3 answers for "this key does not exist" (GET says NoSuchKey, HEAD only has a status).
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# Codes of a lost conditional write: 412 when the condition is false, 409 when a concurrent write raced ours.
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+
+class S3StoreError(RuntimeError):
+    """An S3 request failed for a reason other than a missing key."""
+
+
+class WriteRefusedError(S3StoreError):
+    """A write aimed at a bucket other than the environment's write bucket (raised before any request)."""
+
+
+class PreconditionFailed(S3StoreError):
+    """A conditional write lost: the object was created or changed since the writer read it."""
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int | None:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    return _error_code(exc) in _NOT_FOUND_CODES
+
+
+class S3Store(dg.ConfigurableResource):
+    """Objects in the environment's S3 buckets: writes go to `write_bucket` only, reads fall back to
+    `read_bucket`."""
+
+    write_bucket: str
+    read_bucket: str
+    endpoint_url: str | None = None  # None: the real AWS endpoint; the local stack points this at moto
+    region_name: str = "us-west-2"
+    legacy_import_bucket: str | None = None  # trusted bucket with legacy .pkl.gz history; None: no import
+
+    _client: Any = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client, made on first use (never at definition load) and shared by threads."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    config = Config(
+                        region_name=self.region_name,
+                        retries={"mode": "standard", "max_attempts": 5},
+                        connect_timeout=5,
+                        read_timeout=60,
+                        # custom endpoints (moto, MinIO) do not serve virtual-hosted bucket names
+                        s3={"addressing_style": "path"} if self.endpoint_url else None,
+                    )
+                    # a session of its own: boto3's default session is not safe to share between threads
+                    session = boto3.session.Session()
+                    self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
+        return self._client
+
+    @property
+    def read_order(self) -> tuple[str, ...]:
+        """Buckets a read tries, in order: the write bucket, then the read bucket when it differs."""
+        if self.read_bucket == self.write_bucket:
+            return (self.write_bucket,)
+        return (self.write_bucket, self.read_bucket)
+
+    def _fail(self, operation: str, bucket: str, key: str, exc: Exception) -> S3StoreError:
+        where = f"s3://{bucket}/{key}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        if isinstance(exc, ClientError):
+            detail = (
+                f"HTTP {_status(exc)} {_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
+            )
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
+        return S3StoreError(f"S3 {operation} of {where} failed: {detail.strip()}")
+
+    # ---- reads
+
+    def _get_object(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """(body, ETag) of one object in one bucket, None when the key does not exist there."""
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+            return response["Body"].read(), response["ETag"]
+        except ClientError as exc:
+            if _is_not_found(exc):
+                return None
+            raise self._fail("GetObject", bucket, key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("GetObject", bucket, key, exc) from exc
+
+    def get_with_source(self, key: str) -> tuple[bytes, str] | None:
+        """(body, bucket it came from): the write bucket first, then the read bucket; None if in neither."""
+        for bucket in self.read_order:
+            found = self._get_object(bucket, key)
+            if found is not None:
+                return found[0], bucket
+        return None
+
+    def get(self, key: str) -> bytes | None:
+        """The object's bytes from the write bucket, else the read bucket; None if in neither."""
+        found = self.get_with_source(key)
+        return None if found is None else found[0]
+
+    def get_from(self, bucket: str, key: str) -> bytes | None:
+        """The object's bytes from one named bucket (e.g. the legacy import bucket); None if missing."""
+        found = self._get_object(bucket, key)
+        return None if found is None else found[0]
+
+    def head(self, key: str, bucket: str | None = None) -> dict[str, Any] | None:
+        """HeadObject response (ETag, ContentLength, ContentType, ...) in `bucket` (default: write bucket)."""
+        bucket = bucket or self.write_bucket
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                return None
+            raise self._fail("HeadObject", bucket, key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("HeadObject", bucket, key, exc) from exc
+        response.pop("ResponseMetadata", None)
+        return response
+
+    def list_keys(self, prefix: str, bucket: str | None = None, *, page_size: int = 1000) -> list[str]:
+        """Every key under `prefix` in `bucket` (default: write bucket), across all result pages."""
+        bucket = bucket or self.write_bucket
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+            )
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("ListObjectsV2", bucket, prefix + "*", exc) from exc
+
+    def get_etag(self, key: str) -> str | None:
+        """ETag of the object in the write bucket, None if it is not there."""
+        found = self.head(key)
+        return None if found is None else found["ETag"]
+
+    def get_for_update(self, key: str) -> tuple[bytes | None, str | None]:
+        """(body, ETag) for a read-modify-write of a state file.
+
+        The ETag is the write bucket's: write back with `put(key, body, if_match=etag)`. When the write bucket
+        has no copy yet, the initial value comes from the read bucket and the ETag is None: write back with
+        `if_none_match=True`, so a concurrent first writer is detected as well.
+        """
+        found = self._get_object(self.write_bucket, key)
+        if found is not None:
+            return found
+        if self.read_bucket != self.write_bucket:
+            return self.get_from(self.read_bucket, key), None
+        return None, None
+
+    # ---- writes
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
+        public: bool = False,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        """Write one object to the write bucket; returns its ETag. See `put_to` for the options."""
+        return self.put_to(
+            self.write_bucket,
+            key,
+            body,
+            content_type=content_type,
+            public=public,
+            if_none_match=if_none_match,
+            if_match=if_match,
+        )
+
+    def put_to(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str | None = None,
+        public: bool = False,
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        """Write one object (atomic per object in S3); returns its ETag. The one path every write takes.
+
+        Any bucket but the write bucket is refused before a client exists or a byte is sent.
+        `public=True` sets the legacy public-read ACL (the bucket must allow ACLs).
+        `if_none_match=True` creates only if the key is absent; `if_match=etag` replaces only that version.
+        A lost condition raises PreconditionFailed.
+        """
+        if bucket != self.write_bucket:
+            raise WriteRefusedError(
+                f"refused to write s3://{bucket}/{key}: this environment writes only to bucket "
+                f"{self.write_bucket!r}"
+            )
+        if if_none_match and if_match is not None:
+            raise ValueError(f"put of s3://{bucket}/{key}: if_none_match and if_match exclude each other")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body}
+        if content_type:
+            params["ContentType"] = content_type
+        if public:
+            params["ACL"] = "public-read"
+        if if_none_match:
+            params["IfNoneMatch"] = "*"
+        if if_match is not None:
+            params["IfMatch"] = if_match
+        try:
+            return self.client.put_object(**params)["ETag"]
+        except ClientError as exc:
+            conditional = if_none_match or if_match is not None
+            # If-Match on a key deleted meanwhile answers 404: the expected version is gone, a lost race too
+            if conditional and (_error_code(exc) in _PRECONDITION_CODES or (if_match and _is_not_found(exc))):
+                condition = "If-None-Match: *" if if_none_match else f"If-Match: {if_match}"
+                raise PreconditionFailed(
+                    f"conditional write of s3://{bucket}/{key} lost ({condition}, HTTP {_status(exc)} "
+                    f"{_error_code(exc)}): another writer changed the object since it was read"
+                ) from exc
+            raise self._fail("PutObject", bucket, key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("PutObject", bucket, key, exc) from exc

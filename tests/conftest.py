@@ -1,0 +1,66 @@
+"""Shared AWS fixtures: one moto server over HTTP for the whole session, fresh buckets per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import pytest
+
+from resources.s3 import S3Store
+from spotlake_assets.local.aws import LOCAL_AWS_ENV, local_client, provision, start_moto_server
+
+AWS_REGION = "us-west-2"
+
+
+class Buckets(NamedTuple):
+    read: str
+    write: str
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """Endpoint URL of a moto server shared by the session. The fake credentials are exported for the session
+    (and restored afterwards) because resources under test use the normal boto3 credential chain."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in LOCAL_AWS_ENV.items():
+            env.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            env.delenv(name, raising=False)
+        local = start_moto_server()
+        try:
+            yield local.endpoint_url
+        finally:
+            local.stop()
+
+
+@pytest.fixture
+def buckets(aws_endpoint: str) -> Buckets:
+    """A fresh pair of uniquely named buckets (moto's state lives as long as the session)."""
+    suffix = uuid.uuid4().hex[:12]
+    pair = Buckets(read=f"spotlake-read-{suffix}", write=f"spotlake-write-{suffix}")
+    provision(aws_endpoint, list(pair), AWS_REGION)
+    return pair
+
+
+@pytest.fixture
+def s3_admin(aws_endpoint: str) -> Any:
+    """A plain boto3 S3 client with no write guard, to seed the read bucket and inspect objects."""
+    return local_client("s3", aws_endpoint, AWS_REGION)
+
+
+@pytest.fixture
+def make_store(aws_endpoint: str, buckets: Buckets) -> Callable[..., S3Store]:
+    """Builds an S3Store on the session's moto server and this test's buckets; keyword arguments override."""
+
+    def make(**overrides: Any) -> S3Store:
+        fields: dict[str, Any] = dict(
+            write_bucket=buckets.write,
+            read_bucket=buckets.read,
+            endpoint_url=aws_endpoint,
+            region_name=AWS_REGION,
+        )
+        return S3Store(**{**fields, **overrides})
+
+    return make

@@ -1,0 +1,226 @@
+"""SplitBucketParquetIOManager driven by real Dagster materializations against a moto server over HTTP."""
+
+import gzip
+import pickle
+import uuid
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from resources.io_manager import (
+    MissingSnapshotError,
+    SplitBucketParquetIOManager,
+    frame_from_parquet,
+    frame_to_parquet,
+)
+from spotlake_assets.local.aws import provision
+from spotlake_assets.partitions import ten_minute_partitions
+from spotlake_assets.storage_keys import key_stem
+
+from .conftest import AWS_REGION
+
+PARTS = ten_minute_partitions("2026-11-01-00:00")
+P0, P1, P2 = "2026-11-01-00:00", "2026-11-01-00:10", "2026-11-01-00:20"
+# the raw key of P1 (data time 00:20, the end of its window)
+RAW_P1 = "rawdata/azure/spot_price/2026/11/01/00-20_spot_price"
+
+
+def price_frame(partition_key: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "InstanceType": ["Standard_D2s_v3", "Standard_E4s_v5"],
+            "SpotPrice": [0.05, 0.21],
+            "partition": partition_key,
+        }
+    )
+
+
+@dg.asset(partitions_def=PARTS)
+def azure_price_raw(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    return price_frame(context.partition_key)
+
+
+@dg.asset(partitions_def=PARTS)
+def price_copy(azure_price_raw: pd.DataFrame) -> pd.DataFrame:
+    return azure_price_raw
+
+
+@dg.asset(
+    partitions_def=PARTS,
+    ins={"azure_price_raw": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))},
+)
+def price_window(azure_price_raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    assert isinstance(azure_price_raw, dict)  # even when the window holds a single partition
+    return pd.concat([azure_price_raw[key] for key in sorted(azure_price_raw)], ignore_index=True)
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def price_range(context: dg.AssetExecutionContext) -> dict[str, pd.DataFrame]:
+    return {key: price_frame(key) for key in context.partition_keys}
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def price_range_incomplete(context: dg.AssetExecutionContext) -> dict[str, pd.DataFrame]:
+    return {context.partition_keys[0]: price_frame("only-one")}
+
+
+@dg.asset(partitions_def=PARTS)
+def writes_nothing(context: dg.AssetExecutionContext):
+    return None
+
+
+ASSETS = [azure_price_raw, price_copy, price_window, price_range, price_range_incomplete, writes_nothing]
+# the run tags a single-run backfill over P0..P2 launches with
+RANGE_TAGS = {"dagster/asset_partition_range_start": P0, "dagster/asset_partition_range_end": P2}
+
+
+def run(store, selection, partition_key: str | None = P1, tags=None) -> dg.ExecuteInProcessResult:
+    resources = {"io_manager": SplitBucketParquetIOManager(store=store), "store": store}
+    return dg.materialize(
+        ASSETS, selection=selection, partition_key=partition_key, resources=resources, tags=tags
+    )
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, asset_name: str) -> list[dict]:
+    """Metadata of each materialization (one per partition) of the asset in the run."""
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == asset_name]
+    return [{k: v.value for k, v in e.materialization.metadata.items()} for e in events]
+
+
+def load_error(excinfo: pytest.ExceptionInfo) -> BaseException:
+    """The MissingSnapshotError Dagster wrapped while loading an input."""
+    exc: BaseException | None = excinfo.value
+    while exc is not None and not isinstance(exc, MissingSnapshotError):
+        exc = exc.__cause__
+    assert exc is not None, f"no MissingSnapshotError in {excinfo.value!r}"
+    return exc
+
+
+def test_key_stems():
+    assert key_stem("azure_price_raw", P1) == RAW_P1
+    assert (
+        key_stem("azure_sps_raw", P1) == "rawdata/azure/sps/2026/11/01/00-20_sps_10"
+    )  # data time 00:20 is the third slot of the day
+    assert key_stem("azure_spot_snapshot", P1) == "dagster/azure/azure_spot_snapshot/2026-11-01-00-10"
+    assert (
+        key_stem("azure_sps_request_pool", "2026-11-01") == "dagster/azure/azure_sps_request_pool/2026-11-01"
+    )
+    assert key_stem("query_selector", None) == "dagster/azure/query_selector/all"
+    with pytest.raises(ValueError, match="azure_price_raw"):
+        key_stem("azure_price_raw", None)
+
+
+def test_parquet_bytes_are_deterministic_and_drop_the_index():
+    frame = price_frame(P1)
+    reindexed = frame.set_axis([7, 9])
+    assert frame_to_parquet(frame) == frame_to_parquet(frame.copy()) == frame_to_parquet(reindexed)
+    pd.testing.assert_frame_equal(frame_from_parquet(frame_to_parquet(reindexed)), frame)
+
+
+def test_write_then_downstream_reads_several_partitions(make_store, buckets):
+    store = make_store()
+    first = run(store, [azure_price_raw], P0)
+    second = run(store, [azure_price_raw], P1)
+    assert first.success and second.success
+
+    assert materialization_metadata(second, "azure_price_raw") == [
+        {
+            "s3_bucket": buckets.write,
+            "s3_key": RAW_P1 + ".parquet",
+            "rows": 2,
+            "bytes": len(store.get(RAW_P1 + ".parquet")),
+        }
+    ]
+    assert run(store, [price_window], P1).success
+    stored = frame_from_parquet(store.get("dagster/azure/price_window/2026-11-01-00-10.parquet"))
+    assert stored["partition"].tolist() == [P0, P0, P1, P1]
+    # the first partition has no previous one: a window of one, still a dict as annotated
+    assert run(store, [price_window], P0).success
+    stored = frame_from_parquet(store.get("dagster/azure/price_window/2026-11-01-00-00.parquet"))
+    assert stored["partition"].tolist() == [P0, P0]
+    assert store.list_keys("", bucket=buckets.read) == []
+
+
+def test_reads_fall_back_to_the_read_bucket(make_store, buckets, s3_admin):
+    s3_admin.put_object(
+        Bucket=buckets.read, Key=RAW_P1 + ".parquet", Body=frame_to_parquet(price_frame("from-prod"))
+    )
+    store = make_store()
+
+    result = run(store, [price_copy])
+    assert result.success
+    copied = frame_from_parquet(store.get("dagster/azure/price_copy/2026-11-01-00-10.parquet"))
+    assert copied["partition"].tolist() == ["from-prod", "from-prod"]
+
+
+@pytest.fixture
+def legacy_bucket(aws_endpoint) -> str:
+    name = f"spotlake-legacy-{uuid.uuid4().hex[:12]}"
+    provision(aws_endpoint, [name], AWS_REGION)
+    return name
+
+
+def test_legacy_pickle_is_imported_only_from_the_configured_bucket(
+    make_store, buckets, s3_admin, legacy_bucket
+):
+    legacy = gzip.compress(pickle.dumps(price_frame("legacy")))
+    s3_admin.put_object(Bucket=legacy_bucket, Key=RAW_P1 + ".pkl.gz", Body=legacy)
+
+    with pytest.raises(Exception) as excinfo:
+        run(make_store(), [price_copy])
+    message = str(load_error(excinfo))
+    assert f"s3://{buckets.write}/{RAW_P1}.parquet" in message
+    assert f"s3://{buckets.read}/{RAW_P1}.parquet" in message
+    assert ".pkl.gz" not in message  # no import bucket, no legacy lookup
+
+    assert run(make_store(legacy_import_bucket=legacy_bucket), [price_copy]).success
+    copied = frame_from_parquet(make_store().get("dagster/azure/price_copy/2026-11-01-00-10.parquet"))
+    assert copied["partition"].tolist() == ["legacy", "legacy"]
+
+
+def test_missing_everywhere_lists_every_location_tried(make_store, buckets, legacy_bucket):
+    with pytest.raises(Exception) as excinfo:
+        run(make_store(legacy_import_bucket=legacy_bucket), [price_copy], P2)
+    message = str(load_error(excinfo))
+    stem = "rawdata/azure/spot_price/2026/11/01/00-30_spot_price"
+    for tried in (
+        f"s3://{buckets.write}/{stem}.parquet",
+        f"s3://{buckets.read}/{stem}.parquet",
+        f"s3://{legacy_bucket}/{stem}.pkl.gz",
+    ):
+        assert tried in message
+
+
+def test_rematerializing_rewrites_identical_bytes(make_store):
+    store = make_store()
+    run(store, [azure_price_raw])
+    etag = store.get_etag(RAW_P1 + ".parquet")
+    run(store, [azure_price_raw])
+    assert store.get_etag(RAW_P1 + ".parquet") == etag
+
+
+def test_single_run_over_a_range_writes_every_partition(make_store):
+    store = make_store()
+    result = run(store, [price_range], partition_key=None, tags=RANGE_TAGS)
+
+    assert result.success
+    for key, stored in zip((P0, P1, P2), ("00-00", "00-10", "00-20"), strict=True):
+        frame = frame_from_parquet(store.get(f"dagster/azure/price_range/2026-11-01-{stored}.parquet"))
+        assert frame["partition"].tolist() == [key, key]
+    # Dagster gives every partition of the run the same IO-manager metadata: the run's totals and keys
+    metadata = materialization_metadata(result, "price_range")
+    assert len(metadata) == 3 and all(m["rows"] == 6 and len(m["s3_key"]) == 3 for m in metadata)
+
+
+def test_single_run_must_return_every_partition(make_store):
+    store = make_store()
+    with pytest.raises(dg.Failure, match="ran for 3 partitions"):
+        run(store, [price_range_incomplete], partition_key=None, tags=RANGE_TAGS)
+    assert store.list_keys("dagster/") == []
+
+
+def test_none_output_writes_nothing(make_store):
+    store = make_store()
+    assert run(store, [writes_nothing]).success
+    assert store.list_keys("dagster/") == []
