@@ -1,0 +1,213 @@
+"""SPS quota rotation over (subscription, URL location) pairs, as a pure, JSON-serialisable state machine.
+
+Rules (legacy-collector.md section 3): pairs are used round-robin, continuing after the last pair used; a pair
+takes at most 10 calls in any sliding 62 minutes; a pair that answered 429 is parked for 62 minutes. The state
+also carries what the collector learned: invalid regions, invalid sizes and the usable URL locations.
+
+Every function returns a new state and never mutates its input, so a caller can write the new state with a
+conditional put *before* calling Azure (a reserved call counts even if it later fails) and, on a conflicting
+write, re-read, re-reserve and carry its learned lists over with merge_learned.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+Pair = tuple[str, str]  # (subscription id, URL location)
+
+WINDOW = timedelta(minutes=62)
+CALLS_PER_WINDOW = 10
+PARK_FOR = timedelta(minutes=62)
+# History and parks are kept this much longer than they matter at `now`, so that a run whose clock is up to
+# this much behind the previous run's still sees every call that shares a window with its own.
+CLOCK_SKEW = timedelta(minutes=10)
+STATE_VERSION = 1  # version of the JSON document; bump when its shape changes
+_TIME_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def _utc(t: datetime) -> datetime:
+    if t.tzinfo is None:
+        raise ValueError(f"time {t!r} has no time zone; SPS rotation needs aware UTC times")
+    return t.astimezone(UTC)
+
+
+def _format(t: datetime) -> str:
+    return t.strftime(_TIME_FMT)
+
+
+def _parse(text: str) -> datetime:
+    return _utc(datetime.strptime(text, _TIME_FMT).replace(tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class RotationState:
+    """Persisted SPS rotation state; normalised when built, so equal states serialise equal."""
+
+    history: Mapping[Pair, tuple[datetime, ...]] = field(default_factory=dict)  # reserved call times per pair
+    parked: Mapping[Pair, datetime] = field(default_factory=dict)  # pair -> parked until
+    last_pair: Pair | None = None
+    invalid_regions: tuple[str, ...] = ()
+    invalid_sizes: tuple[str, ...] = ()
+    url_locations: tuple[str, ...] = ()
+    version: int = STATE_VERSION
+
+    def __post_init__(self) -> None:
+        canonical = {
+            "history": {
+                tuple(p): tuple(sorted(_utc(t) for t in ts)) for p, ts in sorted(self.history.items()) if ts
+            },
+            "parked": {tuple(p): _utc(t) for p, t in sorted(self.parked.items())},
+            "last_pair": tuple(self.last_pair) if self.last_pair is not None else None,
+            "invalid_regions": tuple(sorted(set(self.invalid_regions))),
+            "invalid_sizes": tuple(sorted(set(self.invalid_sizes))),
+            "url_locations": tuple(sorted(set(self.url_locations))),
+        }
+        for name, value in canonical.items():
+            object.__setattr__(self, name, value)  # frozen: normalise once, here
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict with a fixed key order and sorted lists."""
+        return {
+            "version": self.version,
+            "last_pair": list(self.last_pair) if self.last_pair else None,
+            "history": [
+                {"subscription": s, "location": loc, "calls": [_format(t) for t in ts]}
+                for (s, loc), ts in self.history.items()
+            ],
+            "parked": [
+                {"subscription": s, "location": loc, "until": _format(t)}
+                for (s, loc), t in self.parked.items()
+            ],
+            "invalid_regions": list(self.invalid_regions),
+            "invalid_sizes": list(self.invalid_sizes),
+            "url_locations": list(self.url_locations),
+        }
+
+    def to_bytes(self) -> bytes:
+        """The stored form: equal states give equal bytes."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RotationState:
+        version = doc.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(
+                f"SPS rotation state has version {version!r}; this code reads version {STATE_VERSION}"
+            )
+        try:
+            return cls(
+                history={
+                    (h["subscription"], h["location"]): tuple(map(_parse, h["calls"])) for h in doc["history"]
+                },
+                parked={(p["subscription"], p["location"]): _parse(p["until"]) for p in doc["parked"]},
+                last_pair=tuple(doc["last_pair"]) if doc["last_pair"] else None,
+                invalid_regions=tuple(doc["invalid_regions"]),
+                invalid_sizes=tuple(doc["invalid_sizes"]),
+                url_locations=tuple(doc["url_locations"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"SPS rotation state is malformed: {exc!r}") from exc
+
+
+@lru_cache(maxsize=8)
+def _pair_order(subscriptions: tuple[str, ...], locations: tuple[str, ...]) -> tuple[Pair, ...]:
+    n_subs, n_locs = len(subscriptions), len(locations)
+    if not n_subs or not n_locs:
+        return ()
+    # The "diagonals" (k mod S, (k + c) mod L) change both coordinates at every step; there are gcd(S, L)
+    # of them, each lcm(S, L) long, and together they hold every pair once. Each next diagonal is rotated to
+    # start on a pair that differs in both coordinates from where the previous one ended, where one exists.
+    length = math.lcm(n_subs, n_locs)
+    order: list[tuple[int, int]] = []
+    for c in range(math.gcd(n_subs, n_locs)):
+        diagonal = [(k % n_subs, (k + c) % n_locs) for k in range(length)]
+        start = 0
+        if order:
+            prev_s, prev_l = order[-1]
+            start = next((j for j, (s, loc) in enumerate(diagonal) if s != prev_s and loc != prev_l), 0)
+        order.extend(diagonal[start:] + diagonal[:start])
+    return tuple((subscriptions[s], locations[loc]) for s, loc in order)
+
+
+def pair_order(subscriptions: Iterable[str], locations: Iterable[str]) -> tuple[Pair, ...]:
+    """Every (subscription, location) pair once, consecutive pairs differing in both where possible."""
+    return _pair_order(tuple(sorted(set(subscriptions))), tuple(sorted(set(locations))))
+
+
+def _counts_against(calls: Iterable[datetime], now: datetime) -> int:
+    # Calls within a window either side of `now`: with times that only move forward this is the sliding-window
+    # count, and it stays safe when a run's clock is behind the recorded calls.
+    return sum(1 for t in calls if abs(t - now) < WINDOW)
+
+
+def reserve(
+    state: RotationState, n: int, now: datetime, subscriptions: Iterable[str], locations: Iterable[str]
+) -> tuple[RotationState, list[Pair]]:
+    """Reserve up to n calls at `now`, round-robin from after state.last_pair (one per pair per lap).
+
+    Parked pairs and pairs at the window limit are skipped, so fewer than n pairs come back when capacity is
+    short. Each reservation is recorded in the history at `now`; history and parks that no longer matter
+    (allowing CLOCK_SKEW) are pruned.
+    """
+    now = _utc(now)
+    order = pair_order(subscriptions, locations)
+    history = {p: [t for t in ts if t > now - WINDOW - CLOCK_SKEW] for p, ts in state.history.items()}
+    parked = {p: until for p, until in state.parked.items() if until > now - CLOCK_SKEW}
+    free = {p for p in order if state.parked.get(p, now) <= now}
+    used = {p: _counts_against(history.get(p, ()), now) for p in order}
+    cursor = order.index(state.last_pair) + 1 if state.last_pair in used else 0
+    taken: list[Pair] = []
+    misses = 0
+    while len(taken) < n and misses < len(order):
+        pair = order[cursor % len(order)]
+        cursor += 1
+        if pair not in free or used[pair] >= CALLS_PER_WINDOW:
+            misses += 1
+            continue
+        misses = 0
+        used[pair] += 1
+        history.setdefault(pair, []).append(now)
+        taken.append(pair)
+    last_pair = taken[-1] if taken else state.last_pair
+    new_state = replace(
+        state, history={p: tuple(ts) for p, ts in history.items()}, parked=parked, last_pair=last_pair
+    )
+    return new_state, taken
+
+
+def park(state: RotationState, pair: Pair, now: datetime) -> RotationState:
+    """Park a pair that answered 429 until 62 minutes after `now` (an existing longer park is kept)."""
+    until = _utc(now) + PARK_FOR
+    parked = {p: t for p, t in state.parked.items() if t > _utc(now) - CLOCK_SKEW}
+    parked[tuple(pair)] = max(until, parked.get(tuple(pair), until))
+    return replace(state, parked=parked)
+
+
+def learn_invalid_region(state: RotationState, region: str) -> RotationState:
+    return replace(state, invalid_regions=(*state.invalid_regions, region))
+
+
+def learn_invalid_size(state: RotationState, size: str) -> RotationState:
+    return replace(state, invalid_sizes=(*state.invalid_sizes, size))
+
+
+def set_url_locations(state: RotationState, locations: Iterable[str]) -> RotationState:
+    """Replace the discovered URL locations (from the 'supported locations are ...' error)."""
+    return replace(state, url_locations=tuple(locations))
+
+
+def merge_learned(base: RotationState, other: RotationState) -> RotationState:
+    """`base` with the union of both states' learned lists: after a conflicting write, re-read the stored
+    state as `base`, re-reserve on it, and merge what this run learned (`other`) so none of it is lost."""
+    return replace(
+        base,
+        invalid_regions=base.invalid_regions + other.invalid_regions,
+        invalid_sizes=base.invalid_sizes + other.invalid_sizes,
+        url_locations=base.url_locations + other.url_locations,
+    )

@@ -1,0 +1,138 @@
+"""SPS quota rotation: round robin, the 10-calls-in-62-minutes limit, parking, learned lists, JSON form."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from spotlake_assets.sps.rotation import (
+    CLOCK_SKEW,
+    RotationState,
+    learn_invalid_region,
+    learn_invalid_size,
+    merge_learned,
+    pair_order,
+    park,
+    reserve,
+    set_url_locations,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SUBS = ["sub-b", "sub-a", "sub-c"]
+LOCS = ["westus", "eastus", "koreacentral", "northeurope"]
+MIN = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("n_subs,n_locs", [(1, 1), (1, 4), (3, 4), (4, 6), (5, 5), (2, 2), (91, 56)])
+def test_pair_order_holds_every_pair_once_and_changes_both_where_possible(n_subs, n_locs):
+    subs = [f"s{i:02d}" for i in range(n_subs)]
+    locs = [f"l{i:02d}" for i in range(n_locs)]
+    order = pair_order(reversed(subs), locs)
+    assert sorted(order) == sorted((s, loc) for s in subs for loc in locs)
+    if n_subs >= 3 and n_locs >= 3:
+        assert all(a[0] != b[0] and a[1] != b[1] for a, b in zip(order, order[1:], strict=False))
+
+
+def test_round_robin_continues_after_the_last_pair_across_calls():
+    order = pair_order(SUBS, LOCS)
+    state, first = reserve(RotationState(), 5, T0, SUBS, LOCS)
+    state, second = reserve(state, 4, T0 + MIN, SUBS, LOCS)
+    assert first + second == list(order[:9])
+    assert state.last_pair == order[8]
+    # Once a lap is done it wraps around: one call per pair per lap.
+    state, third = reserve(state, len(order), T0 + 2 * MIN, SUBS, LOCS)
+    assert third == list(order[9:] + order[:9])
+
+
+def test_reserve_does_not_mutate_its_input():
+    state = RotationState()
+    before = state.to_bytes()
+    reserve(state, 3, T0, SUBS, LOCS)
+    park(state, ("sub-a", "eastus"), T0)
+    learn_invalid_size(state, "Standard_X")
+    assert state.to_bytes() == before
+
+
+def test_capacity_exhausted_returns_fewer_pairs_until_the_window_slides():
+    subs, locs = ["s1", "s2"], ["l1", "l2"]
+    state, got = reserve(RotationState(), 50, T0, subs, locs)
+    assert len(got) == 40 and all(got.count(p) == 10 for p in set(got))
+    state, got = reserve(state, 5, T0 + 61 * MIN, subs, locs)
+    assert got == []
+    state, got = reserve(state, 50, T0 + 62 * MIN, subs, locs)
+    assert len(got) == 40
+
+
+def test_parked_pair_is_skipped_until_62_minutes_pass():
+    pair = pair_order(SUBS, LOCS)[0]
+    state = park(RotationState(), pair, T0)
+    _, got = reserve(state, 12, T0 + 61 * MIN, SUBS, LOCS)
+    assert pair not in got and len(got) == 12
+    _, got = reserve(state, 12, T0 + 62 * MIN, SUBS, LOCS)
+    assert pair in got
+
+
+def test_no_sliding_62_minute_window_ever_holds_more_than_10_calls():
+    rng = random.Random(11)
+    subs, locs = ["s1", "s2", "s3"], ["l1", "l2"]
+    for _ in range(30):
+        state, now, newest = RotationState(), T0, T0
+        calls: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        for _ in range(60):
+            # Mostly forward, sometimes a run whose clock is behind the newest run's (within CLOCK_SKEW).
+            now = max(newest - CLOCK_SKEW, now + timedelta(seconds=rng.randint(-CLOCK_SKEW.seconds, 900)))
+            newest = max(newest, now)
+            state = RotationState.from_json(json.loads(state.to_bytes()))  # as if stored between runs
+            state, got = reserve(state, rng.randint(0, 40), now, subs, locs)
+            for pair in got:
+                calls[pair].append(now)
+            if got and rng.random() < 0.1:
+                state = park(state, rng.choice(got), now)
+        for times in calls.values():
+            times.sort()
+            for t in times:
+                assert sum(1 for u in times if t <= u < t + timedelta(minutes=62)) <= 10
+
+
+def test_json_round_trip_and_equal_states_give_equal_bytes():
+    state, _ = reserve(RotationState(), 7, T0, SUBS, LOCS)
+    state = park(state, ("sub-a", "eastus"), T0 + MIN)
+    a = learn_invalid_size(learn_invalid_size(state, "Standard_Y"), "Standard_X")
+    a = learn_invalid_region(set_url_locations(a, ["westus", "eastus", "eastus"]), "nowhere")
+    b = learn_invalid_region(set_url_locations(state, ["eastus", "westus"]), "nowhere")
+    b = learn_invalid_size(learn_invalid_size(b, "Standard_X"), "Standard_Y")
+    assert a == b and a.to_bytes() == b.to_bytes()
+    assert RotationState.from_json(json.loads(a.to_bytes())) == a
+    doc = a.to_json()
+    assert list(doc) == [
+        "version", "last_pair", "history", "parked", "invalid_regions", "invalid_sizes", "url_locations",
+    ]  # fmt: skip
+    until = "2026-03-01T13:03:00.000000Z"
+    assert doc["parked"] == [{"subscription": "sub-a", "location": "eastus", "until": until}]
+    assert doc["url_locations"] == ["eastus", "westus"]
+
+
+def test_unknown_version_and_malformed_documents_are_refused():
+    doc = RotationState().to_json()
+    with pytest.raises(ValueError, match="version 2"):
+        RotationState.from_json({**doc, "version": 2})
+    with pytest.raises(ValueError, match="malformed"):
+        RotationState.from_json({**doc, "parked": [{"subscription": "s"}]})
+
+
+def test_naive_times_are_refused():
+    with pytest.raises(ValueError, match="no time zone"):
+        reserve(RotationState(), 1, datetime(2026, 3, 1, 12, 0), SUBS, LOCS)
+
+
+def test_merge_learned_unions_learned_lists_and_keeps_base_quota_state():
+    mine = learn_invalid_size(set_url_locations(RotationState(), ["eastus"]), "Standard_X")
+    theirs, _ = reserve(learn_invalid_region(RotationState(), "nowhere"), 3, T0, SUBS, LOCS)
+    merged = merge_learned(theirs, mine)
+    assert merged.invalid_sizes == ("Standard_X",) and merged.invalid_regions == ("nowhere",)
+    assert merged.url_locations == ("eastus",)
+    assert merged.history == theirs.history and merged.last_pair == theirs.last_pair
