@@ -46,7 +46,7 @@ def run_local(args: argparse.Namespace) -> int:
         with DagsterInstance.ephemeral() as instance:
             result = materialize(
                 ASSETS, partition_key=partition, resources=resources, instance=instance,
-                raise_on_error=False,
+                raise_on_error=False, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
         print_summary(result)
         return 0 if result.success else 1
@@ -64,13 +64,15 @@ def print_summary(result) -> None:  # noqa: ANN001 - dagster's ExecuteInProcessR
 
 
 def local_stack(args: argparse.Namespace) -> int:
-    """Serve the stack on the fixed local ports until interrupted; writes the env file `dagster dev` needs."""
+    """Serve the stack until interrupted; writes the variables that point a collector at it to an env file."""
     from .local.stack import start_local_stack
 
-    with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=True) as stack:
-        env_file = ROOT / ".spotlake-local" / "stack.env"
-        env_file.parent.mkdir(exist_ok=True)
-        env_file.write_text("".join(f"export {k}={v}\n" for k, v in sorted(stack.env.items())))
+    with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=not args.free_ports) as stack:
+        env_file = Path(args.env_file)
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = env_file.with_suffix(".tmp")
+        tmp.write_text("".join(f"export {k}={v}\n" for k, v in sorted(stack.env.items())))
+        tmp.replace(env_file)  # readers never see half a file
         print(f"local stack up; environment in {env_file}", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -100,8 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partition", help="partition key YYYY-MM-DD-HH:MM (default: newest closed)")
     _stack_args(p)
     p.set_defaults(func=run_local)
-    p = sub.add_parser("local-stack", help="serve the local stack on its fixed ports")
+    p = sub.add_parser("local-stack", help="serve the local stack until interrupted")
     _stack_args(p)
+    p.add_argument("--free-ports", action="store_true", help="let the OS pick ports instead of the fixed local ones")
+    p.add_argument("--env-file", default=str(ROOT / ".spotlake-local" / "stack.env"), help="where to write the env")
     p.set_defaults(func=local_stack)
     p = sub.add_parser("dev", help="dagster dev on the embedded local stack")
     _stack_args(p)
@@ -109,3 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=dev)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

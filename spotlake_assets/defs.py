@@ -16,6 +16,20 @@ from .sources.price import azure_price_raw
 ASSETS = [azure_price_raw, azure_eviction_raw]
 
 
+def azure_resource(settings: Settings, **overrides: object) -> AzureResource:
+    """The Azure resource of an environment; `overrides` set retry budgets and the like (tests, benchmarks)."""
+    fields: dict[str, object] = dict(
+        prices_url=settings.azure_prices_url,
+        management_url=settings.azure_management_url,
+        authority=settings.azure_authority,
+        ca_bundle=settings.azure_ca_bundle,
+        auth_table=settings.azure_auth_table,
+        aws_endpoint_url=settings.aws_endpoint_url,
+        aws_region=settings.aws_region,
+    )
+    return AzureResource(**{**fields, **overrides})
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """Every resource, configured from settings alone: nothing here opens a connection."""
     store = S3Store(
@@ -28,15 +42,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "store": store,
         "io_manager": SplitBucketParquetIOManager(store=store),
-        "azure": AzureResource(
-            prices_url=settings.azure_prices_url,
-            management_url=settings.azure_management_url,
-            authority=settings.azure_authority,
-            ca_bundle=settings.azure_ca_bundle,
-            auth_table=settings.azure_auth_table,
-            aws_endpoint_url=settings.aws_endpoint_url,
-            aws_region=settings.aws_region,
-        ),
+        "azure": azure_resource(settings),
         "clock": Clock(),
     }
 

@@ -3,10 +3,13 @@ legacy credentials item, wired to the collector through SPOTLAKE_* environment v
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import requests
 
 from resources.settings import LOCAL_AWS_PORT, LOCAL_AZURE_LOGIN_PORT, LOCAL_AZURE_PORT, Settings, load_settings
 
@@ -49,7 +52,11 @@ def start_local_stack(
 
     `env_name` may be `test` too: a test then runs the test environment's code against local servers.
     """
+    # moto's server and the emulator log every request through werkzeug: keep the console for what matters.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     aws = start_moto_server(port=LOCAL_AWS_PORT if fixed_ports else 0)
+    # moto keeps its data per process, not per server: a new stack starts from nothing.
+    requests.post(f"{aws.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
     emulator = AzureEmulator(EmulatorConfig(seed=seed, scale=scale, **emulator_knobs))
     try:
         emulator.start(
