@@ -1,4 +1,4 @@
-"""One bounded, jittered retry loop for every Azure HTTP call.
+"""One bounded, jittered retry loop for every outgoing HTTP call (Azure APIs, the Slack webhook).
 
 urllib3's Retry only knows the standard `Retry-After` header; Azure throttles with its own headers
 (`x-ms-ratelimit-retailprices-retry-after` in seconds, `x-ms-user-quota-resets-after` as hh:mm:ss),
@@ -24,8 +24,8 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 RETRY_AFTER_HEADERS = ("retry-after", "x-ms-ratelimit-retailprices-retry-after", "x-ms-user-quota-resets-after")
 
 
-class AzureRequestError(RuntimeError):
-    """A call that failed for good: names the endpoint and the last status, never a credential."""
+class HttpRequestError(RuntimeError):
+    """An HTTP call that failed for good: names the endpoint and the last status, never a credential."""
 
     def __init__(self, endpoint: str, status: int | None, detail: str, tries: int):
         self.endpoint, self.status, self.tries = endpoint, status, tries
@@ -127,7 +127,7 @@ class RetryingClient:
                     detail = _short(response.text)
                     retry_after = parse_retry_after(response.headers)
                 else:
-                    raise AzureRequestError(endpoint, response.status_code, _short(response.text), attempt + 1)
+                    raise HttpRequestError(endpoint, response.status_code, _short(response.text), attempt + 1)
             if attempt + 1 == tries:
                 break
             with self._lock:
@@ -135,7 +135,7 @@ class RetryingClient:
                 wait = self.policy.delay(attempt, retry_after, self._rng)
             log.info("%s: %s, retry %d/%d in %.2fs", endpoint, last_status or detail, attempt + 1, tries - 1, wait)
             self.sleep(wait)
-        raise AzureRequestError(endpoint, last_status, detail, tries)
+        raise HttpRequestError(endpoint, last_status, detail, tries)
 
 
 def _short(text: str, limit: int = 300) -> str:

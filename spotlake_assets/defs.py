@@ -10,6 +10,7 @@ from resources.io_manager import SplitBucketParquetIOManager
 from resources.s3 import S3Store
 from resources.settings import Settings
 
+from .ops.alerts import SlackWebhook, run_failure_alert
 from .sources.eviction import azure_eviction_raw
 from .sources.price import azure_price_raw
 
@@ -44,8 +45,14 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "io_manager": SplitBucketParquetIOManager(store=store),
         "azure": azure_resource(settings),
         "clock": Clock(),
+        # the legacy kept the webhook URL in SSM; SPOTLAKE_SLACK_WEBHOOK_URL wins when set
+        "slack_webhook": SlackWebhook(
+            ssm_parameter=None if settings.env == "local" else "error_notification_slack_webhook_url",
+            ssm_endpoint_url=settings.aws_endpoint_url,
+            region_name=settings.aws_region,
+        ),
     }
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    return Definitions(assets=ASSETS, resources=build_resources(settings))
+    return Definitions(assets=ASSETS, sensors=[run_failure_alert], resources=build_resources(settings))

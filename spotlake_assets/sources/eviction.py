@@ -9,7 +9,7 @@ from resources.clock import Clock
 
 from ..partitions import TEN_MINUTE_PARTITIONS, data_time
 from ..transforms.eviction import clean_eviction
-from .metadata import measured
+from ..ops.monitoring import measure, run_metadata
 
 
 @asset(partitions_def=TEN_MINUTE_PARTITIONS, group_name="collect", kinds={"azure", "pandas"})
@@ -23,7 +23,7 @@ def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clo
     key = context.partition_key
     t = data_time(key)
     clock.check_live(key, t)
-    with measured() as m:
+    with measure() as m:
         http = azure.http()
         fetched = azure.graph_client(http).eviction_rates()
         table, unknown = clean_eviction(fetched.rows)
@@ -36,6 +36,6 @@ def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clo
             "pages": fetched.pages,
             "retries": http.retries,
             "data_time": MetadataValue.timestamp(t),
-            **m,
+            **run_metadata(m),
         },
     )

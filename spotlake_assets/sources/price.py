@@ -9,7 +9,7 @@ from resources.clock import Clock
 
 from ..partitions import TEN_MINUTE_PARTITIONS, data_time
 from ..transforms.price import clean_prices
-from .metadata import measured
+from ..ops.monitoring import measure, run_metadata
 
 
 @asset(partitions_def=TEN_MINUTE_PARTITIONS, group_name="collect", kinds={"azure", "pandas"})
@@ -23,7 +23,7 @@ def azure_price_raw(context: AssetExecutionContext, azure: AzureResource, clock:
     key = context.partition_key
     t = data_time(key)
     clock.check_live(key, t)
-    with measured() as m:
+    with measure() as m:
         http = azure.http()
         fetched = azure.prices_client(http).fetch_all()
         table = clean_prices(fetched.items, t)
@@ -36,6 +36,6 @@ def azure_price_raw(context: AssetExecutionContext, azure: AzureResource, clock:
             "pages": fetched.pages,
             "retries": http.retries,
             "data_time": MetadataValue.timestamp(t),
-            **m,
+            **run_metadata(m),
         },
     )

@@ -1,0 +1,329 @@
+"""The Azure time series in DynamoDB: idempotent loads of changed rows, daily checkpoints, the regions index.
+
+Key design: spotlake_assets/history/keys.py. Loads use `BatchWriteItem` (25 items a call, calls in parallel);
+`UnprocessedItems` are retried with exponential backoff and jitter for a bounded number of rounds, then a
+clear error says how many items are left. Numbers go to DynamoDB as numbers built from the value's decimal
+string (never a binary float, never NaN): missing numbers are stored as the dataset shows them (-1, and 0
+for T2/T3), missing strings as `N/A`.
+
+Only the prod environment may write the production table `azure`: any other `env` is refused before a
+client exists (legacy-collector.md section 6: test must never write prod).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import dagster as dg
+import pandas as pd
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import PrivateAttr
+
+from spotlake_assets.history import keys
+from spotlake_assets.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
+
+PROD_TABLE = "azure"
+BATCH_SIZE = 25  # BatchWriteItem's limit
+STRING_COLUMNS = [col for col in ROW_COLUMNS if col not in FLOAT_COLUMNS and col not in INT_COLUMNS]
+# What a missing number is stored as: the dataset's fill (legacy-collector.md 4.5).
+MISSING_NUMBER = {**dict.fromkeys(FLOAT_COLUMNS + INT_COLUMNS, -1), "T2": 0, "T3": 0}
+
+
+class DynamoDBHistoryError(RuntimeError):
+    """A DynamoDB request of the history store failed."""
+
+
+class WriteRefusedError(DynamoDBHistoryError):
+    """A non-prod environment aimed at the production table (raised before any request)."""
+
+
+def make_client(endpoint_url: str | None, region_name: str, max_pool_connections: int = 16) -> Any:
+    """A DynamoDB client with bounded standard retries (throttling included) and timeouts."""
+    config = Config(
+        region_name=region_name,
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=max_pool_connections,
+    )
+    # a session of its own: boto3's default session is not safe to share between threads
+    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint_url, config=config)
+
+
+def describe_error(exc: Exception) -> str:
+    """`HTTP status Code: message` of a botocore error (no request data, so no secret)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return f"HTTP {status} {error.get('Code', '')}: {error.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+def to_number(value: Any, column: str) -> dict[str, str]:
+    """A typed DynamoDB number from a cell: the Decimal of its decimal string, missing -> the dataset fill."""
+    if pd.isna(value):
+        return {"N": str(MISSING_NUMBER[column])}
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"column {column} holds {value!r}: DynamoDB numbers must be finite")
+    if column in INT_COLUMNS:
+        if not number.is_integer():
+            raise ValueError(f"column {column} holds {value!r}, expected an integer")
+        return {"N": str(int(number))}
+    # repr gives the shortest decimal string that round-trips, so 0.1 stays 0.1 (Decimal(0.1) would not)
+    return {"N": str(Decimal(repr(number)))}
+
+
+def row_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One typed DynamoDB item per row: the row's columns plus `pk`, `sk` and the filterable zone key."""
+    missing = [col for col in ROW_COLUMNS if col not in rows.columns]
+    if missing:
+        raise ValueError(f"rows for the DynamoDB history lack columns {missing}")
+    text = {
+        col: rows[col].astype("object").where(rows[col].notna(), MISSING_TEXT).tolist()
+        for col in STRING_COLUMNS
+    }
+    numbers = {col: rows[col].astype("object").tolist() for col in FLOAT_COLUMNS + INT_COLUMNS}
+    items = []
+    for i in range(len(rows)):
+        attrs: dict[str, Any] = {col: {"S": str(text[col][i])} for col in STRING_COLUMNS}
+        attrs.update({col: to_number(numbers[col][i], col) for col in numbers})
+        zone, count, tier = (
+            text["AvailabilityZone"][i],
+            int(attrs["DesiredCount"]["N"]),
+            text["InstanceTier"][i],
+        )
+        items.append(
+            {
+                "pk": {"S": keys.partition_key(text["InstanceType"][i], text["Region"][i])},
+                "sk": {"S": keys.point_sort_key(str(text["Time"][i]), zone, count, tier)},
+                keys.ZONE_ATTRIBUTE: {"S": keys.key_part(zone, name="AvailabilityZone")},
+                **attrs,
+            }
+        )
+    return items
+
+
+def _check_unique(items: list[dict[str, Any]]) -> None:
+    """BatchWriteItem refuses a batch with a repeated key; two rows of one series and Time are an error."""
+    seen: set[tuple[str, str]] = set()
+    for item in items:
+        key = (item["pk"]["S"], item["sk"]["S"])
+        if key in seen:
+            raise ValueError(f"two rows share the DynamoDB key pk={key[0]!r} sk={key[1]!r}")
+        seen.add(key)
+
+
+def batch_write(
+    client: Any,
+    table: str,
+    requests: list[dict[str, Any]],
+    *,
+    max_rounds: int,
+    base_delay: float,
+    max_delay: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Write up to 25 requests with `BatchWriteItem`, retrying `UnprocessedItems` with exponential backoff and
+    jitter for at most `max_rounds` calls; raises DynamoDBHistoryError naming the table and the items left."""
+    pending = requests
+    for attempt in range(max_rounds):
+        if attempt:
+            ceiling = min(max_delay, base_delay * 2 ** (attempt - 1))
+            sleep(ceiling / 2 + random.uniform(0, ceiling / 2))  # "equal jitter": spread out retrying writers
+        try:
+            response = client.batch_write_item(RequestItems={table: pending})
+        except (ClientError, BotoCoreError) as exc:
+            raise DynamoDBHistoryError(
+                f"BatchWriteItem on table {table!r} failed: {describe_error(exc)}"
+            ) from exc
+        pending = response.get("UnprocessedItems", {}).get(table, [])
+        if not pending:
+            return
+    raise DynamoDBHistoryError(
+        f"BatchWriteItem on table {table!r}: {len(pending)} of {len(requests)} items still unprocessed after "
+        f"{max_rounds} rounds (table throttled or capacity exhausted)"
+    )
+
+
+def _as_of_time(as_of: str | date | datetime) -> str:
+    """A checkpoint's time: a datetime (UTC) or `Time` string as is, a date as its 00:00:00."""
+    if isinstance(as_of, datetime):
+        return keys.format_time(as_of)
+    if isinstance(as_of, date):
+        return f"{as_of.isoformat()} 00:00:00"
+    return keys.check_time(as_of)
+
+
+class DynamoDBHistory(dg.ConfigurableResource):
+    """The changed rows of the Azure dataset as a time series in one DynamoDB table (see keys.py)."""
+
+    table_name: str
+    endpoint_url: str | None = None  # None: the real AWS endpoint; the local stack points this at moto
+    region_name: str = "us-west-2"
+    env: str = "local"  # only "prod" may write the production table
+    write_workers: int = 8  # BatchWriteItem calls in flight
+    max_write_rounds: int = 8  # calls per batch before unprocessed items are an error
+    backoff_base_seconds: float = 0.05
+    backoff_max_seconds: float = 5.0
+
+    _client: Any = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _registered: set[tuple[str, str]] = PrivateAttr(default_factory=set)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, made on first use and shared by threads; the production-table guard sits here, so
+        no request can be sent before it."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    if self.table_name == PROD_TABLE and self.env != "prod":
+                        raise WriteRefusedError(
+                            f"refused to use the production table {PROD_TABLE!r} in environment {self.env!r}"
+                        )
+                    self._client = make_client(
+                        self.endpoint_url, self.region_name, max(16, self.write_workers)
+                    )
+        return self._client
+
+    def _fail(self, operation: str, exc: Exception) -> DynamoDBHistoryError:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return DynamoDBHistoryError(
+            f"{operation} on table {self.table_name!r}{where} failed: {describe_error(exc)}"
+        )
+
+    def ensure_table(self) -> bool:
+        """Create the table (pk/sk strings, on-demand billing) if it is missing; True if it was created."""
+        try:
+            self.client.describe_table(TableName=self.table_name)
+            return False
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise self._fail("DescribeTable", exc) from exc
+        try:
+            self.client.create_table(
+                TableName=self.table_name,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        except ClientError as exc:
+            # ResourceInUseException: a concurrent creator won, wait for its table below
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise self._fail("CreateTable", exc) from exc
+        self.client.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig={"Delay": 1})
+        return True
+
+    def register_regions(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Add (instance type, region) pairs to the types' regions index items (`ADD` to a string set, so
+        idempotent); pairs this process registered already are skipped. Returns how many pairs were sent."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for instance_type, region in pairs:
+            pair = (keys.key_part(instance_type, name="InstanceType"), keys.key_part(region, name="Region"))
+            if pair not in self._registered:
+                wanted[pair[0]].add(pair[1])
+        for type_key, regions in wanted.items():
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={name: {"S": value} for name, value in keys.regions_index_key(type_key).items()},
+                    UpdateExpression="ADD #regions :regions",
+                    ExpressionAttributeNames={"#regions": keys.REGIONS_ATTRIBUTE},
+                    ExpressionAttributeValues={":regions": {"SS": sorted(regions)}},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail(f"UpdateItem of the regions of {type_key!r}", exc) from exc
+            with self._lock:
+                self._registered.update((type_key, region) for region in regions)
+        return sum(len(regions) for regions in wanted.values())
+
+    def _write_items(self, items: list[dict[str, Any]]) -> int:
+        """Put `items` in parallel batches of 25; returns how many were written."""
+        _check_unique(items)
+        requests = [{"PutRequest": {"Item": item}} for item in items]
+        chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
+        if not chunks:
+            return 0
+        client = self.client
+        with ThreadPoolExecutor(max_workers=min(self.write_workers, len(chunks))) as pool:
+            futures = [
+                pool.submit(
+                    batch_write,
+                    client,
+                    self.table_name,
+                    chunk,
+                    max_rounds=self.max_write_rounds,
+                    base_delay=self.backoff_base_seconds,
+                    max_delay=self.backoff_max_seconds,
+                )
+                for chunk in chunks
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception() is not None), None)
+            if failed is not None:
+                pool.shutdown(cancel_futures=True)  # do not keep writing after the first failure
+                raise failed.exception()  # type: ignore[misc]
+        return len(items)
+
+    def write_rows(self, rows: pd.DataFrame) -> int:
+        """Store changed rows (columns as in the dataset) as points; re-writing the same rows writes the same
+        items. Registers their (type, region) pairs first. Returns the number of items written."""
+        items = row_items(rows)
+        self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
+        return self._write_items(items)
+
+    def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
+        """Store one checkpoint item per (type, region) holding the last stored row of each of its series.
+
+        `state_rows` must be complete up to `as_of` inclusive and hold nothing later: the state after the
+        partition whose data time is `as_of` (a date means its 00:00:00, i.e. the day's first collection).
+        Returns the number of checkpoint items written.
+        """
+        as_of_time = _as_of_time(as_of)
+        times = state_rows["Time"].dropna().astype(str)
+        if len(times) and times.max() > as_of_time:
+            raise ValueError(
+                f"checkpoint as of {as_of_time} given a row of Time {times.max()}: the state must end there"
+            )
+        series: dict[str, dict[str, Any]] = defaultdict(dict)
+        for item in row_items(state_rows):
+            series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = {
+                "M": {name: value for name, value in item.items() if name not in ("pk", "sk")}
+            }
+        checkpoints = [
+            {
+                "pk": {"S": pk},
+                "sk": {"S": keys.checkpoint_sort_key(as_of_time)},
+                "AsOf": {"S": as_of_time},
+                "series": {"M": members},
+            }
+            for pk, members in series.items()
+        ]
+        self.register_regions(zip(state_rows["InstanceType"], state_rows["Region"], strict=True))
+        return self._write_items(checkpoints)
+
+    def count_items(self) -> int:
+        """Every item of the table (a `Scan` with Select=COUNT: for tests and operators, not queries)."""
+        try:
+            pages = self.client.get_paginator("scan").paginate(TableName=self.table_name, Select="COUNT")
+            return sum(page["Count"] for page in pages)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("Scan (count)", exc) from exc
