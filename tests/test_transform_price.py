@@ -172,3 +172,14 @@ def test_empty_input_gives_typed_empty_table():
     t = clean([])
     assert list(t.columns) == PRICE_COLUMNS and t.empty
     assert str(t["SpotPrice"].dtype) == "float64"
+
+
+def test_only_consumption_items_count():
+    t = clean(
+        [
+            item(price=0.2),
+            item(price=0.05, spot=True),
+            item(price=0.01, spot=True, type="DevTestConsumption", skuId="devtest"),
+        ]
+    )
+    assert one(t, InstanceType="D2s_v3").SpotPrice == 0.05

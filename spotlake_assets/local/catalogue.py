@@ -475,7 +475,9 @@ def _static_prices(seed: int, scale: str) -> tuple[_PriceRow, ...]:
 
 
 def _offer_rows(seed: int, offer: Offer) -> Iterator[_PriceRow]:
-    """Price rows of one offer: on-demand, Spot, Low Priority for Linux and Windows, plus its planted case."""
+    """Price rows of one offer: on-demand, Spot, Low Priority for Linux and Windows, Windows Dev/Test (the
+    `DevTestConsumption` type, billed at the Linux rate, which the consumption filter also returns), plus its
+    planted case."""
     region, size, case = offer.region, offer.size, offer.planted
     override_key = f"{region.code}|{size.name}".lower()
     linux_od = size.units * size.rate * (0.95 + 0.4 * unit(seed, "region-factor", region.code))
@@ -491,6 +493,7 @@ def _offer_rows(seed: int, offer: Offer) -> Iterator[_PriceRow]:
         meter_suffix: str = "",
         start_at: str = start_iso,
         end_at: str | None = None,
+        price_type: str = "Consumption",
     ) -> _PriceRow:
         suffix = {"od": "", "spot": " Spot", "low": " Low Priority"}[kind] + meter_suffix
         product_id = _product_id(seed, size.series, windows)
@@ -513,7 +516,7 @@ def _offer_rows(seed: int, offer: Offer) -> Iterator[_PriceRow]:
             _SERVICE_ID,
             "Compute",
             "1 Hour",
-            "Consumption",
+            price_type,
             primary,
             size.name,
         )
@@ -526,6 +529,8 @@ def _offer_rows(seed: int, offer: Offer) -> Iterator[_PriceRow]:
             yield row(windows, "od", base, 0.0 if case == "od_zero" and not windows else 1.0)
         yield row(windows, "spot", base)
         yield row(windows, "low", base, 0.2)
+    for kind, multiplier in (("od", 1.0), ("spot", 1.0), ("low", 0.2)):
+        yield row(True, kind, linux_od, multiplier, price_type="DevTestConsumption")
     if case == "expired":
         yield row(False, "od", linux_od, 1.1, " Expired")
         yield row(False, "spot", linux_od, 1.1, " Expired")
