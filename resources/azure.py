@@ -8,6 +8,7 @@ from pydantic import PrivateAttr
 from .azure_auth import MANAGEMENT_SCOPE, ServicePrincipal, load_service_principal, make_credential
 from .azure_graph import ResourceGraphClient
 from .azure_prices import RetailPricesClient
+from .azure_sps import SpsClient
 from .http import RetryingClient, RetryPolicy
 
 
@@ -31,6 +32,7 @@ class AzureResource(ConfigurableResource):
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     price_page_concurrency: int = 8
+    price_requests_per_second: float = 20.0
 
     _principal: ServicePrincipal | None = PrivateAttr(default=None)
     _credential: object = PrivateAttr(default=None)
@@ -58,7 +60,15 @@ class AzureResource(ConfigurableResource):
         return self._credential.get_token(MANAGEMENT_SCOPE).token  # type: ignore[attr-defined]
 
     def prices_client(self, http: RetryingClient) -> RetailPricesClient:
-        return RetailPricesClient(url=self.prices_url, http=http, concurrency=self.price_page_concurrency)
+        return RetailPricesClient(
+            url=self.prices_url,
+            http=http,
+            concurrency=self.price_page_concurrency,
+            max_requests_per_second=self.price_requests_per_second,
+        )
 
     def graph_client(self, http: RetryingClient) -> ResourceGraphClient:
         return ResourceGraphClient(management_url=self.management_url, http=http, bearer_token=self.bearer_token)
+
+    def sps_client(self) -> SpsClient:
+        return SpsClient(management_url=self.management_url, bearer_token=self.bearer_token, timeout_seconds=self.timeout_seconds)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -17,6 +19,21 @@ ENV_NAMES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 
 class AzureCredentialsError(RuntimeError):
     pass
+
+
+class _SecretRead(logging.Filter):
+    """botocore logs whole response bodies at DEBUG; while this thread reads the credentials item, those
+    records are dropped so the secret never reaches a log."""
+
+    active = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.active, "on", False)
+
+
+_SECRET_READ = _SecretRead()
+for _name in ("botocore.parsers", "botocore.endpoint"):
+    logging.getLogger(_name).addFilter(_SECRET_READ)
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ def load_service_principal(
         )
     where = f"DynamoDB table {auth_table!r} item {LEGACY_AUTH_ITEM!r}" + (f" at {aws_endpoint_url}" if aws_endpoint_url else "")
     client = boto3.client("dynamodb", endpoint_url=aws_endpoint_url, region_name=aws_region)
+    _SECRET_READ.active.on = True
     try:
         item = client.get_item(TableName=auth_table, Key={"id": {"S": LEGACY_AUTH_ITEM}}, ConsistentRead=True).get("Item")
     except Exception as exc:  # botocore errors carry no secret; name the place and the cause
@@ -66,6 +84,8 @@ def load_service_principal(
             f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and reading {where} failed: "
             f"{type(exc).__name__}: {exc}"
         ) from None
+    finally:
+        _SECRET_READ.active.on = False
     if not item or "data" not in item:
         raise AzureCredentialsError(f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and {where} is missing")
     try:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from spotlake_assets.transforms.price import items_frame
 
-from .http import RetryingClient
+from .http import Pacer, RetryingClient
 
 PAGE_SIZE = 1000
 PRICE_FILTER = "serviceName eq 'Virtual Machines' and priceType eq 'Consumption'"
@@ -34,7 +34,11 @@ class RetailPricesClient:
     url: str
     http: RetryingClient
     concurrency: int = 8
+    max_requests_per_second: float = 20.0  # Azure throttles bursts with a 60 s retry-after
     max_pages: int = 2000  # the API has a few hundred pages; more means paging went wrong
+
+    def __post_init__(self) -> None:
+        self._pacer = Pacer(self.max_requests_per_second)
 
     def page_url(self, skip: int) -> str:
         query = {"currencyCode": "'USD'", "$filter": PRICE_FILTER}
@@ -44,6 +48,7 @@ class RetailPricesClient:
 
     def fetch_page(self, skip: int) -> tuple[pd.DataFrame, bool]:
         """One page's items (kept fields only) and whether it is the last page."""
+        self._pacer.wait()
         _, body = self.http.request_json("GET", self.page_url(skip), endpoint=f"GET {self.url} $skip={skip}")
         if not isinstance(body, dict) or not isinstance(body.get("Items"), list):
             raise PriceCollectionError(f"GET {self.url} $skip={skip}: answer has no Items list")

@@ -256,8 +256,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
         return sum(len(regions) for regions in wanted.values())
 
     def _write_items(self, items: list[dict[str, Any]]) -> int:
-        """Put `items` in parallel batches of 25; returns how many were written."""
-        _check_unique(items)
+        """Put `items` (unique keys) in parallel batches of 25; returns how many were written."""
         requests = [{"PutRequest": {"Item": item}} for item in items]
         chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
         if not chunks:
@@ -287,6 +286,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
         """Store changed rows (columns as in the dataset) as points; re-writing the same rows writes the same
         items. Registers their (type, region) pairs first. Returns the number of items written."""
         items = row_items(rows)
+        _check_unique(items)
         self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
         return self._write_items(items)
 

@@ -138,6 +138,25 @@ class RetryingClient:
         raise HttpRequestError(endpoint, last_status, detail, tries)
 
 
+class Pacer:
+    """Spaces calls from any number of threads at least 1/rate seconds apart, so a burst of parallel pages
+    stays under a server's throttling threshold instead of provoking long retry-after waits."""
+
+    def __init__(self, rate_per_second: float, sleep: Callable[[float], None] = time.sleep) -> None:
+        self._interval = 1.0 / rate_per_second
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."

@@ -13,8 +13,9 @@ from resources.settings import Settings
 from .ops.alerts import SlackWebhook, run_failure_alert
 from .sources.eviction import azure_eviction_raw
 from .sources.price import azure_price_raw
+from .sources.sps import azure_sps_raw, azure_sps_request_pool
 
-ASSETS = [azure_price_raw, azure_eviction_raw]
+ASSETS = [azure_price_raw, azure_eviction_raw, azure_sps_request_pool, azure_sps_raw]
 
 
 def azure_resource(settings: Settings, **overrides: object) -> AzureResource:

@@ -3,83 +3,44 @@ moto's server over HTTP, through the real resources and IO manager."""
 
 from __future__ import annotations
 
-import boto3
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, materialize
 
-from resources.clock import Clock
 from resources.io_manager import read_frame
 from resources.s3 import WriteRefusedError
-from spotlake_assets.defs import azure_resource, build_resources
-from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
-from spotlake_assets.local.stack import LocalStack, start_local_stack
+from spotlake_assets.defs import build_resources
+from spotlake_assets.local.stack import LocalStack
 from spotlake_assets.partitions import data_time
 from spotlake_assets.sources.eviction import azure_eviction_raw
 from spotlake_assets.sources.price import azure_price_raw
 from spotlake_assets.storage_keys import raw_key_stem
 
+from .stack import bucket_state, failure_messages, metadata, run_assets, s3_client, start
+
 PARTITION = "2026-11-27-10:10"
 T = data_time(PARTITION)
-FAST_FAULTS = dict(retry_after_seconds=0, timeout_seconds=1.5)
-
-
-def start(env_name: str = "local", **knobs) -> LocalStack:
-    stack = start_local_stack(env_name=env_name, seed=11, scale="small", **{**FAST_FAULTS, **knobs})
-    stack.emulator.set_time(T)
-    return stack
+SOURCES = [azure_price_raw, azure_eviction_raw]
 
 
 def collect(stack: LocalStack, monkeypatch, *, partition: str = PARTITION, max_tries: int = 8, now=None):
     """Materialize price and IF for a partition with the resources the environment would build."""
-    for name, value in stack.env.items():
-        monkeypatch.setenv(name, value)
-    resources = build_resources(stack.settings)
-    resources["azure"] = azure_resource(
-        stack.settings, max_tries=max_tries, timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_seconds=0.05
-    )
-    resources["clock"] = Clock(frozen_at=(now or data_time(partition)).isoformat())
-    with DagsterInstance.ephemeral() as instance:
-        return materialize(
-            [azure_price_raw, azure_eviction_raw], partition_key=partition, resources=resources, instance=instance,
-            raise_on_error=False,
-        )
+    return run_assets(stack, monkeypatch, SOURCES, partition, now or data_time(partition), max_tries=max_tries,
+                      set_emulator_time=False)
 
 
 def stored(stack: LocalStack, asset: str, partition: str = PARTITION) -> pd.DataFrame:
     return read_frame(build_resources(stack.settings)["store"], raw_key_stem(asset, partition))
 
 
-def metadata(result, asset: str) -> dict:
-    [mat] = [m for m in result.asset_materializations_for_node(asset)]
-    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-
-
-def failure_messages(result) -> list[str]:
-    """Each failed step's error with its causes (Dagster wraps the asset's exception)."""
-    out = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error, text = event.event_specific_data.error, []
-            while error is not None:
-                text.append(error.message)
-                error = error.cause
-            out.append(" | ".join(text))
-    return out
-
-
-def s3_client(stack: LocalStack):
-    return boto3.client("s3", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2", **LOCAL_AWS_CREDENTIALS)
-
-
-def bucket_state(stack: LocalStack, bucket: str) -> dict[str, str]:
-    pages = s3_client(stack).get_paginator("list_objects_v2").paginate(Bucket=bucket)
-    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+def start_at_t(env_name: str = "local", **knobs) -> LocalStack:
+    stack = start(env_name, **knobs)
+    stack.emulator.set_time(T)
+    return stack
 
 
 @pytest.fixture
 def stack():
-    with start() as s:
+    with start_at_t() as s:
         yield s
 
 
@@ -117,7 +78,7 @@ def test_rerun_writes_identical_bytes(stack, monkeypatch):
 def test_faults_give_the_same_tables_as_a_fault_free_run(stack, monkeypatch):
     assert collect(stack, monkeypatch).success
     clean = {a: stored(stack, a) for a in ("azure_price_raw", "azure_eviction_raw")}
-    with start(rate_429=0.2, rate_500=0.05, rate_timeout=0.02) as faulty:
+    with start_at_t(rate_429=0.2, rate_500=0.05, rate_timeout=0.02) as faulty:
         result = collect(faulty, monkeypatch, max_tries=12)
         assert result.success
         for asset, frame in clean.items():
@@ -128,7 +89,7 @@ def test_faults_give_the_same_tables_as_a_fault_free_run(stack, monkeypatch):
 
 
 def test_always_failing_azure_gives_a_clear_error_and_writes_nothing(monkeypatch):
-    with start(rate_500=1.0) as broken:
+    with start_at_t(rate_500=1.0) as broken:
         result = collect(broken, monkeypatch, max_tries=3)
         assert not result.success
         messages = failure_messages(result)
@@ -148,7 +109,7 @@ def test_a_past_partition_is_not_collected_live(stack, monkeypatch):
 def test_test_environment_writes_only_the_test_bucket(monkeypatch):
     """In `test` the production bucket (the read bucket) is byte-for-byte untouched by a materialization,
     and a write aimed at it is refused before any request is sent."""
-    with start(env_name="test") as stack:
+    with start_at_t(env_name="test") as stack:
         prod, test = stack.settings.read_bucket, stack.settings.write_bucket
         assert (prod, test) == ("spotlake", "spotlake-test")
         s3 = s3_client(stack)

@@ -32,3 +32,32 @@ def test_backoff_is_jittered_and_capped():
     # a server's wait is honoured, plus at most one base of jitter, and capped
     assert 30.0 <= policy.delay(0, 60.0, rng) <= 31.0
     assert 5.0 <= policy.delay(3, 5.0, rng) <= 6.0
+
+
+def test_pacer_spaces_calls_across_threads():
+    import threading
+    import time
+
+    from resources.http import Pacer
+
+    pacer = Pacer(rate_per_second=50)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def call():
+        for _ in range(5):
+            pacer.wait()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 20 calls at 50/s take at least 19 intervals of 20 ms
+    assert time.monotonic() - start >= 19 * 0.02 * 0.95
+    stamps.sort()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert sum(gaps) / len(gaps) >= 0.018

@@ -1,0 +1,112 @@
+"""Azure Spot Placement Score client: one call, one classified outcome.
+
+No retry loop here: every call spends quota of a (subscription, URL location) pair, so the collector decides
+what to retry and on which pair (spotlake_assets/sps/collector.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import requests
+
+from spotlake_assets.sps.answers import parse_invalid_region, parse_invalid_size, parse_supported_locations
+
+from .http import HttpRequestError, RetryingClient, RetryPolicy
+
+API_VERSION = "2025-06-05"
+DISCOVERY_LOCATION = "ERROR_LOCATION"  # a URL location Azure rejects with the list of supported ones
+
+
+class Outcome(Enum):
+    OK = "ok"
+    INVALID_REGION = "invalid_region"
+    INVALID_SIZE = "invalid_size"
+    THROTTLED = "throttled"
+    UNSUPPORTED_LOCATION = "unsupported_location"
+    TRANSIENT = "transient"  # 5xx, 408, timeouts, malformed bodies: worth another pair
+    FAILED = "failed"  # any other 4xx: retrying would not help
+
+
+@dataclass(frozen=True)
+class SpsAnswer:
+    outcome: Outcome
+    body: dict[str, Any] | None = None
+    value: str | None = None  # the invalid region or size
+    locations: tuple[str, ...] = ()
+    status: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class SpsClient:
+    management_url: str
+    bearer_token: Callable[[], str]
+    timeout_seconds: float = 50.0
+
+    def __post_init__(self) -> None:
+        # one try per call; the shared client gives each thread its own session and names endpoints in errors
+        self._http = RetryingClient(policy=RetryPolicy(max_tries=1, timeout_seconds=self.timeout_seconds))
+
+    def url(self, subscription: str, location: str) -> str:
+        return (
+            f"{self.management_url.rstrip('/')}/subscriptions/{subscription}/providers/Microsoft.Compute/"
+            f"locations/{location}/placementScores/spot/generate?api-version={API_VERSION}"
+        )
+
+    def call(
+        self, subscription: str, location: str, desired_count: int, regions: Sequence[str], sizes: Sequence[str]
+    ) -> SpsAnswer:
+        body = {
+            "availabilityZones": True,
+            "desiredCount": desired_count,
+            "desiredLocations": list(regions),
+            "desiredSizes": [{"sku": s} for s in sizes],
+        }
+        # the endpoint named in errors leaves out the subscription id
+        endpoint = f"POST placementScores/spot/generate at location {location}"
+        try:
+            response, _ = self._http.request_json(
+                "POST",
+                self.url(subscription, location),
+                endpoint=endpoint,
+                headers=lambda: {"Authorization": f"Bearer {self.bearer_token()}"},
+                accept=lambda r: True,
+                json=body,
+            )
+        except HttpRequestError as exc:  # timeouts and connection errors
+            return SpsAnswer(Outcome.TRANSIENT, status=exc.status, detail=str(exc))
+        return classify(response)
+
+    def discover_locations(self, subscription: str) -> tuple[str, ...] | None:
+        """The URL locations Azure supports, from the error a call at ERROR_LOCATION gets; None if not told."""
+        answer = self.call(subscription, DISCOVERY_LOCATION, 1, ["eastus"], ["Standard_D2s_v3"])
+        return answer.locations if answer.outcome is Outcome.UNSUPPORTED_LOCATION else None
+
+
+def classify(response: requests.Response) -> SpsAnswer:
+    status, text = response.status_code, response.text
+    detail = " ".join(text.split())[:300]
+    if status == 200:
+        try:
+            body = response.json()
+        except ValueError:
+            return SpsAnswer(Outcome.TRANSIENT, status=status, detail="malformed JSON body")
+        if not isinstance(body, dict) or not isinstance(body.get("placementScores"), list):
+            return SpsAnswer(Outcome.TRANSIENT, status=status, detail="answer has no placementScores list")
+        return SpsAnswer(Outcome.OK, body=body, status=status)
+    if status == 429:
+        return SpsAnswer(Outcome.THROTTLED, status=status, detail=detail)
+    if status == 400:
+        if region := parse_invalid_region(text):
+            return SpsAnswer(Outcome.INVALID_REGION, value=region, status=status, detail=detail)
+        if size := parse_invalid_size(text):
+            return SpsAnswer(Outcome.INVALID_SIZE, value=size, status=status, detail=detail)
+        if locations := parse_supported_locations(text):
+            return SpsAnswer(Outcome.UNSUPPORTED_LOCATION, locations=tuple(locations), status=status, detail=detail)
+    if status in (408,) or status >= 500:
+        return SpsAnswer(Outcome.TRANSIENT, status=status, detail=detail)
+    return SpsAnswer(Outcome.FAILED, status=status, detail=detail)

@@ -1,0 +1,347 @@
+"""The web site's history query over the DynamoDB time series (legacy-collector.md section 7).
+
+`query_history` returns the points of one instance type in [start, end] (one region or all, one zone or all),
+plus, for every matching series with a value before start, that value as of start (the series' last point
+before start, with its real `Time`): only changes are stored, so a series that did not change in the range
+would otherwise be missing. It sends only `GetItem` (the regions index) and `Query` (see keys.py for the key
+design), one region per thread.
+
+Limits (checked before any request, except the point count): end not before start, at most 31 days, at most
+`max_points` points in the range (the as-of-start values come on top). Over the cap, the remaining pages are
+only counted (Select=COUNT), so the error says exactly how many points matched.
+
+Command line: `python -m spotlake_assets.history.query --instance-type D2s_v3 --region '*' --zone '*'
+--start 2026-11-01 --end 2026-11-08 --format csv|json [--table T --endpoint-url U]`; table, endpoint and AWS
+region default to the SPOTLAKE_ENV environment's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..transforms.state import FLOAT_COLUMNS, INT_COLUMNS
+from . import keys
+
+# The record fields, in legacy-collector.md section 7's order.
+RECORD_FIELDS = [
+    "id", "InstanceTier", "InstanceType", "Region", "AvailabilityZone",
+    "OndemandPrice", "SpotPrice", "Savings", "IF", "Score", "DesiredCount", "T2", "T3", "Time",
+]  # fmt: skip
+TEXT_FIELDS = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "Time"]
+MAX_RANGE = timedelta(days=31)
+MAX_POINTS = 20_000
+ALL = "*"
+# botocore keeps 10 connections per client by default; more threads would only wait for one
+QUERY_WORKERS = 10
+
+
+class HistoryQueryError(RuntimeError):
+    """A DynamoDB request of the history query failed."""
+
+
+def parse_bound(value: str | date | datetime, *, name: str, end: bool) -> datetime:
+    """A range bound as a naive UTC datetime in whole seconds. A bare date is its whole day: 00:00:00 as
+    start, 23:59:59 as end. Strings: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or ISO 8601 (offsets converted)."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} {text!r} is not a date (YYYY-MM-DD) or time (YYYY-MM-DD HH:MM:SS)"
+            ) from exc
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(23, 59, 59) if end else time())
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A validated query: key parts, inclusive `Time` bounds, cap."""
+
+    type_key: str
+    region_key: str | None  # None: all regions
+    zone_key: str | None  # None: all zones
+    first: str
+    last: str
+    max_points: int
+
+
+def _validate(
+    instance_type: Any, region: Any, availability_zone: Any, start: Any, end: Any, max_points: Any
+) -> _Request:
+    if instance_type is None or not str(instance_type).strip():
+        raise ValueError("InstanceType is required")
+    if start is None or end is None:
+        raise ValueError("Start and End are required")
+    first, last = parse_bound(start, name="Start", end=False), parse_bound(end, name="End", end=True)
+    if last < first:
+        raise ValueError(f"End {keys.format_time(last)} is before Start {keys.format_time(first)}")
+    if last - first > MAX_RANGE:
+        raise ValueError(
+            f"the range {keys.format_time(first)} .. {keys.format_time(last)} is longer than "
+            f"{MAX_RANGE.days} days; ask at most one month"
+        )
+    try:
+        cap = int(str(max_points).strip())  # the web site may send numbers as strings
+    except ValueError as exc:
+        raise ValueError(f"max_points {max_points!r} is not an integer") from exc
+    if cap < 1:
+        raise ValueError(f"max_points must be positive, got {cap}")
+
+    def one_or_all(value: Any, name: str) -> str | None:
+        return None if value is None or str(value).strip() == ALL else keys.key_part(value, name=name)
+
+    return _Request(
+        type_key=keys.key_part(instance_type, name="InstanceType"),
+        region_key=one_or_all(region, "Region"),
+        zone_key=one_or_all(availability_zone, "AvailabilityZone"),
+        first=keys.format_time(first),
+        last=keys.format_time(last),
+        max_points=cap,
+    )
+
+
+class _Budget:
+    """Points read so far by all region threads, against the cap."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.total += count
+
+    @property
+    def exceeded(self) -> bool:
+        return self.total > self.limit
+
+
+class _Reader:
+    """The Query calls of one request against one table."""
+
+    def __init__(self, client: Any, table: str, request: _Request) -> None:
+        self.client = client
+        self.table = table
+        self.request = request
+        self.budget = _Budget(request.max_points)
+
+    def _query(
+        self,
+        pk: str,
+        condition: str,
+        values: dict[str, str],
+        *,
+        newest_only: bool = False,
+        count_only: Callable[[], bool] = lambda: False,
+    ) -> Iterator[dict[str, Any]]:
+        """Pages of `Query pk = :pk AND <condition>` in ascending `sk`, zone-filtered; `newest_only`: the one
+        item with the greatest `sk` (unfiltered: a filter applies after `Limit`). Pages are requested with
+        Select=COUNT while `count_only()` is true."""
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": f"pk = :pk AND {condition}",
+            "ExpressionAttributeValues": {name: {"S": v} for name, v in {":pk": pk, **values}.items()},
+        }
+        if newest_only:
+            params.update(ScanIndexForward=False, Limit=1)
+        elif self.request.zone_key is not None:
+            params["FilterExpression"] = "#zk = :zk"
+            params["ExpressionAttributeNames"] = {"#zk": keys.ZONE_ATTRIBUTE}
+            params["ExpressionAttributeValues"][":zk"] = {"S": self.request.zone_key}
+        while True:
+            params["Select"] = "COUNT" if count_only() else "ALL_ATTRIBUTES"
+            try:
+                page = self.client.query(**params)
+            except (ClientError, BotoCoreError) as exc:
+                raise HistoryQueryError(f"Query of pk {pk!r} in table {self.table!r} failed: {exc}") from exc
+            yield page
+            if "LastEvaluatedKey" not in page or newest_only:
+                return
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def region_keys(self) -> list[str]:
+        """The region key parts to read: the asked one, or all of the type's from its regions index item."""
+        if self.request.region_key is not None:
+            return [self.request.region_key]
+        key = keys.regions_index_key(self.request.type_key)
+        try:
+            item = self.client.get_item(
+                TableName=self.table, Key={name: {"S": value} for name, value in key.items()}
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise HistoryQueryError(f"GetItem of {key} in table {self.table!r} failed: {exc}") from exc
+        return sorted(item[keys.REGIONS_ATTRIBUTE]["SS"]) if item else []
+
+    def points(self, pk: str) -> list[dict[str, Any]]:
+        """Points of `pk` in [first, last]; once the shared budget is exceeded, the rest is only counted."""
+        lo, hi = keys.points_between(self.request.first, self.request.last)
+        found: list[dict[str, Any]] = []
+        pages = self._query(
+            pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi}, count_only=lambda: self.budget.exceeded
+        )
+        for page in pages:
+            self.budget.add(page["Count"])
+            if self.budget.exceeded:
+                found.clear()  # the query will fail: keep counting, stop holding items
+            else:
+                found.extend(page.get("Items", []))
+        return found
+
+    def as_of_start(self, pk: str) -> list[dict[str, Any]]:
+        """The last point before start of every series of `pk` (zone-filtered): the newest checkpoint before
+        start overlaid with the points between it and start."""
+        before = keys.shift(self.request.first, -keys.ONE_SECOND)
+        latest: dict[str, dict[str, Any]] = {}
+        first_change: str | None = None
+        checkpoint = next(
+            self._query(
+                pk,
+                "sk BETWEEN :lo AND :hi",
+                {":lo": keys.CHECKPOINT_PREFIX, ":hi": keys.checkpoint_sort_key(before)},
+                newest_only=True,
+            )
+        )["Items"]
+        if checkpoint:
+            latest = {sid: member["M"] for sid, member in checkpoint[0]["series"]["M"].items()}
+            first_change = keys.shift(checkpoint[0]["AsOf"]["S"], keys.ONE_SECOND)
+        if first_change is None:  # no checkpoint yet: the history before start is short
+            changes = self._query(pk, "sk <= :hi", {":hi": keys.points_between(before, before)[1]})
+        elif first_change <= before:
+            lo, hi = keys.points_between(first_change, before)
+            changes = self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi})
+        else:
+            changes = iter(())
+        for page in changes:  # ascending Time: a later point replaces an earlier one of the same series
+            latest.update((keys.series_of_sort_key(item["sk"]["S"]), item) for item in page["Items"])
+        zone = self.request.zone_key
+        return [item for item in latest.values() if zone is None or item[keys.ZONE_ATTRIBUTE]["S"] == zone]
+
+    def region(self, region_key: str) -> list[dict[str, Any]]:
+        pk = keys.SEP.join((self.request.type_key, region_key))
+        found = self.points(pk)
+        return [] if self.budget.exceeded else self.as_of_start(pk) + found
+
+
+def to_record(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored item (typed attributes) as a record of the web site's fields, without `id`."""
+    record: dict[str, Any] = {field: item[field]["S"] for field in TEXT_FIELDS}
+    record.update({field: float(item[field]["N"]) for field in FLOAT_COLUMNS})
+    record.update({field: int(Decimal(item[field]["N"])) for field in INT_COLUMNS})
+    return record
+
+
+def _target(client_or_resource: Any, table_name: str | None) -> tuple[Any, str]:
+    """(client, table) from a DynamoDBHistory resource, or from a boto3 client plus `table_name`."""
+    if hasattr(client_or_resource, "table_name") and hasattr(client_or_resource, "client"):
+        return client_or_resource.client, table_name or client_or_resource.table_name
+    if not table_name:
+        raise ValueError("table_name is required when a boto3 client is given")
+    return client_or_resource, table_name
+
+
+def query_history(
+    client_or_resource: Any,
+    *,
+    instance_type: str,
+    region: str = ALL,
+    availability_zone: str = ALL,
+    start: str | date | datetime,
+    end: str | date | datetime,
+    max_points: int | str = MAX_POINTS,
+    table_name: str | None = None,
+) -> list[dict[str, Any]]:
+    """Records (fields RECORD_FIELDS, `id` from 1) of the points in [start, end] and the as-of-start value of
+    every matching series, ordered by Time, region, zone, desired count, tier. Raises ValueError for a bad
+    request or more than `max_points` points; HistoryQueryError when DynamoDB fails."""
+    request = _validate(instance_type, region, availability_zone, start, end, max_points)
+    client, table = _target(client_or_resource, table_name)
+    reader = _Reader(client, table, request)
+    regions = reader.region_keys()
+    with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(regions)))) as pool:
+        items = [item for found in pool.map(reader.region, regions) for item in found]
+    if reader.budget.exceeded:
+        raise ValueError(
+            f"{reader.budget.total} points match InstanceType={instance_type!r} Region={region!r} "
+            f"AvailabilityZone={availability_zone!r} from {request.first} to {request.last}, more than "
+            f"{request.max_points}; narrow the time range or pick one region or zone"
+        )
+    records = sorted(
+        map(to_record, items),
+        key=lambda r: (r["Time"], r["Region"].casefold(), r["AvailabilityZone"].casefold(), r["DesiredCount"],
+                       r["InstanceTier"].casefold()),
+    )  # fmt: skip
+    return [{"id": i, **{f: r[f] for f in RECORD_FIELDS[1:]}} for i, r in enumerate(records, start=1)]
+
+
+def render_json(records: list[dict[str, Any]]) -> str:
+    """The HTTP endpoint's body: `{"Status": 200, "Data": [records]}`."""
+    return json.dumps({"Status": 200, "Data": records})
+
+
+def render_csv(records: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RECORD_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; prints CSV or JSON, exits 2 on a bad request and 1 when DynamoDB fails."""
+    from resources.dynamodb import make_client
+    from resources.settings import load_settings
+
+    parser = argparse.ArgumentParser(prog="spotlake-history", description="Query the Azure spot history.")
+    parser.add_argument("--instance-type", required=True)
+    parser.add_argument("--region", default=ALL, help="display name, e.g. 'US East', or '*' (default)")
+    parser.add_argument("--zone", default=ALL, help="'1', '2', '3', 'Single' or '*' (default)")
+    parser.add_argument("--start", required=True, help="YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    parser.add_argument("--end", required=True, help="YYYY-MM-DD (whole day) or 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
+    parser.add_argument("--max-points", default=str(MAX_POINTS))
+    parser.add_argument("--table", help="default: the SPOTLAKE_ENV environment's table")
+    parser.add_argument("--endpoint-url", help="default: the environment's AWS endpoint")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    client = make_client(args.endpoint_url or settings.aws_endpoint_url, settings.aws_region)
+    try:
+        records = query_history(
+            client,
+            table_name=args.table or settings.dynamodb_table,
+            instance_type=args.instance_type,
+            region=args.region,
+            availability_zone=args.zone,
+            start=args.start,
+            end=args.end,
+            max_points=args.max_points,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except HistoryQueryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_json(records) + "\n" if args.format == "json" else render_csv(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Spot Placement Scores: the daily request pool and the 10-minute collection."""
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    Failure,
+    MetadataValue,
+    Output,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from resources.azure import AzureResource
+from resources.clock import Clock
+from resources.io_manager import MissingSnapshotError, read_frame
+from resources.s3 import S3Store
+from resources.sps_state import SpsStateStore
+
+from ..ops.monitoring import measure, run_metadata
+from ..partitions import DAILY_PARTITIONS, PARTITION_FMT, TEN_MINUTE_PARTITIONS, data_time, desired_count
+from ..sps.answers import score_rows
+from ..sps.collector import SpsCollector
+from ..sps.packing import baseline_requests
+from ..sps.pool import build_pool, coverage, in_pool, region_names, requests_of, size_info
+from ..storage_keys import key_stem, raw_key_stem
+
+# The pool of a day comes from the first price snapshot of that day that exists within its first hour.
+POOL_SOURCE_PARTITIONS = 6
+SPS_POOL = "azure_sps"  # Dagster concurrency pool: one SPS collection at a time
+
+
+def first_price_of_day(store: S3Store, day: datetime) -> tuple[pd.DataFrame, str]:
+    tried = []
+    for i in range(POOL_SOURCE_PARTITIONS):
+        key = (day + timedelta(minutes=10 * i)).strftime(PARTITION_FMT)
+        try:
+            return read_frame(store, raw_key_stem("azure_price_raw", key)), key
+        except MissingSnapshotError:
+            tried.append(key)
+    raise Failure(
+        f"no azure_price_raw snapshot for the first hour of {day:%Y-%m-%d} (partitions {tried[0]}..{tried[-1]}); "
+        "materialize azure_price_raw for one of them first"
+    )
+
+
+@asset(
+    partitions_def=DAILY_PARTITIONS,
+    group_name="sps",
+    kinds={"pandas"},
+    deps=[AssetDep("azure_price_raw", partition_mapping=TimeWindowPartitionMapping())],
+)
+def azure_sps_request_pool(context: AssetExecutionContext, store: S3Store) -> Output[pd.DataFrame]:
+    """Every (region code, size) pair of the day's first price snapshot, minus the regions and sizes SPS has
+    answered as invalid (persisted), packed into requests of at most 8 regions x 5 sizes. One row per pair with
+    the id of the request that asks for it, the region's display name and the size's tier and type."""
+    day = context.partition_time_window.start
+    with measure() as m:
+        price, source = first_price_of_day(store, day)
+        learned = SpsStateStore(store).load()
+        pool = build_pool(price, learned.invalid_regions, learned.invalid_sizes)
+        pairs = list(zip(pool["RegionCodeSPS"], pool["InstanceTypeSPS"], strict=True))
+        baseline = len(baseline_requests(pairs))
+    requests = int(pool["request_id"].nunique())
+    return Output(
+        pool,
+        metadata={
+            "rows": len(pool),
+            "pairs": len(pool),
+            "requests": requests,
+            "baseline_requests": baseline,
+            "price_partition": source,
+            "invalid_regions_left_out": len(learned.invalid_regions),
+            "invalid_sizes_left_out": len(learned.invalid_sizes),
+            **run_metadata(m),
+        },
+    )
+
+
+def pool_for(store: S3Store, partition_key: str) -> tuple[pd.DataFrame, str]:
+    """The request pool of the partition's day, else of the day before (the day's pool is built from its first
+    partitions, so the first partitions of a day use yesterday's)."""
+    day = datetime.strptime(partition_key[:10], "%Y-%m-%d")
+    for d in (day, day - timedelta(days=1)):
+        pool_key = d.strftime("%Y-%m-%d")
+        try:
+            return read_frame(store, key_stem("azure_sps_request_pool", pool_key)), pool_key
+        except MissingSnapshotError:
+            continue
+    raise Failure(
+        f"no azure_sps_request_pool for {day:%Y-%m-%d} or the day before; materialize the pool first"
+    )
+
+
+@asset(
+    partitions_def=TEN_MINUTE_PARTITIONS,
+    group_name="collect",
+    kinds={"azure", "pandas"},
+    pool=SPS_POOL,
+    deps=[AssetDep(azure_sps_request_pool, partition_mapping=TimeWindowPartitionMapping(start_offset=-1))],
+    check_specs=[AssetCheckSpec("sps_coverage", asset="azure_sps_raw",
+                                description="Share of the request pool's valid pairs that got a score")],
+)
+def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S3Store, clock: Clock):
+    """Spot Placement Scores of every pool pair at the partition's desired count (1, 5, ..., 50, a pure function
+    of the partition key, restarting at 1 at 00:00 UTC), one row per (DesiredCount, region, size, zone).
+
+    Calls are spread round-robin over (subscription, URL location) pairs, at most 10 per pair per 62 minutes,
+    reserved in the persisted rotation state before they are sent. Invalid regions and sizes are learned and
+    persisted. When quota runs out the asset keeps what it has and reports skipped requests and coverage.
+    """
+    key = context.partition_key
+    t = data_time(key)
+    clock.check_live(key, t)
+    count = desired_count(key)
+    with measure() as m:
+        pool, pool_day = pool_for(store, key)
+        collector = SpsCollector(
+            client=azure.sps_client(), state=SpsStateStore(store), subscriptions=azure.principal().subscriptions,
+            clock=clock.now,
+        )
+        run = collector.collect(requests_of(pool), count)
+        rows, unknown = score_rows(run.answers, count, region_names(pool), size_info(pool))
+        rows = in_pool(rows, pool)
+        valid = pool[~pool["RegionCodeSPS"].isin(run.learned_regions) & ~pool["InstanceTypeSPS"].isin(run.learned_sizes)]
+        covered = coverage(rows, valid)
+    yield Output(
+        rows,
+        metadata={
+            "rows": len(rows),
+            "desired_count": count,
+            "pool_day": pool_day,
+            "requests_planned": int(pool["request_id"].nunique()),
+            "calls": run.calls,
+            "retries": run.retries,
+            "throttled": run.throttled,
+            "skipped_requests": run.skipped_requests,
+            "failed_requests": run.failed_requests,
+            "learned_invalid_regions": MetadataValue.json(sorted(run.learned_regions)),
+            "learned_invalid_sizes": MetadataValue.json(sorted(run.learned_sizes)),
+            "pairs_used": len(run.pairs_used),
+            "coverage": round(covered, 4),
+            "unknown_scores": unknown,
+            "errors": MetadataValue.json(run.errors),
+            "data_time": MetadataValue.timestamp(t),
+            **run_metadata(m),
+        },
+    )
+    yield AssetCheckResult(
+        check_name="sps_coverage",
+        passed=covered >= 1.0,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"coverage": round(covered, 4), "skipped_requests": run.skipped_requests,
+                  "failed_requests": run.failed_requests},
+    )

@@ -1,0 +1,75 @@
+"""Helpers for tests that run assets on the embedded local stack (moto's server and the Azure emulator, over HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import boto3
+from dagster import AssetsDefinition, DagsterInstance, materialize
+
+from resources.clock import Clock
+from spotlake_assets.defs import azure_resource, build_resources
+from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
+from spotlake_assets.local.stack import LocalStack, start_local_stack
+
+FAST_FAULTS = dict(retry_after_seconds=0, timeout_seconds=1.5)
+FAST_AZURE = dict(timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_seconds=0.05)
+
+
+def start(env_name: str = "local", seed: int = 11, **knobs) -> LocalStack:
+    return start_local_stack(env_name=env_name, seed=seed, scale=knobs.pop("scale", "small"), **{**FAST_FAULTS, **knobs})
+
+
+def run_assets(
+    stack: LocalStack,
+    monkeypatch,
+    assets: Sequence[AssetsDefinition],
+    partition: str,
+    now: datetime,
+    *,
+    instance: DagsterInstance | None = None,
+    max_tries: int = 8,
+    set_emulator_time: bool = True,
+    **azure_overrides,
+):
+    """Materialize `assets` for one partition with the environment's resources, the collector's clock frozen at
+    `now` (and the emulator's too), fast retries; returns Dagster's result (raise_on_error=False)."""
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    if set_emulator_time:
+        stack.emulator.set_time(now)
+    resources = build_resources(stack.settings)
+    resources["azure"] = azure_resource(stack.settings, max_tries=max_tries, **{**FAST_AZURE, **azure_overrides})
+    resources["clock"] = Clock(frozen_at=now.isoformat())
+    if instance is not None:
+        return materialize(assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=False)
+    with DagsterInstance.ephemeral() as ephemeral:
+        return materialize(assets, partition_key=partition, resources=resources, instance=ephemeral, raise_on_error=False)
+
+
+def metadata(result, asset: str) -> dict:
+    [mat] = list(result.asset_materializations_for_node(asset))
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def failure_messages(result) -> list[str]:
+    """Each failed step's error with its causes (Dagster wraps the asset's exception)."""
+    out = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error, text = event.event_specific_data.error, []
+            while error is not None:
+                text.append(error.message)
+                error = error.cause
+            out.append(" | ".join(text))
+    return out
+
+
+def s3_client(stack: LocalStack):
+    return boto3.client("s3", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2", **LOCAL_AWS_CREDENTIALS)
+
+
+def bucket_state(stack: LocalStack, bucket: str) -> dict[str, str]:
+    pages = s3_client(stack).get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
