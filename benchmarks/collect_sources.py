@@ -67,46 +67,57 @@ class PeakRss:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
+def measure_one(what: str, concurrency: int) -> None:
+    """One measurement in this (fresh) process, against the stack named by the SPOTLAKE_* environment."""
+    from resources.settings import load_settings
+    from spotlake_assets.defs import azure_resource
+    from spotlake_assets.transforms.eviction import clean_eviction
+    from spotlake_assets.transforms.price import clean_prices
+
+    azure = azure_resource(load_settings(), price_page_concurrency=concurrency)
+    http = azure.http()
+    with PeakRss() as mem:
+        start = time.perf_counter()
+        if what == "price":
+            fetched = azure.prices_client(http).fetch_all()
+            rows, source, pages = len(clean_prices(fetched.items, datetime.now(UTC))), fetched.items_seen, fetched.pages
+        else:
+            fetched = azure.graph_client(http).eviction_rates()
+            rows, source, pages = len(clean_eviction(fetched.rows)[0]), len(fetched.rows), fetched.pages
+        seconds = time.perf_counter() - start
+    label = f"price concurrency={concurrency}" if what == "price" else "IF"
+    print(
+        f"{label:<22} {source:>7} items {pages:>4} pages {rows:>6} rows  {seconds:6.1f} s  "
+        f"peak RSS {mem.peak / 2**20:5.0f} MiB (+{(mem.peak - mem.baseline) / 2**20:.0f} over start)  "
+        f"retries {http.retries}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", default="full", choices=("small", "full"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 1], help="price page threads to compare")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 4, 1], help="price page threads to compare")
+    parser.add_argument("--one", choices=("price", "if"), help=argparse.SUPPRESS)  # a child's single measurement
     args = parser.parse_args()
+    if args.one:
+        measure_one(args.one, args.concurrency[0])
+        return
 
     with local_stack_process(args.scale, args.seed) as env:
-        os.environ.update(env)
-        from resources.settings import load_settings
-        from spotlake_assets.defs import azure_resource
-        from spotlake_assets.transforms.eviction import clean_eviction
-        from spotlake_assets.transforms.price import clean_prices
+        child_env = {**os.environ, **env}
+        # warm the emulator's data cache so the first measurement is not charged for data generation
+        import requests
 
-        settings = load_settings()
-        now = datetime.now(UTC)
-        print(f"scale={args.scale} seed={args.seed}")
-        for concurrency in args.concurrency:
-            client = azure_resource(settings, price_page_concurrency=concurrency)
-            with PeakRss() as mem:
-                start = time.perf_counter()
-                fetched = client.prices_client(client.http()).fetch_all()
-                fetch_s = time.perf_counter() - start
-                table = clean_prices(fetched.items, now)
-                total_s = time.perf_counter() - start
-            print(
-                f"price  concurrency={concurrency}: {len(fetched.items)} items in {fetched.pages} pages, "
-                f"{len(table)} rows; fetch {fetch_s:.1f} s, total {total_s:.1f} s; "
-                f"peak RSS {mem.peak / 2**20:.0f} MiB (+{(mem.peak - mem.baseline) / 2**20:.0f} MiB)"
+        requests.get(env["SPOTLAKE_AZURE_PRICES_URL"], timeout=120)
+        print(f"scale={args.scale} seed={args.seed}; each line is a fresh process")
+        runs = [("price", c) for c in args.concurrency] + [("if", 1)]
+        for what, concurrency in runs:
+            subprocess.run(
+                [sys.executable, "-m", "benchmarks.collect_sources", "--one", what, "--concurrency", str(concurrency)],
+                env=child_env, check=True,
             )
-            del fetched, table
-        with PeakRss() as mem:
-            start = time.perf_counter()
-            rows = client.graph_client(client.http()).eviction_rates()
-            table, _ = clean_eviction(rows.rows)
-            total_s = time.perf_counter() - start
-        print(
-            f"IF: {len(rows.rows)} rows in {rows.pages} pages, {len(table)} rows; total {total_s:.1f} s; "
-            f"peak RSS {mem.peak / 2**20:.0f} MiB (+{(mem.peak - mem.baseline) / 2**20:.0f} MiB)"
-        )
 
 
 if __name__ == "__main__":

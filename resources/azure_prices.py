@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from spotlake_assets.transforms.price import items_frame
+from spotlake_assets.transforms.price import drop_unwanted_items, items_frame
 
 from .http import Pacer, RetryingClient
 
@@ -22,8 +22,9 @@ class PriceCollectionError(RuntimeError):
 
 @dataclass
 class PriceFetch:
-    items: pd.DataFrame
+    items: pd.DataFrame  # the items the dataset can use (see drop_unwanted_items)
     pages: int
+    items_seen: int  # every item the API served
 
 
 @dataclass
@@ -46,17 +47,17 @@ class RetailPricesClient:
             query["$skip"] = str(skip)
         return f"{self.url}?{urlencode(query)}"
 
-    def fetch_page(self, skip: int) -> tuple[pd.DataFrame, bool]:
-        """One page's items (kept fields only) and whether it is the last page."""
+    def fetch_page(self, skip: int) -> tuple[pd.DataFrame, int, bool]:
+        """One page's usable items (kept fields only), how many it served, and whether it is the last page."""
         self._pacer.wait()
         _, body = self.http.request_json("GET", self.page_url(skip), endpoint=f"GET {self.url} $skip={skip}")
         if not isinstance(body, dict) or not isinstance(body.get("Items"), list):
             raise PriceCollectionError(f"GET {self.url} $skip={skip}: answer has no Items list")
         items = body["Items"]
-        return items_frame(items), not items or not body.get("NextPageLink")
+        return drop_unwanted_items(items_frame(items)), len(items), not items or not body.get("NextPageLink")
 
     def fetch_all(self) -> PriceFetch:
-        pages: dict[int, pd.DataFrame] = {}
+        pages: dict[int, tuple[pd.DataFrame, int]] = {}
         end: int | None = None  # skip offset of the last page
         next_skip = 0
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="prices") as pool:
@@ -70,10 +71,11 @@ class RetailPricesClient:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     skip = running.pop(future)
-                    frame, last = future.result()  # a page that failed for good fails the collection
-                    pages[skip] = frame
+                    frame, served, last = future.result()  # a page that failed for good fails the collection
+                    pages[skip] = (frame, served)
                     if last:
                         end = skip if end is None else min(end, skip)
-        kept = [pages[s] for s in sorted(pages) if s <= end and not pages[s].empty]
+        in_range = [pages[s] for s in sorted(pages) if s <= end]
+        kept = [frame for frame, _ in in_range if not frame.empty]
         items = pd.concat(kept, ignore_index=True) if kept else items_frame([])
-        return PriceFetch(items=items, pages=len(kept))
+        return PriceFetch(items=items, pages=sum(1 for _, n in in_range if n), items_seen=sum(n for _, n in in_range))

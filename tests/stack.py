@@ -73,3 +73,13 @@ def s3_client(stack: LocalStack):
 def bucket_state(stack: LocalStack, bucket: str) -> dict[str, str]:
     pages = s3_client(stack).get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+def check_evaluations(result) -> dict[tuple[str, str], object]:
+    """(asset name, check name) -> the check's evaluation in this run."""
+    out = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            out[(evaluation.asset_key.to_user_string(), evaluation.check_name)] = evaluation
+    return out

@@ -15,7 +15,7 @@ from spotlake_assets.sources.eviction import azure_eviction_raw
 from spotlake_assets.sources.price import azure_price_raw
 from spotlake_assets.storage_keys import raw_key_stem
 
-from .stack import bucket_state, failure_messages, metadata, run_assets, s3_client, start
+from .stack import bucket_state, check_evaluations, failure_messages, metadata, run_assets, s3_client, start
 
 PARTITION = "2026-11-27-10:10"
 T = data_time(PARTITION)
@@ -89,13 +89,20 @@ def test_faults_give_the_same_tables_as_a_fault_free_run(stack, monkeypatch):
 
 
 def test_always_failing_azure_gives_a_clear_error_and_writes_nothing(monkeypatch):
+    """After the retry budget the source is reported failed (check and metadata name endpoint and status) and
+    no snapshot is written; the run goes on so the merge can publish a partial snapshot."""
     with start_at_t(rate_500=1.0) as broken:
         result = collect(broken, monkeypatch, max_tries=3)
-        assert not result.success
-        messages = failure_messages(result)
-        assert len(messages) == 2
-        assert any("/api/retail/prices" in m and "HTTP 500 after 3 tries" in m for m in messages)
-        assert any("Microsoft.ResourceGraph" in m and "HTTP 500 after 3 tries" in m for m in messages)
+        checks = check_evaluations(result)
+        errors = {}
+        for asset in ("azure_price_raw", "azure_eviction_raw"):
+            evaluation = checks[(asset, "collected")]
+            assert not evaluation.passed
+            errors[asset] = evaluation.metadata["error"].value
+            assert metadata(result, asset)["collection_failed"] == errors[asset]
+        assert "/api/retail/prices" in errors["azure_price_raw"]
+        assert "Microsoft.ResourceGraph" in errors["azure_eviction_raw"]
+        assert all("HTTP 500 after 3 tries" in e for e in errors.values())
         assert bucket_state(broken, broken.settings.write_bucket) == {}
 
 

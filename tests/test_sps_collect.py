@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from dagster import DagsterInstance
 
 from resources.io_manager import read_frame
 from resources.sps_state import STATE_KEY
@@ -22,7 +22,7 @@ from spotlake_assets.sps.answers import COLUMNS
 from spotlake_assets.sps.rotation import CALLS_PER_WINDOW, RotationState, pair_order
 from spotlake_assets.storage_keys import key_stem, raw_key_stem
 
-from .stack import metadata, run_assets, start
+from .stack import check_evaluations, metadata, run_assets, start
 
 DAY = "2026-11-26"
 FIRST = f"{DAY}-00:00"  # the day's first partition: its price snapshot makes the day's pool
@@ -55,12 +55,7 @@ def pool_of(stack, day: str = DAY) -> pd.DataFrame:
 
 
 def check_result(result, name: str = "sps_coverage"):
-    [evaluation] = [
-        e.event_specific_data for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.asset_check_key == AssetCheckKey(AssetKey("azure_sps_raw"), name)
-    ]
-    return evaluation
+    return check_evaluations(result)[("azure_sps_raw", name)]
 
 
 @pytest.fixture

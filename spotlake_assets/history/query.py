@@ -222,7 +222,7 @@ class _Reader:
         if checkpoint:
             latest = {sid: member["M"] for sid, member in checkpoint[0]["series"]["M"].items()}
             first_change = keys.shift(checkpoint[0]["AsOf"]["S"], keys.ONE_SECOND)
-        if first_change is None:  # no checkpoint yet: the history before start is short
+        if first_change is None:  # none before start: all of it (short, as checkpoints start with the data)
             changes = self._query(pk, "sk <= :hi", {":hi": keys.points_between(before, before)[1]})
         elif first_change <= before:
             lo, hi = keys.points_between(first_change, before)

@@ -11,7 +11,13 @@ from typing import Any
 
 import requests
 
-from resources.settings import LOCAL_AWS_PORT, LOCAL_AZURE_LOGIN_PORT, LOCAL_AZURE_PORT, Settings, load_settings
+from resources.settings import (
+    LOCAL_AWS_PORT,
+    LOCAL_AZURE_LOGIN_PORT,
+    LOCAL_AZURE_PORT,
+    Settings,
+    load_settings,
+)
 
 from .aws import LOCAL_AWS_ENV, LocalAws, provision, seed_azure_auth, start_moto_server
 from .azure_emulator import AzureEmulator, EmulatorConfig

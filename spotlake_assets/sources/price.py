@@ -1,19 +1,22 @@
 """Spot and on-demand prices from the Azure Retail Prices API."""
 
-
-import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, asset
 
 from resources.azure import AzureResource
 from resources.clock import Clock
 
 from ..partitions import TEN_MINUTE_PARTITIONS, data_time
 from ..transforms.price import clean_prices
-from ..ops.monitoring import measure, run_metadata
+from .outcome import collected_check, source_outputs
 
 
-@asset(partitions_def=TEN_MINUTE_PARTITIONS, group_name="collect", kinds={"azure", "pandas"})
-def azure_price_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock) -> Output[pd.DataFrame]:
+@asset(
+    partitions_def=TEN_MINUTE_PARTITIONS,
+    group_name="collect",
+    kinds={"azure", "pandas"},
+    check_specs=[collected_check("azure_price_raw")],
+)
+def azure_price_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock):
     """Linux spot and on-demand prices of every VM size in every public region, one row per
     (InstanceTier, InstanceType, Region), as in force at the partition's data time (the end of its window).
 
@@ -23,19 +26,18 @@ def azure_price_raw(context: AssetExecutionContext, azure: AzureResource, clock:
     key = context.partition_key
     t = data_time(key)
     clock.check_live(key, t)
-    with measure() as m:
+
+    def collect():
         http = azure.http()
         fetched = azure.prices_client(http).fetch_all()
         table = clean_prices(fetched.items, t)
-    return Output(
-        table,
-        metadata={
-            "rows": len(table),
+        return table, {
             "rows_with_ondemand": int(table["OndemandPrice"].notna().sum()),
-            "items": len(fetched.items),
+            "items": fetched.items_seen,
+            "items_kept": len(fetched.items),
             "pages": fetched.pages,
             "retries": http.retries,
             "data_time": MetadataValue.timestamp(t),
-            **run_metadata(m),
-        },
-    )
+        }
+
+    yield from source_outputs(context, collect)

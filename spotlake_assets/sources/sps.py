@@ -29,6 +29,7 @@ from ..sps.collector import SpsCollector
 from ..sps.packing import baseline_requests
 from ..sps.pool import build_pool, coverage, in_pool, region_names, requests_of, size_info
 from ..storage_keys import key_stem, raw_key_stem
+from .outcome import collected_check, source_outputs
 
 # The pool of a day comes from the first price snapshot of that day that exists within its first hour.
 POOL_SOURCE_PARTITIONS = 6
@@ -103,8 +104,11 @@ def pool_for(store: S3Store, partition_key: str) -> tuple[pd.DataFrame, str]:
     kinds={"azure", "pandas"},
     pool=SPS_POOL,
     deps=[AssetDep(azure_sps_request_pool, partition_mapping=TimeWindowPartitionMapping(start_offset=-1))],
-    check_specs=[AssetCheckSpec("sps_coverage", asset="azure_sps_raw",
-                                description="Share of the request pool's valid pairs that got a score")],
+    check_specs=[
+        collected_check("azure_sps_raw"),
+        AssetCheckSpec("sps_coverage", asset="azure_sps_raw",
+                       description="Share of the request pool's valid pairs that got a score"),
+    ],
 )
 def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S3Store, clock: Clock):
     """Spot Placement Scores of every pool pair at the partition's desired count (1, 5, ..., 50, a pure function
@@ -118,8 +122,10 @@ def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S
     t = data_time(key)
     clock.check_live(key, t)
     count = desired_count(key)
-    with measure() as m:
-        pool, pool_day = pool_for(store, key)
+    pool, pool_day = pool_for(store, key)
+    outcome: dict[str, float] = {}
+
+    def collect():
         collector = SpsCollector(
             client=azure.sps_client(), state=SpsStateStore(store), subscriptions=azure.principal().subscriptions,
             clock=clock.now,
@@ -128,33 +134,28 @@ def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S
         rows, unknown = score_rows(run.answers, count, region_names(pool), size_info(pool))
         rows = in_pool(rows, pool)
         valid = pool[~pool["RegionCodeSPS"].isin(run.learned_regions) & ~pool["InstanceTypeSPS"].isin(run.learned_sizes)]
-        covered = coverage(rows, valid)
-    yield Output(
-        rows,
-        metadata={
-            "rows": len(rows),
+        outcome.update(coverage=round(coverage(rows, valid), 4), skipped_requests=run.skipped_requests,
+                       failed_requests=run.failed_requests)
+        return rows, {
             "desired_count": count,
             "pool_day": pool_day,
             "requests_planned": int(pool["request_id"].nunique()),
             "calls": run.calls,
             "retries": run.retries,
             "throttled": run.throttled,
-            "skipped_requests": run.skipped_requests,
-            "failed_requests": run.failed_requests,
             "learned_invalid_regions": MetadataValue.json(sorted(run.learned_regions)),
             "learned_invalid_sizes": MetadataValue.json(sorted(run.learned_sizes)),
             "pairs_used": len(run.pairs_used),
-            "coverage": round(covered, 4),
             "unknown_scores": unknown,
             "errors": MetadataValue.json(run.errors),
             "data_time": MetadataValue.timestamp(t),
-            **run_metadata(m),
-        },
-    )
+            **outcome,
+        }
+
+    yield from source_outputs(context, collect)
     yield AssetCheckResult(
         check_name="sps_coverage",
-        passed=covered >= 1.0,
+        passed=outcome.get("coverage", 0.0) >= 1.0,
         severity=AssetCheckSeverity.WARN,
-        metadata={"coverage": round(covered, 4), "skipped_requests": run.skipped_requests,
-                  "failed_requests": run.failed_requests},
+        metadata=outcome or {"coverage": 0.0},
     )

@@ -22,7 +22,15 @@ from resources.azure_sps import Outcome, SpsAnswer, SpsClient
 from resources.sps_state import SpsStateStore
 
 from .packing import Request
-from .rotation import Pair, RotationState, learn_invalid_region, learn_invalid_size, park, reserve, set_url_locations
+from .rotation import (
+    Pair,
+    RotationState,
+    learn_invalid_region,
+    learn_invalid_size,
+    park,
+    reserve,
+    set_url_locations,
+)
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,16 @@ def empty_price_table() -> pd.DataFrame:
     )
 
 
+def drop_unwanted_items(items: pd.DataFrame) -> pd.DataFrame:
+    """The row-by-row rules: Consumption items only; no Windows, Low Priority or Expired meters; no sovereign
+    clouds. Row-local, so the collector applies them to each page as it arrives to keep memory small."""
+    df = items[items["type"].fillna("Consumption") == "Consumption"]
+    df = df[~df["productName"].fillna("").str.contains("Windows", regex=False)]
+    meter = df["meterName"].fillna("")
+    df = df[~(meter.str.contains("Priority", regex=False) | meter.str.contains("Expired", regex=False))]
+    return df[~sovereign_mask(df["armRegionName"].fillna(""))]
+
+
 def clean_prices(items: pd.DataFrame, at: datetime) -> pd.DataFrame:
     """The spot price table of the moment `at` (the partition's data time).
 
@@ -61,12 +71,7 @@ def clean_prices(items: pd.DataFrame, at: datetime) -> pd.DataFrame:
     """
     if items.empty:
         return empty_price_table()
-    df = items.drop_duplicates(subset=DEDUP_KEY)
-    df = df[df["type"].fillna("Consumption") == "Consumption"]
-    df = df[~df["productName"].fillna("").str.contains("Windows", regex=False)]
-    meter = df["meterName"].fillna("")
-    df = df[~(meter.str.contains("Priority", regex=False) | meter.str.contains("Expired", regex=False))]
-    df = df[~sovereign_mask(df["armRegionName"].fillna(""))]
+    df = drop_unwanted_items(items.drop_duplicates(subset=DEDUP_KEY))
     df = _effective_at(df, at)
 
     is_spot = df["meterName"].str.contains("Spot", regex=False)

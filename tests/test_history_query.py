@@ -1,0 +1,226 @@
+"""query_history against a simulated week of one instance type (about 60 regions x 4 zones x 11 desired
+counts, changes every 10 minutes, daily checkpoints) written through DynamoDBHistory to a moto server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from benchmarks.history_query import (
+    ZONES,
+    OperationCounter,
+    SyntheticHistory,
+    public_region_names,
+    synthetic_history,
+    write_history,
+)
+from resources.dynamodb import DynamoDBHistory
+from spotlake_assets.history.query import RECORD_FIELDS, main, query_history, render_csv, render_json
+from spotlake_assets.local.aws import local_client
+
+AWS_REGION = "us-west-2"
+TYPE = "D2s_v3"
+SERIES = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "DesiredCount"]
+READ_OPERATIONS = {"Query", "GetItem", "BatchGetItem"}
+
+
+def load(endpoint: str, days: float) -> tuple[str, SyntheticHistory]:
+    """A fresh table holding `days` of history from 2026-11-01 00:00, about 0.5% of the series changing per
+    partition, written through DynamoDBHistory (parallel batches) with its daily checkpoints."""
+    synthetic = synthetic_history(
+        TYPE, datetime(2026, 11, 1), days, price_change_rate=0.0025, score_change_rate=0.025, seed=7
+    )
+    store = DynamoDBHistory(
+        table_name=f"azure-hist-{uuid.uuid4().hex[:8]}",
+        endpoint_url=endpoint,
+        region_name=AWS_REGION,
+        write_workers=16,
+    )
+    store.ensure_table()
+    write_history(store, synthetic)
+    return store.table_name, synthetic
+
+
+@pytest.fixture(scope="module")
+def week(aws_endpoint: str) -> tuple[str, SyntheticHistory]:
+    return load(aws_endpoint, 7)
+
+
+@pytest.fixture(scope="module")
+def day(aws_endpoint: str) -> tuple[str, SyntheticHistory]:
+    """One day, for the queries that read every region: moto sorts the whole table for every Query, so a
+    table of a week makes each of their ~160 calls slow (real DynamoDB reads only the asked partition)."""
+    return load(aws_endpoint, 1)
+
+
+@pytest.fixture
+def client(aws_endpoint: str) -> Any:
+    return local_client("dynamodb", aws_endpoint, AWS_REGION)
+
+
+def expected(points: pd.DataFrame, first: str, last: str, region: str = "*", zone: str = "*") -> pd.DataFrame:
+    """What the query must return, from the generated history: the last point before `first` of every
+    matching series, then the points in [first, last]."""
+    chosen = points[
+        ((points["Region"] == region) | (region == "*"))
+        & ((points["AvailabilityZone"] == zone) | (zone == "*"))
+    ]
+    as_of = chosen[chosen["Time"] < first].groupby(SERIES, sort=False).tail(1)
+    in_range = chosen[(chosen["Time"] >= first) & (chosen["Time"] <= last)]
+    return canonical(pd.concat([as_of, in_range]))
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [f for f in RECORD_FIELDS if f != "id"]
+    text = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "Time"]
+    frame = frame[columns].astype(
+        {**dict.fromkeys(text, "str"), **dict.fromkeys(["DesiredCount", "Score", "T2", "T3"], "int64")}
+    )
+    return frame.sort_values(["Time", *SERIES]).reset_index(drop=True)
+
+
+def as_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    assert [r["id"] for r in records] == list(range(1, len(records) + 1))
+    assert all(list(r) == RECORD_FIELDS for r in records)
+    return canonical(pd.DataFrame(records))
+
+
+def test_one_region_and_zone_returns_its_points_and_each_series_as_of_start(week, client):
+    table, synthetic = week
+    first, last = "2026-11-04 12:00:00", "2026-11-04 15:00:00"
+    records = query_history(
+        client, table_name=table, instance_type="d2s_V3", region="US East", availability_zone="2",
+        start=first, end=last,
+    )  # fmt: skip
+
+    got = as_frame(records)
+    pd.testing.assert_frame_equal(got, expected(synthetic.points, first, last, "US East", "2"))
+    assert set(got["Region"]) == {"US East"} and set(got["AvailabilityZone"]) == {"2"}
+    # every one of the zone's 11 series has a value as of start, with the real time of its last change
+    as_of = got[got["Time"] < first]
+    assert len(as_of) == 11 and as_of["DesiredCount"].is_unique
+    unchanged = set(as_of["DesiredCount"]) - set(got.loc[got["Time"] >= first, "DesiredCount"])
+    assert unchanged, "the week should hold a series that did not change in these three hours"
+    assert as_of["Time"].min() < "2026-11-04 00:00:00"  # found through the day's checkpoint, not the range
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [
+        (
+            "2026-11-03 00:00:00",
+            "2026-11-03 00:30:00",
+        ),  # a checkpoint at start holds start: use the day before
+        ("2026-11-01 00:00:00", "2026-11-01 00:20:00"),  # no checkpoint before start, nothing before start
+        ("2026-11-05 23:55:00", "2026-11-06 00:05:00"),  # across midnight
+    ],
+)
+def test_as_of_start_at_checkpoint_edges(week, client, first, last):
+    table, synthetic = week
+    records = query_history(
+        client, table_name=table, instance_type=TYPE, region="KR Central", start=first, end=last
+    )
+    pd.testing.assert_frame_equal(as_frame(records), expected(synthetic.points, first, last, "KR Central"))
+
+
+def test_all_regions_send_only_queries_and_match_the_history(day, client):
+    zone = "Single"
+    table, synthetic = day
+    counter = OperationCounter(client)
+    first, last = "2026-11-01 12:00:00", "2026-11-01 13:00:00"
+
+    records = query_history(
+        client,
+        table_name=table,
+        instance_type=TYPE,
+        region="*",
+        availability_zone=zone,
+        start=first,
+        end=last,
+    )
+
+    assert set(counter.calls) <= READ_OPERATIONS and "Query" in counter.calls
+    got = as_frame(records)
+    pd.testing.assert_frame_equal(got, expected(synthetic.points, first, last, zone=zone))
+    assert set(got["Region"]) == set(public_region_names())
+    assert set(got["AvailabilityZone"]) == (set(ZONES) if zone == "*" else {zone})
+
+
+def test_too_many_points_is_refused_with_the_exact_count(day, client):
+    table, synthetic = day
+    counter = OperationCounter(client)
+    with pytest.raises(ValueError) as refused:
+        # max_points as the web site may send it, a string; the default cap (20,000) is the benchmark's case
+        query_history(
+            client,
+            table_name=table,
+            instance_type=TYPE,
+            start="2026-11-01",
+            end="2026-11-08",
+            max_points="2000",
+        )
+    message = str(refused.value)
+    assert f"{len(synthetic.points)} points match" in message
+    assert "more than 2000; narrow the time range or pick one region or zone" in message
+    assert set(counter.calls) <= READ_OPERATIONS
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (dict(start="2026-11-01", end="2026-12-02"), "longer than 31 days"),
+        (dict(start="2026-11-05", end="2026-11-04 23:00:00"), "is before Start"),
+        (dict(instance_type=" ", start="2026-11-01", end="2026-11-02"), "InstanceType is required"),
+        (dict(start="2026-11-31", end="2026-12-01"), "Start '2026-11-31' is not a date"),
+        (dict(start="2026-11-01", end="2026-11-02", max_points="many"), "max_points 'many'"),
+    ],
+)
+def test_bad_requests_are_refused_before_any_request(client, request_, message):
+    counter = OperationCounter(client)
+    with pytest.raises(ValueError, match=message):
+        query_history(client, table_name="unused", **{"instance_type": TYPE, **request_})
+    assert counter.calls == []
+
+
+def test_a_whole_month_is_allowed_and_an_unknown_type_has_no_history(week, client):
+    table, _ = week
+    assert (
+        query_history(client, table_name=table, instance_type="E64s_v5", start="2026-11-01", end="2026-12-01")
+        == []
+    )
+
+
+def test_command_line_prints_json_and_csv(week, aws_endpoint, capsys):
+    table, synthetic = week
+    argv = ["--instance-type", TYPE, "--region", "US West 2", "--zone", "1", "--start", "2026-11-02 10:00:00",
+            "--end", "2026-11-02 12:00:00", "--table", table, "--endpoint-url", aws_endpoint]  # fmt: skip
+
+    assert main([*argv, "--format", "json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["Status"] == 200
+    want = expected(synthetic.points, "2026-11-02 10:00:00", "2026-11-02 12:00:00", "US West 2", "1")
+    pd.testing.assert_frame_equal(as_frame(body["Data"]), want)
+
+    assert main([*argv, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == len(want) and list(rows[0]) == RECORD_FIELDS
+
+    assert main([*argv, "--start", "2026-10-01", "--format", "csv"]) == 2  # the last --start wins
+    assert "longer than 31 days" in capsys.readouterr().err
+
+
+def test_renderers_keep_the_fields_and_numbers():
+    record = dict(zip(RECORD_FIELDS, [1, "Standard", TYPE, "US East", "1", 0.096, 0.1, 80.0, -1.0, 3, 5, 5, 1,
+                                      "2026-11-01 00:10:00"], strict=True))  # fmt: skip
+    assert json.loads(render_json([record])) == {"Status": 200, "Data": [record]}
+    assert render_csv([record]).splitlines() == [
+        ",".join(RECORD_FIELDS),
+        "1,Standard,D2s_v3,US East,1,0.096,0.1,80.0,-1.0,3,5,5,1,2026-11-01 00:10:00",
+    ]
