@@ -204,16 +204,18 @@ class DynamoDBHistory(dg.ConfigurableResource):
             f"{operation} on table {self.table_name!r}{where} failed: {describe_error(exc)}"
         )
 
-    def ensure_table(self) -> bool:
-        """Create the table (pk/sk strings, on-demand billing) if it is missing; True if it was created."""
+    def ensure_table(self, client: Any = None) -> bool:
+        """Create the table (pk/sk strings, on-demand billing) if it is missing; True if it was created.
+        `client`: another boto3 DynamoDB client to create it with (the local stack passes its own)."""
+        client = client or self.client
         try:
-            self.client.describe_table(TableName=self.table_name)
+            client.describe_table(TableName=self.table_name)
             return False
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise self._fail("DescribeTable", exc) from exc
         try:
-            self.client.create_table(
+            client.create_table(
                 TableName=self.table_name,
                 KeySchema=[
                     {"AttributeName": "pk", "KeyType": "HASH"},
@@ -229,7 +231,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
             # ResourceInUseException: a concurrent creator won, wait for its table below
             if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
                 raise self._fail("CreateTable", exc) from exc
-        self.client.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig={"Delay": 1})
+        client.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig={"Delay": 1})
         return True
 
     def register_regions(self, pairs: Iterable[tuple[str, str]]) -> int:

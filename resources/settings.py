@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
-from spotlake_assets.partitions import DEFAULT_PARTITION_START
+from spotlake_assets.timekeys import DEFAULT_PARTITION_START
 
 VALID_ENVIRONMENTS = ("prod", "test", "local")
 

@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .partitions import data_time, newest_closed_partition
+from .timekeys import PARTITION_LENGTH, data_time, newest_closed_partition, partition_key_for_data_time
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,45 +22,23 @@ def _stack_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    """Materialize the collection assets for one partition on a fresh local stack and print a summary."""
-    from dagster import DagsterInstance, materialize
-
-    from resources.clock import Clock
-    from resources.settings import load_settings
-
-    from .defs import ASSETS, build_resources
+    """Run the whole graph for consecutive partitions on a fresh local stack and print a summary."""
+    end = args.end or newest_closed_partition(datetime.now(UTC))
+    keys = [
+        partition_key_for_data_time(data_time(end) - PARTITION_LENGTH * i) for i in reversed(range(args.partitions))
+    ]
+    # History begins at the first partition run here (its state starts empty); set before the assets load.
+    os.environ["SPOTLAKE_PARTITION_START"] = keys[0]
+    from .local.run import run_partitions, summary_lines
     from .local.stack import start_local_stack, use_stack_environment
 
-    partition = args.partition or newest_closed_partition(datetime.now(UTC))
     with start_local_stack(seed=args.seed, scale=args.scale) as stack:
         use_stack_environment(stack)
-        settings = load_settings()
-        resources = build_resources(settings)
-        if args.partition:
-            # A chosen partition is replayed: the emulator and the collector both live at its data time.
-            t = data_time(partition)
-            stack.emulator.set_time(t)
-            resources["clock"] = Clock(frozen_at=t.isoformat())
         print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
-        print(f"materializing partition {partition} (env {settings.env}, write bucket {settings.write_bucket})")
-        with DagsterInstance.ephemeral() as instance:
-            result = materialize(
-                ASSETS, partition_key=partition, resources=resources, instance=instance,
-                raise_on_error=False, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-        print_summary(result)
-        return 0 if result.success else 1
-
-
-def print_summary(result) -> None:  # noqa: ANN001 - dagster's ExecuteInProcessResult
-    print("\nasset                          rows  s3 key")
-    for event in result.get_asset_materialization_events():
-        mat = event.event_specific_data.materialization
-        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-        print(f"{mat.asset_key.to_user_string():<28} {meta.get('rows', '?'):>6}  s3://{meta.get('s3_bucket')}/{meta.get('s3_key')}")
-    for event in result.all_events:
-        if event.is_step_failure:
-            print(f"FAILED {event.step_key}: {event.event_specific_data.error.message.strip()}", file=sys.stderr)
+        print(f"partitions {keys[0]} .. {keys[-1]} (env {stack.settings.env}, write bucket {stack.settings.write_bucket})")
+        report = run_partitions(stack, keys)
+        print("\n".join(summary_lines(report)))
+        return 0 if report.success else 1
 
 
 def local_stack(args: argparse.Namespace) -> int:
@@ -98,8 +76,9 @@ def dev(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="spotlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run-local", help="materialize the newest closed partition on the embedded local stack")
-    p.add_argument("--partition", help="partition key YYYY-MM-DD-HH:MM (default: newest closed)")
+    p = sub.add_parser("run-local", help="run the whole graph for consecutive partitions on the embedded local stack")
+    p.add_argument("--end", help="last partition key YYYY-MM-DD-HH:MM (default: the newest closed one)")
+    p.add_argument("--partitions", type=int, default=3, help="how many consecutive partitions (default 3)")
     _stack_args(p)
     p.set_defaults(func=run_local)
     p = sub.add_parser("local-stack", help="serve the local stack until interrupted")

@@ -6,16 +6,28 @@ from dagster import Definitions
 
 from resources.azure import AzureResource
 from resources.clock import Clock
+from resources.dynamodb import DynamoDBHistory
 from resources.io_manager import SplitBucketParquetIOManager
 from resources.s3 import S3Store
 from resources.settings import Settings
 
+from .dataset.history import azure_dynamodb_history
+from .dataset.outputs import azure_public_outputs
+from .dataset.snapshot import azure_spot_snapshot
 from .ops.alerts import SlackWebhook, run_failure_alert
 from .sources.eviction import azure_eviction_raw
 from .sources.price import azure_price_raw
 from .sources.sps import azure_sps_raw, azure_sps_request_pool
 
-ASSETS = [azure_price_raw, azure_eviction_raw, azure_sps_request_pool, azure_sps_raw]
+ASSETS = [
+    azure_price_raw,
+    azure_eviction_raw,
+    azure_sps_request_pool,
+    azure_sps_raw,
+    azure_spot_snapshot,
+    azure_dynamodb_history,
+    azure_public_outputs,
+]
 
 
 def azure_resource(settings: Settings, **overrides: object) -> AzureResource:
@@ -32,6 +44,15 @@ def azure_resource(settings: Settings, **overrides: object) -> AzureResource:
     return AzureResource(**{**fields, **overrides})
 
 
+def history_resource(settings: Settings) -> DynamoDBHistory:
+    return DynamoDBHistory(
+        table_name=settings.dynamodb_table,
+        endpoint_url=settings.aws_endpoint_url,
+        region_name=settings.aws_region,
+        env=settings.env,
+    )
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """Every resource, configured from settings alone: nothing here opens a connection."""
     store = S3Store(
@@ -45,6 +66,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "store": store,
         "io_manager": SplitBucketParquetIOManager(store=store),
         "azure": azure_resource(settings),
+        "history": history_resource(settings),
         "clock": Clock(),
         # the legacy kept the webhook URL in SSM; SPOTLAKE_SLACK_WEBHOOK_URL wins when set
         "slack_webhook": SlackWebhook(

@@ -46,3 +46,14 @@ def key_stem(asset_name: str, partition_key: str | None) -> str:
             raise ValueError(f"raw asset {asset_name!r} is partitioned: its key needs a partition key")
         return raw_key_stem(asset_name, partition_key)
     return f"{DAGSTER_PREFIX}/{asset_name}/{(partition_key or 'all').replace(':', '-')}"
+
+
+# Public outputs (legacy keys, public-read) and the marker that keeps a backfill from overwriting newer latest data.
+LATEST_JSON_KEY = "latest_data/latest_azure.json"
+LATEST_MARKER_KEY = "latest_data/azure/latest_azure_time.json"
+QUERY_SELECTOR_KEY = "query-selector/azure/query_selector.json"
+
+
+def public_csv_key(partition_key: str) -> str:
+    """rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz of a partition's data time."""
+    return f"rawdata/azure/{data_time(partition_key):%Y/%m/%d/%H-%M-%S}.csv.gz"

@@ -19,7 +19,8 @@ from resources.settings import (
     load_settings,
 )
 
-from .aws import LOCAL_AWS_ENV, LocalAws, provision, seed_azure_auth, start_moto_server
+from ..defs import history_resource
+from .aws import LOCAL_AWS_ENV, LocalAws, local_client, provision, seed_azure_auth, start_moto_server
 from .azure_emulator import AzureEmulator, EmulatorConfig
 
 
@@ -82,6 +83,7 @@ def start_local_stack(
         settings = load_settings({**{k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **env})
         provision(aws.endpoint_url, sorted({settings.write_bucket, settings.read_bucket}), settings.aws_region)
         seed_azure_auth(aws.endpoint_url, settings.azure_auth_table, emulator.credentials, settings.aws_region)
+        history_resource(settings).ensure_table(local_client("dynamodb", aws.endpoint_url, settings.aws_region))
     except BaseException:
         emulator.stop()
         aws.stop()

@@ -1,6 +1,6 @@
 """Spot Placement Scores: the daily request pool and the 10-minute collection."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from dagster import (
@@ -23,7 +23,14 @@ from resources.s3 import S3Store
 from resources.sps_state import SpsStateStore
 
 from ..ops.monitoring import measure, run_metadata
-from ..partitions import DAILY_PARTITIONS, PARTITION_FMT, TEN_MINUTE_PARTITIONS, data_time, desired_count
+from ..partitions import (
+    DAILY_PARTITIONS,
+    PARTITION_FMT,
+    TEN_MINUTE_PARTITIONS,
+    data_time,
+    desired_count,
+    parse_partition_key,
+)
 from ..sps.answers import score_rows
 from ..sps.collector import SpsCollector
 from ..sps.packing import baseline_requests
@@ -37,9 +44,12 @@ SPS_POOL = "azure_sps"  # Dagster concurrency pool: one SPS collection at a time
 
 
 def first_price_of_day(store: S3Store, day: datetime) -> tuple[pd.DataFrame, str]:
+    """The price snapshot of the day's first partition (or of the next few, or, on the day history starts, of
+    its first partitions)."""
+    start = max(day.replace(tzinfo=UTC), parse_partition_key(TEN_MINUTE_PARTITIONS.get_first_partition_key()))
     tried = []
     for i in range(POOL_SOURCE_PARTITIONS):
-        key = (day + timedelta(minutes=10 * i)).strftime(PARTITION_FMT)
+        key = (start + timedelta(minutes=10 * i)).strftime(PARTITION_FMT)
         try:
             return read_frame(store, raw_key_stem("azure_price_raw", key)), key
         except MissingSnapshotError:

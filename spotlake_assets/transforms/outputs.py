@@ -1,0 +1,68 @@
+"""The public files of the dataset, built from frames (pure; the writer stores the bytes).
+
+- `latest_data/latest_azure.json`: JSON records with an `id`, the fields of legacy-collector.md section 7. It holds
+  the last known row of every series at desired count 1, with its workload's current T2/T3: one row per
+  (tier, type, region, zone), the way the web site's table shows them.
+- `rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz`: the partition's merged rows at its desired count, section-4 columns.
+- `query-selector/azure/query_selector.json`: JSON records of every (InstanceTier, InstanceType, Region) ever seen,
+  sorted; it only grows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pandas as pd
+
+from .state import ROW_COLUMNS, WORKLOAD_KEYS, MergeState, with_keys
+
+LATEST_FIELDS = ["id", *[c for c in ROW_COLUMNS]]
+SELECTOR_FIELDS = ["InstanceTier", "InstanceType", "Region"]
+LATEST_DESIRED_COUNT = 1
+
+
+def latest_frame(state: MergeState) -> pd.DataFrame:
+    """Rows of the latest JSON: series at desired count 1, T2/T3 taken from their workload's current values."""
+    series = with_keys(state.series[state.series["DesiredCount"] == LATEST_DESIRED_COUNT])
+    workloads = with_keys(state.workloads)[[*WORKLOAD_KEYS, "T2", "T3"]]
+    rows = series.drop(columns=["T2", "T3"]).merge(workloads, on=WORKLOAD_KEYS, how="left")
+    rows[["T2", "T3"]] = rows[["T2", "T3"]].fillna(0).astype("int64")
+    return rows[ROW_COLUMNS].reset_index(drop=True)
+
+
+def latest_json(state: MergeState) -> bytes:
+    frame = latest_frame(state)
+    records = frame.to_dict(orient="records")
+    for i, record in enumerate(records):
+        record["id"] = i + 1
+    ordered = [{name: _plain(record[name]) for name in LATEST_FIELDS} for record in records]
+    return json.dumps(ordered, separators=(",", ":"), allow_nan=False).encode()
+
+
+def snapshot_csv_gz(rows: pd.DataFrame) -> bytes:
+    """Gzipped CSV of the rows, byte-identical for identical rows (no file name or time in the gzip header)."""
+    text = rows[ROW_COLUMNS].to_csv(index=False, lineterminator="\n")
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", filename="", mtime=0) as gz:
+        gz.write(text.encode())
+    return buffer.getvalue()
+
+
+def merge_selector(existing: bytes | None, rows: pd.DataFrame) -> tuple[bytes, int]:
+    """The selector with the rows' (tier, type, region) added; returns the bytes and how many were new."""
+    known: set[tuple[str, str, str]] = set()
+    if existing:
+        known = {tuple(str(r[f]) for f in SELECTOR_FIELDS) for r in json.loads(existing)}  # type: ignore[misc]
+    seen = set(rows[SELECTOR_FIELDS].astype(str).itertuples(index=False, name=None))
+    merged = sorted(known | seen)
+    body = json.dumps([dict(zip(SELECTOR_FIELDS, r, strict=True)) for r in merged], separators=(",", ":"))
+    return body.encode(), len(merged) - len(known)
+
+
+def _plain(value: object) -> object:
+    """JSON-native scalars (numpy ints and floats are not)."""
+    if hasattr(value, "item"):
+        return value.item()  # type: ignore[union-attr]
+    return value
