@@ -21,6 +21,10 @@ test: $(STAMP)
 	mkdir -p build/test-results
 	$(BIN)/python -m pytest --junitxml=build/test-results/junit.xml $(PYTEST_ARGS)
 
+## dagster dev (UI on http://127.0.0.1:3000) on the embedded local stack.
+dev: $(STAMP)
+	$(BIN)/spotlake dev
+
 ## Full-scale benchmark: wall time and peak memory of collecting price and IF.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.collect_sources

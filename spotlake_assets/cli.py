@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,8 +66,11 @@ def dev(args: argparse.Namespace) -> int:
     """`dagster dev` on the embedded local stack (the stack runs in this process, dagster as a child)."""
     from .local.stack import start_local_stack
 
-    with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=True) as stack:
-        env = {**os.environ, **stack.env}
+    home = Path(args.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the SPS concurrency pool of 1
+    with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=not args.free_ports) as stack:
+        env = {**os.environ, **stack.env, "DAGSTER_HOME": str(home)}
         for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTIONS"):
             env.pop(name, None)
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *args.dagster_args]
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=local_stack)
     p = sub.add_parser("dev", help="dagster dev on the embedded local stack")
     _stack_args(p)
+    p.add_argument("--free-ports", action="store_true", help="let the OS pick the stack's ports")
+    p.add_argument("--dagster-home", default=str(ROOT / ".dagster_home"), help="DAGSTER_HOME for the instance")
     p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
     p.set_defaults(func=dev)
     args = parser.parse_args(argv)

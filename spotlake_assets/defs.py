@@ -14,6 +14,7 @@ from resources.settings import Settings
 from .dataset.history import azure_dynamodb_history
 from .dataset.outputs import azure_public_outputs
 from .dataset.snapshot import azure_spot_snapshot
+from .jobs import collect_job, collect_schedule, request_pool_job, request_pool_schedule
 from .ops.alerts import SlackWebhook, run_failure_alert
 from .sources.eviction import azure_eviction_raw
 from .sources.price import azure_price_raw
@@ -78,4 +79,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    return Definitions(assets=ASSETS, sensors=[run_failure_alert], resources=build_resources(settings))
+    return Definitions(
+        assets=ASSETS,
+        jobs=[collect_job, request_pool_job],
+        schedules=[collect_schedule, request_pool_schedule],
+        sensors=[run_failure_alert],
+        resources=build_resources(settings),
+    )
