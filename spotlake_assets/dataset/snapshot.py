@@ -45,19 +45,25 @@ def load_raw(store: S3Store, asset: str, partition_key: str) -> pd.DataFrame | N
 
 
 def previous_state(store: S3Store, partition_key: str) -> MergeState | None:
-    """The state left by the partition before, None for the first partition of the partitions definition."""
-    first = TEN_MINUTE_PARTITIONS.get_first_partition_key()
-    if partition_key == first:
-        return None
+    """The state left by the partition before. History starts empty at the first partition ever merged (no state
+    stored at all, in either bucket); after that a missing previous state is a gap and fails loudly, since
+    starting over would store every series again as if new."""
     previous = partition_key_for_data_time(data_time(partition_key) - PARTITION_LENGTH)
     try:
         return state_from_frame(read_frame(store, key_stem("azure_spot_state", previous)))
     except MissingSnapshotError:
+        if not store.has_any(state_prefix()):
+            return None
         raise Failure(
             f"the state of partition {previous} is missing, so {partition_key} cannot continue it: materialize the "
-            f"range from the last partition with a state (or from the first partition, {first}); "
-            "SPOTLAKE_PARTITION_START sets where history begins"
+            "range from the last partition that has a state (a backfill runs a range oldest first in one run)"
         ) from None
+
+
+def state_prefix() -> str:
+    """Key prefix of every stored state (the stem of a partition's state without its partition part)."""
+    stem = key_stem("azure_spot_state", "2000-01-01-00:00")
+    return stem[: stem.rindex("/") + 1]
 
 
 @multi_asset(

@@ -25,11 +25,10 @@ from resources.sps_state import SpsStateStore
 from ..ops.monitoring import measure, run_metadata
 from ..partitions import (
     DAILY_PARTITIONS,
-    PARTITION_FMT,
     TEN_MINUTE_PARTITIONS,
     data_time,
     desired_count,
-    parse_partition_key,
+    partition_key_for_data_time,
 )
 from ..sps.answers import score_rows
 from ..sps.collector import SpsCollector
@@ -38,26 +37,18 @@ from ..sps.pool import build_pool, coverage, in_pool, region_names, requests_of,
 from ..storage_keys import key_stem, raw_key_stem
 from .outcome import collected_check, source_outputs
 
-# The pool of a day comes from the first price snapshot of that day that exists within its first hour.
-POOL_SOURCE_PARTITIONS = 6
 SPS_POOL = "azure_sps"  # Dagster concurrency pool: one SPS collection at a time
 
 
 def first_price_of_day(store: S3Store, day: datetime) -> tuple[pd.DataFrame, str]:
-    """The price snapshot of the day's first partition (or of the next few, or, on the day history starts, of
-    its first partitions)."""
-    start = max(day.replace(tzinfo=UTC), parse_partition_key(TEN_MINUTE_PARTITIONS.get_first_partition_key()))
-    tried = []
-    for i in range(POOL_SOURCE_PARTITIONS):
-        key = (start + timedelta(minutes=10 * i)).strftime(PARTITION_FMT)
-        try:
-            return read_frame(store, raw_key_stem("azure_price_raw", key)), key
-        except MissingSnapshotError:
-            tried.append(key)
-    raise Failure(
-        f"no azure_price_raw snapshot for the first hour of {day:%Y-%m-%d} (partitions {tried[0]}..{tried[-1]}); "
-        "materialize azure_price_raw for one of them first"
-    )
+    """The day's first price snapshot: the earliest one filed under the day (by data time) in either bucket."""
+    prefix = raw_key_stem("azure_price_raw", partition_key_for_data_time(day.replace(tzinfo=UTC)))
+    prefix = prefix[: prefix.rindex("/") + 1]
+    keys = sorted(k for bucket in store.read_order for k in store.list_keys(prefix, bucket) if k.endswith(".parquet"))
+    if not keys:
+        raise Failure(f"no azure_price_raw snapshot filed under {prefix}; materialize azure_price_raw for the day first")
+    first = keys[0]
+    return read_frame(store, first.removesuffix(".parquet")), first
 
 
 @asset(
@@ -85,7 +76,7 @@ def azure_sps_request_pool(context: AssetExecutionContext, store: S3Store) -> Ou
             "pairs": len(pool),
             "requests": requests,
             "baseline_requests": baseline,
-            "price_partition": source,
+            "price_snapshot": source,
             "invalid_regions_left_out": len(learned.invalid_regions),
             "invalid_sizes_left_out": len(learned.invalid_sizes),
             **run_metadata(m),

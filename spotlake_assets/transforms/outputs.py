@@ -1,8 +1,9 @@
 """The public files of the dataset, built from frames (pure; the writer stores the bytes).
 
-- `latest_data/latest_azure.json`: JSON records with an `id`, the fields of legacy-collector.md section 7. It holds
-  the last known row of every series at desired count 1, with its workload's current T2/T3: one row per
-  (tier, type, region, zone), the way the web site's table shows them.
+- `latest_data/latest_azure.json`: JSON records with an `id`, the fields of legacy-collector.md section 7. One row
+  per workload (tier, type, region, zone), the way the web site's table shows them: the last known row of its
+  series at desired count 1 (the smallest count known, until count 1 has been asked), with the workload's
+  current T2/T3.
 - `rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz`: the partition's merged rows at its desired count, section-4 columns.
 - `query-selector/azure/query_selector.json`: JSON records of every (InstanceTier, InstanceType, Region) ever seen,
   sorted; it only grows.
@@ -20,12 +21,13 @@ from .state import ROW_COLUMNS, WORKLOAD_KEYS, MergeState, with_keys
 
 LATEST_FIELDS = ["id", *[c for c in ROW_COLUMNS]]
 SELECTOR_FIELDS = ["InstanceTier", "InstanceType", "Region"]
-LATEST_DESIRED_COUNT = 1
 
 
 def latest_frame(state: MergeState) -> pd.DataFrame:
-    """Rows of the latest JSON: series at desired count 1, T2/T3 taken from their workload's current values."""
-    series = with_keys(state.series[state.series["DesiredCount"] == LATEST_DESIRED_COUNT])
+    """Rows of the latest JSON: per workload the series at the smallest desired count known (1 once asked), with
+    T2/T3 taken from the workload's current values."""
+    series = with_keys(state.series).sort_values([*WORKLOAD_KEYS, "DesiredCount"], kind="stable")
+    series = series.drop_duplicates(WORKLOAD_KEYS, keep="first")
     workloads = with_keys(state.workloads)[[*WORKLOAD_KEYS, "T2", "T3"]]
     rows = series.drop(columns=["T2", "T3"]).merge(workloads, on=WORKLOAD_KEYS, how="left")
     rows[["T2", "T3"]] = rows[["T2", "T3"]].fillna(0).astype("int64")

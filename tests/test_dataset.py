@@ -1,0 +1,190 @@
+"""The merged dataset end to end on the local stack: change-only history in DynamoDB, idempotent re-runs,
+public outputs, partial snapshots and a one-run backfill equal to the live runs."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, materialize
+
+from resources.io_manager import read_frame
+from spotlake_assets.dataset.history import azure_dynamodb_history
+from spotlake_assets.dataset.outputs import azure_public_outputs
+from spotlake_assets.dataset.snapshot import azure_spot_snapshot
+from spotlake_assets.defs import build_resources
+from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
+from spotlake_assets.local.run import run_partitions
+from spotlake_assets.partitions import desired_count
+from spotlake_assets.storage_keys import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, key_stem, public_csv_key, raw_key_stem
+from spotlake_assets.transforms.state import ROW_COLUMNS
+
+from .stack import check_evaluations, s3_client, start
+
+# data times 23:50 and 00:00: the one pair of consecutive partitions with the same desired count (1)
+LAST_OF_DAY = ["2026-11-26-23:40", "2026-11-26-23:50"]
+RANGE = ["2026-11-26-10:00", "2026-11-26-10:10", "2026-11-26-10:20"]
+
+
+def use(stack, monkeypatch):
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    return build_resources(stack.settings)
+
+
+def table_items(stack) -> list[dict]:
+    import boto3
+
+    client = boto3.client("dynamodb", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2",
+                          **LOCAL_AWS_CREDENTIALS)
+    pages = client.get_paginator("scan").paginate(TableName=stack.settings.dynamodb_table)
+    return sorted((item for page in pages for item in page["Items"]), key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def points(items: list[dict]) -> list[dict]:
+    """The time-series points (not the daily checkpoints or the regions index)."""
+    return [i for i in items if not i["sk"]["S"].startswith("~")]
+
+
+def test_consecutive_partitions_without_drift_write_nothing_for_the_second(monkeypatch):
+    assert desired_count(LAST_OF_DAY[0]) == desired_count(LAST_OF_DAY[1]) == 1
+    with start(drift_rate=0) as stack:
+        use(stack, monkeypatch)
+        report = run_partitions(stack, LAST_OF_DAY)
+        assert report.success, report.failures
+        first, second = report.partitions
+        assert first.changes_written > 0 and first.missing_sources == []
+        assert second.changes_written == 0
+
+
+def test_k_drifted_series_write_exactly_k_items(monkeypatch):
+    with start(drift_rate=0) as stack:
+        resources = use(stack, monkeypatch)
+        assert run_partitions(stack, LAST_OF_DAY[:1]).success
+        before = len(points(table_items(stack)))
+        sps = read_frame(resources["store"], raw_key_stem("azure_sps_raw", LAST_OF_DAY[0]))
+        scored = sps[sps["Score"] > 0].sort_values(["RegionCodeSPS", "InstanceTypeSPS", "AvailabilityZone"])
+        k = 3
+        overrides = {}
+        for row in scored.head(k).itertuples():
+            zone = "single" if row.AvailabilityZone == "Single" else row.AvailabilityZone
+            new_score = "Low" if row.Score >= 2 else "High"
+            overrides[f"{row.RegionCodeSPS}|{row.InstanceTypeSPS}|{zone}|1"] = new_score
+        stack.emulator.configure(overrides={"score": overrides})
+
+        report = run_partitions(stack, LAST_OF_DAY[1:])
+        assert report.success, report.failures
+        assert report.partitions[0].changes_written == k
+        assert len(points(table_items(stack))) == before + k
+
+
+def test_rerunning_a_partition_leaves_the_table_unchanged(monkeypatch):
+    with start() as stack:
+        use(stack, monkeypatch)
+        assert run_partitions(stack, RANGE[:2]).success
+        items = table_items(stack)
+        assert run_partitions(stack, RANGE[1:2]).success
+        assert table_items(stack) == items
+
+
+def test_public_outputs_parse_as_the_legacy_consumers_expect(monkeypatch):
+    with start() as stack:
+        resources = use(stack, monkeypatch)
+        store = resources["store"]
+        assert run_partitions(stack, RANGE[:1]).success
+        first_selector = json.loads(store.get(QUERY_SELECTOR_KEY))
+        assert run_partitions(stack, RANGE[1:]).success
+        s3 = s3_client(stack)
+        bucket = stack.settings.write_bucket
+
+        latest = json.loads(store.get(LATEST_JSON_KEY))
+        assert latest and all(list(r) == ["id", *ROW_COLUMNS] for r in latest)
+        assert [r["id"] for r in latest] == list(range(1, len(latest) + 1))
+        workloads = [(r["InstanceTier"], r["InstanceType"], r["Region"], r["AvailabilityZone"]) for r in latest]
+        assert len(workloads) == len(set(workloads))  # one row per workload
+        for r in latest:
+            assert isinstance(r["Score"], int) and isinstance(r["SpotPrice"], int | float)
+            assert isinstance(r["AvailabilityZone"], str) and len(r["Time"]) == 19
+
+        csv = pd.read_csv(io.BytesIO(gzip.decompress(store.get(public_csv_key(RANGE[-1])))))
+        assert list(csv.columns) == ROW_COLUMNS
+        assert set(csv["DesiredCount"]) == {desired_count(RANGE[-1])}
+        assert set(csv["Time"]) == {"2026-11-26 10:30:00"}
+
+        selector = json.loads(store.get(QUERY_SELECTOR_KEY))
+        as_set = {tuple(r.values()) for r in selector}
+        assert {tuple(r.values()) for r in first_selector} <= as_set  # never loses a key
+        assert all(list(r) == ["InstanceTier", "InstanceType", "Region"] for r in selector)
+
+        for key in (LATEST_JSON_KEY, QUERY_SELECTOR_KEY, public_csv_key(RANGE[0])):
+            grants = s3.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+            assert any(g["Grantee"].get("URI", "").endswith("/global/AllUsers") and g["Permission"] == "READ"
+                       for g in grants), key
+
+
+def test_a_failed_source_gives_a_partial_snapshot_that_is_still_published(monkeypatch):
+    with start() as stack:
+        creds = stack.emulator.credentials
+        use(stack, monkeypatch)
+        # credentials from the environment with no subscription list: SPS cannot run, price and IF can
+        monkeypatch.setenv("AZURE_TENANT_ID", creds["tenant_id"])
+        monkeypatch.setenv("AZURE_CLIENT_ID", creds["client_id"])
+        monkeypatch.setenv("AZURE_CLIENT_SECRET", creds["client_secret"])
+        monkeypatch.delenv("AZURE_SUBSCRIPTIONS", raising=False)
+        report = run_partitions(stack, RANGE[:1])
+        assert report.success, report.failures
+        [summary] = report.partitions
+        assert summary.missing_sources == ["sps"]
+        assert summary.rows["azure_price_raw"] > 0 and summary.rows["azure_eviction_raw"] > 0
+        assert LATEST_JSON_KEY in report.output_keys
+
+
+def test_one_run_backfill_equals_the_live_runs(monkeypatch):
+    """Re-merge a range whose raw snapshots exist, in one run: the same state, history and outputs."""
+    with start() as stack:
+        resources = use(stack, monkeypatch)
+        store = resources["store"]
+        assert run_partitions(stack, RANGE).success
+        live_items = table_items(stack)
+        live_state = store.get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet")
+        live_csv = store.get(public_csv_key(RANGE[-1]))
+
+        # wipe what the merge made (history, states, outputs), keep the raw snapshots
+        s3, bucket = s3_client(stack), stack.settings.write_bucket
+        for key in store.list_keys("dagster/azure/azure_spot") + store.list_keys("rawdata/azure/2026"):
+            s3.delete_object(Bucket=bucket, Key=key)
+        history = resources["history"]
+        for item in table_items(stack):
+            history.client.delete_item(TableName=history.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        assert table_items(stack) == []
+
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize(
+                [azure_spot_snapshot, azure_dynamodb_history, azure_public_outputs],
+                resources=resources,
+                instance=instance,
+                tags={"dagster/asset_partition_range_start": RANGE[0],
+                      "dagster/asset_partition_range_end": RANGE[-1]},
+            )
+        assert result.success
+        # one run materialized every partition of the range
+        merged = [e.partition for e in result.get_asset_materialization_events()
+                  if e.asset_key.to_user_string() == "azure_spot_snapshot"]
+        assert sorted(merged) == RANGE
+        assert check_evaluations(result)[("azure_spot_snapshot", "unique_series")].passed
+        assert table_items(stack) == live_items
+        assert store.get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet") == live_state
+        assert store.get(public_csv_key(RANGE[-1])) == live_csv
+
+
+@pytest.mark.parametrize("key", RANGE[:1])
+def test_the_first_partition_ever_starts_from_empty_state_and_a_gap_fails(monkeypatch, key):
+    with start() as stack:
+        use(stack, monkeypatch)
+        assert run_partitions(stack, [key]).success
+        # skipping a partition leaves a gap: the next merge must not silently start over
+        report = run_partitions(stack, [RANGE[2]])
+        assert any("azure_spot_snapshot" in f for f in report.failures)
