@@ -15,7 +15,7 @@ class Clock(ConfigurableResource):
     """`frozen_at` (ISO 8601, UTC) pins "now" for tests and replays; empty means the wall clock.
 
     Azure serves only the present, so a partition is collected live only from the end of its window
-    (its data time) until `max_lateness_minutes` later.
+    (its data time) until `max_lateness_minutes` later; older partitions are imported from storage.
     """
 
     frozen_at: str | None = None
@@ -27,15 +27,15 @@ class Clock(ConfigurableResource):
             return t if t.tzinfo else t.replace(tzinfo=UTC)
         return datetime.now(UTC)
 
-    def check_live(self, partition_key: str, data_time: datetime) -> None:
+    def is_live(self, data_time: datetime) -> bool:
+        """Whether a partition with this data time can be collected from Azure now."""
+        now = self.now()
+        return data_time <= now <= data_time + timedelta(minutes=self.max_lateness_minutes)
+
+    def check_closed(self, partition_key: str, data_time: datetime) -> None:
+        """Fail for a partition whose window has not closed yet: nothing can be collected or imported for it."""
         now = self.now()
         if now < data_time:
             raise PartitionNotLiveError(
                 f"partition {partition_key} closes at {data_time:%Y-%m-%d %H:%M} UTC; it is {now:%H:%M:%S} UTC now"
-            )
-        if now - data_time > timedelta(minutes=self.max_lateness_minutes):
-            raise PartitionNotLiveError(
-                f"partition {partition_key} closed at {data_time:%Y-%m-%d %H:%M} UTC, more than "
-                f"{self.max_lateness_minutes} minutes ago; Azure serves only the present, so a past partition "
-                "needs a stored snapshot to import"
             )

@@ -60,6 +60,14 @@ def previous_state(store: S3Store, partition_key: str) -> MergeState | None:
         ) from None
 
 
+def snapshot_desired_count(partition_key: str, sps: pd.DataFrame | None) -> int:
+    """The partition's desired count; imported legacy history keeps the count the legacy collector asked."""
+    asked = set() if sps is None else set(sps["DesiredCount"].unique())
+    if len(asked) == 1:
+        return int(asked.pop())
+    return desired_count(partition_key)
+
+
 def state_prefix() -> str:
     """Key prefix of every stored state (the stem of a partition's state without its partition part)."""
     stem = key_stem("azure_spot_state", "2000-01-01-00:00")
@@ -101,7 +109,7 @@ def azure_spot_snapshot(context: AssetExecutionContext, store: S3Store):
     with measure() as m:
         for key in keys:
             raw = {name: load_raw(store, asset, key) for name, asset in RAW_SOURCES.items()}
-            count = desired_count(key)
+            count = snapshot_desired_count(key, raw["sps"])
             result = merge_snapshot(raw["price"], raw["eviction"], raw["sps"], count, data_time(key), state)
             state = result.state
             snapshots[key] = result.rows[result.rows["DesiredCount"] == count].reset_index(drop=True)

@@ -1,13 +1,14 @@
 """Interruption frequency (IF) from Azure Resource Graph spot eviction rates."""
 
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
 
 from resources.azure import AzureResource
 from resources.clock import Clock
+from resources.s3 import S3Store
 
-from ..partitions import TEN_MINUTE_PARTITIONS, data_time
+from ..partitions import TEN_MINUTE_PARTITIONS
 from ..transforms.eviction import clean_eviction
-from .outcome import collected_check, source_outputs
+from .outcome import collected_check, raw_outputs
 
 
 @asset(
@@ -15,19 +16,18 @@ from .outcome import collected_check, source_outputs
     group_name="collect",
     kinds={"azure", "pandas"},
     check_specs=[collected_check("azure_eviction_raw")],
+    backfill_policy=BackfillPolicy.single_run(),
 )
-def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock):
+def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock, store: S3Store):
     """Interruption frequency of every (region, size) Azure reports a spot eviction rate for, as IF
     (0-5% -> 3.0, 5-10% -> 2.5, 10-15% -> 2.0, 15-20% -> 1.5, 20+% -> 1.0; higher is better).
 
     Tier and type keep Azure Resource Graph's lower-case spelling; joins elsewhere are case-insensitive.
     Sovereign clouds are left out; unknown rate strings are dropped and counted in `unknown_rates`.
+    Collected live for the partition that has just closed; past partitions import their stored snapshot.
     """
-    key = context.partition_key
-    t = data_time(key)
-    clock.check_live(key, t)
 
-    def collect():
+    def collect(t):
         http = azure.http()
         fetched = azure.graph_client(http).eviction_rates()
         table, unknown = clean_eviction(fetched.rows)
@@ -39,4 +39,4 @@ def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clo
             "data_time": MetadataValue.timestamp(t),
         }
 
-    yield from source_outputs(context, collect)
+    yield from raw_outputs(context, "azure_eviction_raw", store, clock, collect)

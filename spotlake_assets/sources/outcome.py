@@ -1,12 +1,14 @@
-"""How a collection asset ends: with its table, or, when Azure failed it, with no table and a failing check.
+"""How a raw snapshot asset runs: collected live from Azure for the partition that has just closed, imported from
+storage for past partitions (and for a range of them in one run, in a backfill).
 
 A failed source must not stop the partition (design.md: a partial snapshot is still merged and published), so
 errors from Azure are caught here, logged, shown in metadata and reported by the asset's `collected` check;
-the merge then sees the source as missing. Errors of our own side (S3, a partition that is not live) still fail
-the step.
+the merge then sees the source as missing. Errors of our own side (S3, a missing stored snapshot, a partition
+that has not closed yet) still fail the step.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -15,10 +17,14 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 from resources.azure_auth import AzureCredentialsError
 from resources.azure_graph import GraphCollectionError
 from resources.azure_prices import PriceCollectionError
+from resources.clock import Clock
 from resources.http import HttpRequestError
+from resources.s3 import S3Store
 
 from ..ops.monitoring import measure, run_metadata
+from ..partitions import data_time
 from ..sps.collector import SpsCollectionError
+from .imports import stored_snapshot
 
 SOURCE_ERRORS = (HttpRequestError, PriceCollectionError, GraphCollectionError, AzureCredentialsError, SpsCollectionError)
 CHECK = "collected"
@@ -28,9 +34,38 @@ def collected_check(asset_name: str) -> AssetCheckSpec:
     return AssetCheckSpec(CHECK, asset=asset_name, description="The source answered and gave at least one row")
 
 
+Events = Generator[Output | AssetCheckResult, None, str]
+
+
+def raw_outputs(
+    context: AssetExecutionContext,
+    asset: str,
+    store: S3Store,
+    clock: Clock,
+    collect: Callable[[datetime], tuple[pd.DataFrame, dict[str, Any]]],
+) -> Events:
+    """Yield the asset's output(s) and `collected` check; returns "live", "failed" or "imported"."""
+    keys = sorted(context.partition_keys)
+    if len(keys) == 1:
+        t = data_time(keys[0])
+        clock.check_closed(keys[0], t)
+        if clock.is_live(t):
+            return (yield from source_outputs(context, lambda: collect(t)))
+    frames = {key: stored_snapshot(store, asset, key) for key in keys}
+    rows = sum(len(f) for f in frames.values())
+    context.log.info(f"imported {len(keys)} stored snapshot(s) of {asset}, {rows} rows")
+    yield Output(frames[keys[0]] if len(keys) == 1 else frames, metadata={"rows": rows, "imported_partitions": len(keys)})
+    empty = [k for k, f in frames.items() if f.empty]
+    yield AssetCheckResult(
+        check_name=CHECK, passed=not empty, severity=AssetCheckSeverity.ERROR,
+        metadata={"imported_partitions": len(keys), "empty_partitions": ", ".join(empty[:10]) or "none"},
+    )
+    return "imported"
+
+
 def source_outputs(
     context: AssetExecutionContext, collect: Callable[[], tuple[pd.DataFrame, dict[str, Any]]]
-) -> Iterator[Output | AssetCheckResult]:
+) -> Events:
     """Run `collect` (table and metadata) and yield the asset's output and its `collected` check."""
     with measure() as m:
         try:
@@ -44,8 +79,9 @@ def source_outputs(
         yield AssetCheckResult(
             check_name=CHECK, passed=False, severity=AssetCheckSeverity.ERROR, metadata={"error": error}
         )
-        return
+        return "failed"
     yield Output(table, metadata={"rows": len(table), **metadata, **run_metadata(m)})
     yield AssetCheckResult(
         check_name=CHECK, passed=len(table) > 0, severity=AssetCheckSeverity.ERROR, metadata={"rows": len(table)}
     )
+    return "live"

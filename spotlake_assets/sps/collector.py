@@ -124,7 +124,9 @@ class SpsCollector:
                 want = min(len(pending), self.workers * 2)
                 to_apply, learned = learned, Learned()
 
-                def reserve_batch(state: RotationState, to_apply: Learned = to_apply) -> tuple[RotationState, list[Pair]]:
+                def reserve_batch(
+                    state: RotationState, to_apply: Learned = to_apply, want: int = want
+                ) -> tuple[RotationState, list[Pair]]:
                     now = self.clock()
                     return reserve(to_apply.apply(state, now), want, now, self.subscriptions, locations)
 
@@ -150,7 +152,8 @@ class SpsCollector:
                     self.sleep(self._rng.uniform(0.0, 0.5))
         run.skipped_requests = len(pending)
         if learned.regions or learned.sizes or learned.parked or learned.url_locations:
-            self.state.update(lambda s: (learned.apply(s, self.clock()), None))
+            final = learned
+            self.state.update(lambda s: (final.apply(s, self.clock()), None))
         return run
 
     def _handle(self, task: Task, pair: Pair, answer: SpsAnswer, run: SpsRun, learned: Learned) -> Task | None:
