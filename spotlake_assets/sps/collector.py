@@ -102,8 +102,8 @@ class SpsCollector:
             for _ in range(self.max_attempts):
                 found = self.client.discover_locations(subscription)
                 if found:
-                    learned = Learned(url_locations=tuple(found))
-                    self.state.update(lambda s: (learned.apply(s, self.clock()), None))
+                    discovered = Learned(url_locations=tuple(found))
+                    self.state.update(lambda s, d=discovered: (d.apply(s, self.clock()), None))
                     return tuple(sorted(found))
         raise SpsCollectionError("could not discover the SPS URL locations (no 'supported locations are' answer)")
 

@@ -1,0 +1,149 @@
+"""Operating the graph: schedules, backfills of past ranges (stored Parquet or legacy .pkl.gz) in one run,
+and the metadata every materialization records."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+from datetime import UTC, datetime
+
+import pandas as pd
+from dagster import AssetKey, DagsterInstance, build_schedule_context, materialize
+
+from resources.clock import Clock
+from resources.io_manager import read_frame
+from spotlake_assets.dataset.history import azure_dynamodb_history
+from spotlake_assets.dataset.outputs import azure_public_outputs
+from spotlake_assets.dataset.snapshot import azure_spot_snapshot
+from spotlake_assets.defs import build_resources
+from spotlake_assets.jobs import collect_schedule, request_pool_schedule
+from spotlake_assets.local.aws import provision
+from spotlake_assets.local.run import run_partitions
+from spotlake_assets.partitions import data_time
+from spotlake_assets.sources.eviction import azure_eviction_raw
+from spotlake_assets.sources.price import azure_price_raw
+from spotlake_assets.sources.sps import azure_sps_raw
+from spotlake_assets.storage_keys import LATEST_JSON_KEY, key_stem, public_csv_key, raw_key_stem
+
+from .stack import run_assets, s3_client, start
+
+GRAPH = [azure_price_raw, azure_eviction_raw, azure_sps_raw, azure_spot_snapshot, azure_dynamodb_history,
+         azure_public_outputs]
+RANGE = ["2026-11-26-10:00", "2026-11-26-10:10", "2026-11-26-10:20", "2026-11-26-10:30"]
+
+
+def ranged(keys: list[str]) -> dict[str, str]:
+    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+
+
+def test_schedules_ask_for_the_partition_that_just_closed():
+    with DagsterInstance.ephemeral() as instance:
+        tick = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 10, 20, tzinfo=UTC))
+        [request] = collect_schedule.evaluate_tick(tick).run_requests
+        assert request.partition_key == "2026-11-27-10:10"  # window [10:10, 10:20), data time 10:20
+        assert request.job_name == "azure_collect_10min"
+        tick = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 0, 15, tzinfo=UTC))
+        [request] = request_pool_schedule.evaluate_tick(tick).run_requests
+        assert request.partition_key == "2026-11-27"
+    assert collect_schedule.cron_schedule == "*/10 * * * *"
+
+
+def test_a_range_is_backfilled_in_one_run_from_stored_snapshots(monkeypatch):
+    """The whole graph over a past range in one run: raw assets import what was stored, the merge runs oldest
+    first, and the history equals the one the live runs wrote."""
+    with start() as stack:
+        for name, value in stack.env.items():
+            monkeypatch.setenv(name, value)
+        resources = build_resources(stack.settings)
+        assert run_partitions(stack, RANGE).success
+        history = resources["history"]
+        live = history.count_items()
+        live_state = resources["store"].get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet")
+        for item in _scan(history):
+            history.client.delete_item(TableName=history.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        s3 = s3_client(stack)
+        for key in resources["store"].list_keys("dagster/azure/azure_spot"):
+            s3.delete_object(Bucket=stack.settings.write_bucket, Key=key)
+
+        # a day later: every partition of the range is in the past
+        resources["clock"] = Clock(frozen_at=datetime(2026, 11, 27, 12, tzinfo=UTC).isoformat())
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize(GRAPH, resources=resources, instance=instance, tags=ranged(RANGE))
+            assert result.success
+            runs = instance.get_runs()
+        assert len(runs) == 1
+        assert history.count_items() == live
+        assert resources["store"].get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet") == live_state
+
+
+def _scan(history):
+    pages = history.client.get_paginator("scan").paginate(TableName=history.table_name)
+    return [item for page in pages for item in page["Items"]]
+
+
+def legacy_frames(monkeypatch, key: str) -> dict[str, pd.DataFrame]:
+    """Raw frames of a partition in the legacy columns, made by collecting it once on a scratch stack."""
+    with start(seed=5) as scratch:
+        for name, value in scratch.env.items():
+            monkeypatch.setenv(name, value)
+        assert run_assets(scratch, monkeypatch, [azure_price_raw, azure_eviction_raw], key, data_time(key)).success
+        store = build_resources(scratch.settings)["store"]
+        return {a: read_frame(store, raw_key_stem(a, key)) for a in ("azure_price_raw", "azure_eviction_raw")}
+
+
+def test_legacy_pickles_are_imported_and_merged(monkeypatch):
+    """Legacy history (gzip pickles at the legacy keys, legacy columns, SPS at the legacy's own desired count)
+    in a trusted import bucket is backfilled through the whole graph and published."""
+    keys = RANGE[:2]
+    frames = {key: legacy_frames(monkeypatch, key) for key in keys}
+    with start(extra_env={"SPOTLAKE_LEGACY_IMPORT_BUCKET": "spotlake-legacy"}) as stack:
+        for name, value in stack.env.items():
+            monkeypatch.setenv(name, value)
+        provision(stack.aws.endpoint_url, ["spotlake-legacy"], "us-west-2")
+        s3 = s3_client(stack)
+        legacy_counts = {keys[0]: 5, keys[1]: 10}  # not what this collector would ask at those times
+        for key in keys:
+            t = data_time(key)
+            price = frames[key]["azure_price_raw"]
+            scored = price[price["InstanceTier"] == "Standard"].head(4)
+            sps = pd.DataFrame({
+                "DesiredCount": legacy_counts[key], "RegionCodeSPS": scored["armRegionName"].to_list(),
+                "Region": scored["Region"].to_list(),
+                "InstanceTypeSPS": ("Standard_" + scored["InstanceType"]).to_list(),
+                "InstanceTier": "Standard", "InstanceType": scored["InstanceType"].to_list(),
+                "AvailabilityZone": "1", "Score": 3, "T3": legacy_counts[key], "T2": legacy_counts[key],
+            })
+            objects = {
+                f"rawdata/azure/spot_price/{t:%Y/%m/%d}/{t:%H-%M}_spot_price.pkl.gz": price,
+                f"rawdata/azure/spot_if/{t:%Y/%m/%d}/{t:%H-%M}_spot_if.pkl.gz": frames[key]["azure_eviction_raw"],
+                f"rawdata/azure/sps/{t:%Y/%m/%d}/{t:%H-%M}_sps_{legacy_counts[key]}.pkl.gz": sps,
+            }
+            for k, frame in objects.items():
+                s3.put_object(Bucket="spotlake-legacy", Key=k, Body=gzip.compress(pickle.dumps(frame)))
+
+        resources = build_resources(stack.settings)
+        assert resources["store"].legacy_import_bucket == "spotlake-legacy"
+        with DagsterInstance.ephemeral() as instance:
+            result = materialize(GRAPH, resources=resources, instance=instance, tags=ranged(keys))
+        assert result.success
+        store = resources["store"]
+        for key in keys:
+            csv = pd.read_csv(io.BytesIO(gzip.decompress(store.get(public_csv_key(key)))))
+            assert set(csv["DesiredCount"]) == {legacy_counts[key]}
+            assert len(csv) == 4 and set(csv["Score"]) == {3}
+            # imported snapshots are now stored as Parquet beside the legacy layout
+            assert store.get(raw_key_stem("azure_price_raw", key) + ".parquet") is not None
+        assert store.get(LATEST_JSON_KEY) is not None
+        assert resources["history"].count_items() > 0
+
+
+def test_materializations_record_duration_rows_and_peak_rss(monkeypatch):
+    with start() as stack, DagsterInstance.ephemeral() as instance:
+        key = RANGE[0]
+        assert run_assets(stack, monkeypatch, [azure_price_raw], key, data_time(key), instance=instance).success
+        event = instance.get_latest_materialization_event(AssetKey("azure_price_raw"))
+        metadata = event.asset_materialization.metadata
+        assert metadata["rows"].value > 0
+        assert metadata["duration_s"].value > 0
+        assert metadata["peak_rss_mib"].value >= metadata["rss_mib"].value > 10
