@@ -78,6 +78,11 @@ def dev(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["history"]:  # the query has its own parser (spotlake_assets/history/query.py)
+        from .history.query import main as history_main
+
+        sys.exit(history_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="spotlake", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run-local", help="run the whole graph for consecutive partitions on the embedded local stack")
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dagster-home", default=str(ROOT / ".dagster_home"), help="DAGSTER_HOME for the instance")
     p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
     p.set_defaults(func=dev)
+    sub.add_parser("history", help="query the DynamoDB history: spotlake history --help", add_help=False)
     args = parser.parse_args(argv)
     sys.exit(args.func(args))
 
