@@ -73,7 +73,9 @@ def dev(args: argparse.Namespace) -> int:
         env = {**os.environ, **stack.env, "DAGSTER_HOME": str(home)}
         for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTIONS"):
             env.pop(name, None)
-        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *args.dagster_args]
+        # argparse keeps the `--` that separates our options from dagster's
+        passthrough = args.dagster_args[1:] if args.dagster_args[:1] == ["--"] else args.dagster_args
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *passthrough]
         return subprocess.call(cmd, env=env, cwd=ROOT)
 
 
