@@ -38,7 +38,7 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
         print(f"partitions {keys[0]} .. {keys[-1]} (env {stack.settings.env}, write bucket {stack.settings.write_bucket})")
         report = run_partitions(stack, keys)
-        print("\n".join(summary_lines(report)))
+        print("\n".join(summary_lines(report, stack.settings.write_bucket)))
         return 0 if report.success else 1
 
 

@@ -39,7 +39,7 @@ class RunReport:
     partitions: list[PartitionSummary] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     dynamodb_items: int = 0
-    output_keys: list[str] = field(default_factory=list)
+    output_keys: list[str] = field(default_factory=list)  # every key in the write bucket
 
     @property
     def success(self) -> bool:
@@ -91,13 +91,11 @@ def run_partitions(stack: LocalStack, keys: list[str]) -> RunReport:
                 )
             )
     report.dynamodb_items = resources["history"].count_items()
-    report.output_keys = sorted(
-        k for prefix in ("latest_data/", "query-selector/", "rawdata/azure/2") for k in store.list_keys(prefix)
-    )
+    report.output_keys = sorted(store.list_keys(""))
     return report
 
 
-def summary_lines(report: RunReport) -> list[str]:
+def summary_lines(report: RunReport, bucket: str) -> list[str]:
     lines = ["", "partition         count  price     IF    SPS  merged  changes written  missing"]
     for p in report.partitions:
         r = p.rows
@@ -107,7 +105,7 @@ def summary_lines(report: RunReport) -> list[str]:
             f"{', '.join(p.missing_sources) or '-'}"
         )
     lines.append(f"\nitems in DynamoDB: {report.dynamodb_items}")
-    lines.append("public outputs:")
+    lines.append(f"S3 keys written (s3://{bucket}/):")
     lines += [f"  {k}" for k in report.output_keys]
     lines += [f"FAILED {f}" for f in report.failures]
     return lines
