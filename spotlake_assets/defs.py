@@ -15,7 +15,7 @@ from .dataset.history import azure_dynamodb_history
 from .dataset.outputs import azure_public_outputs
 from .dataset.snapshot import azure_spot_snapshot
 from .jobs import collect_job, collect_schedule, request_pool_job, request_pool_schedule
-from .ops.alerts import SlackWebhook, run_failure_alert
+from .ops.alerts import SlackWebhook, failed_check_alert, run_failure_alert
 from .sources.eviction import azure_eviction_raw
 from .sources.price import azure_price_raw
 from .sources.sps import azure_sps_raw, azure_sps_request_pool
@@ -83,6 +83,6 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=ASSETS,
         jobs=[collect_job, request_pool_job],
         schedules=[collect_schedule, request_pool_schedule],
-        sensors=[run_failure_alert],
+        sensors=[run_failure_alert, failed_check_alert],
         resources=build_resources(settings),
     )

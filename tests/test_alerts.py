@@ -17,6 +17,7 @@ import pytest
 from spotlake_assets.local.aws import local_client
 from spotlake_assets.ops import alerts
 from spotlake_assets.ops.alerts import (
+    failed_check_alert,
     SlackWebhook,
     format_failure,
     run_failure_alert,
@@ -285,3 +286,48 @@ def test_failure_sensor_defaults() -> None:
     assert run_failure_alert.minimum_interval_seconds == 30
     assert run_failure_alert.default_status == dg.DefaultSensorStatus.RUNNING
     assert run_failure_alert.required_resource_keys == {alerts.RESOURCE_KEY}
+
+
+# --- a run that succeeded with a failing ERROR check (a failed source, a partial snapshot) ---------------
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("collected", asset="azure_like_source")])
+def azure_like_source():
+    yield dg.Output(None)
+    yield dg.AssetCheckResult(
+        check_name="collected", passed=False, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"error": "HttpRequestError: POST .../resources: HTTP 500 after 6 tries"},
+    )
+
+
+def test_check_sensor_posts_failing_error_checks_of_a_successful_run(
+    webhook: SlackWebhook, receiver: Receiver
+) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([azure_like_source], instance=instance)
+        assert result.success
+        context = dg.build_run_status_sensor_context(
+            sensor_name=failed_check_alert.name,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(),
+            resources={alerts.RESOURCE_KEY: webhook},
+        )
+        failed_check_alert(context)
+
+    [post] = receiver.posts
+    text = post["json"]["text"]
+    assert "finished with failing checks" in text and result.run_id in text
+    assert "`azure_like_source / collected`: HttpRequestError: POST .../resources: HTTP 500 after 6 tries" in text
+
+
+def test_check_sensor_is_quiet_when_checks_pass(webhook: SlackWebhook, receiver: Receiver) -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = failing_collect.execute_in_process(instance=instance, raise_on_error=False, op_selection=["fine"])
+        assert result.success
+        context = dg.build_run_status_sensor_context(
+            sensor_name=failed_check_alert.name, dagster_instance=instance, dagster_run=result.dagster_run,
+            dagster_event=result.get_run_success_event(), resources={alerts.RESOURCE_KEY: webhook},
+        )
+        failed_check_alert(context)
+    assert receiver.posts == []

@@ -181,6 +181,8 @@ def format_failure(
     failed_steps: Sequence[tuple[str, str]],
     ui_url: str | None,
     run_error: str | None = None,
+    headline: str = "SpotLake run failed",
+    items: str = "Failed steps",
 ) -> str:
     """The Slack text for one failed run.
 
@@ -188,12 +190,12 @@ def format_failure(
     (e.g. the run worker could not start); `ui_url` is the run's page in the Dagster UI.
     """
     lines = [
-        f":rotating_light: SpotLake run failed: job `{_escape(job_name)}`, "
+        f":rotating_light: {headline}: job `{_escape(job_name)}`, "
         f"partition `{_escape(partition) if partition else 'none'}`",
         f"Run id: `{run_id}`",
     ]
     if failed_steps:
-        lines.append(f"Failed steps ({len(failed_steps)}):")
+        lines.append(f"{items} ({len(failed_steps)}):")
         lines += [f"• `{_escape(key)}`: {_escape(error)}" for key, error in failed_steps[:MAX_STEPS_SHOWN]]
         if len(failed_steps) > MAX_STEPS_SHOWN:
             lines.append(f"... and {len(failed_steps) - MAX_STEPS_SHOWN} more")
@@ -238,3 +240,43 @@ def build_failure_sensor(
 
 
 run_failure_alert = build_failure_sensor()
+
+
+def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[tuple[str, str]]:
+    """(asset / check, first line of its error) of every ERROR-severity check that failed in the run."""
+    failed = []
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.event_specific_data
+        if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        error = evaluation.metadata.get("error")
+        detail = first_line(str(error.value)) if error is not None else "check failed"
+        failed.append((f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name}", detail))
+    return failed
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="failed_check_alert",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Posts runs that succeeded with failing ERROR checks (a source that failed: a partial snapshot).",
+)
+def failed_check_alert(context: dg.RunStatusSensorContext, slack_webhook: SlackWebhook) -> None:
+    """A failed Azure source does not fail its run (the partial snapshot is still published); its failing
+    `collected` check is what operators must hear about."""
+    run = context.dagster_run
+    checks = failed_error_checks(context.instance, run.run_id)
+    if not checks:
+        return
+    text = format_failure(
+        run.run_id,
+        run.job_name,
+        run_partition(run.tags),
+        checks,
+        run_url(os.environ.get(WEBSERVER_URL_ENV), run.run_id),
+        headline="SpotLake run finished with failing checks",
+        items="Failing checks",
+    )
+    if slack_webhook.post(text):
+        context.log.info(f"check alert sent for run {run.run_id}")
