@@ -29,8 +29,15 @@ def main() -> None:
     from spotlake_assets.sources.price import azure_price_raw
     from spotlake_assets.sources.sps import azure_sps_raw, azure_sps_request_pool
 
-    with start_local_stack(scale="full", seed=args.seed, subscriptions=50, url_locations=50, retry_after_seconds=0,
-                           rate_429=args.rate_429, rate_500=args.rate_500) as stack:
+    with start_local_stack(
+        scale="full",
+        seed=args.seed,
+        subscriptions=50,
+        url_locations=50,
+        retry_after_seconds=0,
+        rate_429=args.rate_429,
+        rate_500=args.rate_500,
+    ) as stack:
         use_stack_environment(stack)
         resources = build_resources(stack.settings)
 
@@ -39,21 +46,42 @@ def main() -> None:
             resources["clock"] = Clock(frozen_at=at.isoformat())
             with DagsterInstance.ephemeral() as instance:
                 start = time.perf_counter()
-                result = materialize(assets, partition_key=key, resources=resources, instance=instance,
-                                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+                result = materialize(
+                    assets,
+                    partition_key=key,
+                    resources=resources,
+                    instance=instance,
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                )
                 seconds = time.perf_counter() - start
             [mat] = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
             return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}, seconds
 
         run([azure_price_raw], first, data_time(first))
         pool, pool_s = run([azure_sps_request_pool], first[:10], data_time(first))
-        print(f"pool: {pool['pairs']} pairs, {pool['requests']} requests packed vs {pool['baseline_requests']} "
-              f"baseline ({pool_s:.1f} s)")
+        print(
+            f"pool: {pool['pairs']} pairs, {pool['requests']} requests packed vs {pool['baseline_requests']} "
+            f"baseline ({pool_s:.1f} s)"
+        )
         sps, sps_s = run([azure_sps_raw], partition, data_time(partition))
-        keys = ("desired_count", "requests_planned", "calls", "retries", "throttled", "skipped_requests",
-                "failed_requests", "pairs_used", "coverage", "rows", "unknown_scores", "peak_rss_mib")
+        keys = (
+            "desired_count",
+            "requests_planned",
+            "calls",
+            "retries",
+            "throttled",
+            "skipped_requests",
+            "failed_requests",
+            "pairs_used",
+            "coverage",
+            "rows",
+            "unknown_scores",
+            "peak_rss_mib",
+        )
         print("sps: " + ", ".join(f"{k}={sps[k]}" for k in keys) + f"; wall {sps_s:.1f} s")
-        print(f"emulator: max calls per pair in any 62 minutes = {stack.emulator.stats()['max_calls_in_any_62_minutes']}")
+        print(
+            f"emulator: max calls per pair in any 62 minutes = {stack.emulator.stats()['max_calls_in_any_62_minutes']}"
+        )
 
 
 if __name__ == "__main__":

@@ -71,4 +71,6 @@ class AzureResource(ConfigurableResource):
         return ResourceGraphClient(management_url=self.management_url, http=http, bearer_token=self.bearer_token)
 
     def sps_client(self) -> SpsClient:
-        return SpsClient(management_url=self.management_url, bearer_token=self.bearer_token, timeout_seconds=self.timeout_seconds)
+        return SpsClient(
+            management_url=self.management_url, bearer_token=self.bearer_token, timeout_seconds=self.timeout_seconds
+        )

@@ -74,11 +74,15 @@ def load_service_principal(
             },
             "environment",
         )
-    where = f"DynamoDB table {auth_table!r} item {LEGACY_AUTH_ITEM!r}" + (f" at {aws_endpoint_url}" if aws_endpoint_url else "")
+    where = f"DynamoDB table {auth_table!r} item {LEGACY_AUTH_ITEM!r}" + (
+        f" at {aws_endpoint_url}" if aws_endpoint_url else ""
+    )
     client = boto3.client("dynamodb", endpoint_url=aws_endpoint_url, region_name=aws_region)
     _SECRET_READ.active.on = True
     try:
-        item = client.get_item(TableName=auth_table, Key={"id": {"S": LEGACY_AUTH_ITEM}}, ConsistentRead=True).get("Item")
+        item = client.get_item(TableName=auth_table, Key={"id": {"S": LEGACY_AUTH_ITEM}}, ConsistentRead=True).get(
+            "Item"
+        )
     except Exception as exc:  # botocore errors carry no secret; name the place and the cause
         raise AzureCredentialsError(
             f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and reading {where} failed: "
@@ -87,7 +91,9 @@ def load_service_principal(
     finally:
         _SECRET_READ.active.on = False
     if not item or "data" not in item:
-        raise AzureCredentialsError(f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and {where} is missing")
+        raise AzureCredentialsError(
+            f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and {where} is missing"
+        )
     try:
         data = json.loads(item["data"]["S"])
     except (KeyError, ValueError):

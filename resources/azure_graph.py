@@ -39,7 +39,9 @@ class ResourceGraphClient:
 
     @property
     def url(self) -> str:
-        return f"{self.management_url.rstrip('/')}/providers/Microsoft.ResourceGraph/resources?api-version={API_VERSION}"
+        return (
+            f"{self.management_url.rstrip('/')}/providers/Microsoft.ResourceGraph/resources?api-version={API_VERSION}"
+        )
 
     def eviction_rates(self) -> GraphFetch:
         endpoint = f"POST {self.url.split('?')[0]}"

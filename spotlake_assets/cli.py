@@ -36,7 +36,9 @@ def run_local(args: argparse.Namespace) -> int:
     with start_local_stack(seed=args.seed, scale=args.scale) as stack:
         use_stack_environment(stack)
         print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
-        print(f"partitions {keys[0]} .. {keys[-1]} (env {stack.settings.env}, write bucket {stack.settings.write_bucket})")
+        print(
+            f"partitions {keys[0]} .. {keys[-1]} (env {stack.settings.env}, write bucket {stack.settings.write_bucket})"
+        )
         report = run_partitions(stack, keys)
         print("\n".join(summary_lines(report, stack.settings.write_bucket)))
         return 0 if report.success else 1

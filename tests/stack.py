@@ -18,7 +18,9 @@ FAST_AZURE = dict(timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_se
 
 
 def start(env_name: str = "local", seed: int = 11, **knobs) -> LocalStack:
-    return start_local_stack(env_name=env_name, seed=seed, scale=knobs.pop("scale", "small"), **{**FAST_FAULTS, **knobs})
+    return start_local_stack(
+        env_name=env_name, seed=seed, scale=knobs.pop("scale", "small"), **{**FAST_FAULTS, **knobs}
+    )
 
 
 def run_assets(
@@ -43,9 +45,13 @@ def run_assets(
     resources["azure"] = azure_resource(stack.settings, max_tries=max_tries, **{**FAST_AZURE, **azure_overrides})
     resources["clock"] = Clock(frozen_at=now.isoformat())
     if instance is not None:
-        return materialize(assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=False)
+        return materialize(
+            assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=False
+        )
     with DagsterInstance.ephemeral() as ephemeral:
-        return materialize(assets, partition_key=partition, resources=resources, instance=ephemeral, raise_on_error=False)
+        return materialize(
+            assets, partition_key=partition, resources=resources, instance=ephemeral, raise_on_error=False
+        )
 
 
 def metadata(result, asset: str) -> dict:

@@ -17,8 +17,8 @@ import pytest
 from spotlake_assets.local.aws import local_client
 from spotlake_assets.ops import alerts
 from spotlake_assets.ops.alerts import (
-    failed_check_alert,
     SlackWebhook,
+    failed_check_alert,
     format_failure,
     run_failure_alert,
     run_partition,

@@ -28,8 +28,14 @@ from spotlake_assets.storage_keys import LATEST_JSON_KEY, key_stem, public_csv_k
 
 from .stack import run_assets, s3_client, start
 
-GRAPH = [azure_price_raw, azure_eviction_raw, azure_sps_raw, azure_spot_snapshot, azure_dynamodb_history,
-         azure_public_outputs]
+GRAPH = [
+    azure_price_raw,
+    azure_eviction_raw,
+    azure_sps_raw,
+    azure_spot_snapshot,
+    azure_dynamodb_history,
+    azure_public_outputs,
+]
 RANGE = ["2026-11-26-10:00", "2026-11-26-10:10", "2026-11-26-10:20", "2026-11-26-10:30"]
 
 
@@ -39,11 +45,15 @@ def ranged(keys: list[str]) -> dict[str, str]:
 
 def test_schedules_ask_for_the_partition_that_just_closed():
     with DagsterInstance.ephemeral() as instance:
-        tick = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 10, 20, tzinfo=UTC))
+        tick = build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 10, 20, tzinfo=UTC)
+        )
         [request] = collect_schedule.evaluate_tick(tick).run_requests
         assert request.partition_key == "2026-11-27-10:10"  # window [10:10, 10:20), data time 10:20
         assert request.job_name == "azure_collect_10min"
-        tick = build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 0, 15, tzinfo=UTC))
+        tick = build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 0, 15, tzinfo=UTC)
+        )
         [request] = request_pool_schedule.evaluate_tick(tick).run_requests
         assert request.partition_key == "2026-11-27"
     assert collect_schedule.cron_schedule == "*/10 * * * *"
@@ -107,13 +117,20 @@ def test_legacy_pickles_are_imported_and_merged(monkeypatch):
             t = data_time(key)
             price = frames[key]["azure_price_raw"]
             scored = price[price["InstanceTier"] == "Standard"].head(4)
-            sps = pd.DataFrame({
-                "DesiredCount": legacy_counts[key], "RegionCodeSPS": scored["armRegionName"].to_list(),
-                "Region": scored["Region"].to_list(),
-                "InstanceTypeSPS": ("Standard_" + scored["InstanceType"]).to_list(),
-                "InstanceTier": "Standard", "InstanceType": scored["InstanceType"].to_list(),
-                "AvailabilityZone": "1", "Score": 3, "T3": legacy_counts[key], "T2": legacy_counts[key],
-            })
+            sps = pd.DataFrame(
+                {
+                    "DesiredCount": legacy_counts[key],
+                    "RegionCodeSPS": scored["armRegionName"].to_list(),
+                    "Region": scored["Region"].to_list(),
+                    "InstanceTypeSPS": ("Standard_" + scored["InstanceType"]).to_list(),
+                    "InstanceTier": "Standard",
+                    "InstanceType": scored["InstanceType"].to_list(),
+                    "AvailabilityZone": "1",
+                    "Score": 3,
+                    "T3": legacy_counts[key],
+                    "T2": legacy_counts[key],
+                }
+            )
             objects = {
                 f"rawdata/azure/spot_price/{t:%Y/%m/%d}/{t:%H-%M}_spot_price.pkl.gz": price,
                 f"rawdata/azure/spot_if/{t:%Y/%m/%d}/{t:%H-%M}_spot_if.pkl.gz": frames[key]["azure_eviction_raw"],

@@ -80,7 +80,9 @@ def test_one_partition_covers_every_pool_pair(stack, monkeypatch):
     assert (rows["T3"] == rows["Score"].eq(3) * 30).all() and (rows["T2"] == rows["Score"].ge(2) * 30).all()
     assert not rows.duplicated(["DesiredCount", "RegionCodeSPS", "InstanceTypeSPS", "AvailabilityZone"]).any()
     pool = pool_of(stack)
-    assert set(zip(rows["RegionCodeSPS"], rows["InstanceTypeSPS"])) == set(zip(pool["RegionCodeSPS"], pool["InstanceTypeSPS"]))
+    assert set(zip(rows["RegionCodeSPS"], rows["InstanceTypeSPS"], strict=True)) == set(
+        zip(pool["RegionCodeSPS"], pool["InstanceTypeSPS"], strict=True)
+    )
     assert meta["calls"] >= meta["requests_planned"] and meta["pairs_used"] > 1
     assert check_result(result).passed
 

@@ -10,7 +10,9 @@ def rows(*triples):
 
 
 def test_mapping_of_every_rate():
-    table, unknown = clean_eviction(rows(*[("eastus", f"standard_d{i}s_v3", r) for i, r in enumerate(EVICTION_RATE_TO_IF)]))
+    table, unknown = clean_eviction(
+        rows(*[("eastus", f"standard_d{i}s_v3", r) for i, r in enumerate(EVICTION_RATE_TO_IF)])
+    )
     assert unknown == 0
     assert list(table.columns) == IF_COLUMNS
     got = dict(zip(table["InstanceType"], table["IF"], strict=True))

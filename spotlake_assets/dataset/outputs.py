@@ -26,8 +26,9 @@ def update_selector(store: S3Store, rows) -> int:  # noqa: ANN001 - a DataFrame
         if existing is not None and added == 0 and etag is not None:
             return 0
         try:
-            store.put(QUERY_SELECTOR_KEY, body, content_type=JSON, public=True,
-                      if_none_match=etag is None, if_match=etag)
+            store.put(
+                QUERY_SELECTOR_KEY, body, content_type=JSON, public=True, if_none_match=etag is None, if_match=etag
+            )
             return added
         except PreconditionFailed:
             continue
@@ -58,7 +59,9 @@ def azure_public_outputs(
     written = []
     with measure() as m:
         for key in keys:
-            store.put(public_csv_key(key), snapshot_csv_gz(snapshots[key]), content_type="application/gzip", public=True)
+            store.put(
+                public_csv_key(key), snapshot_csv_gz(snapshots[key]), content_type="application/gzip", public=True
+            )
             written.append(public_csv_key(key))
         added = sum(update_selector(store, snapshots[key]) for key in keys)
         newest = keys[-1]

@@ -94,7 +94,9 @@ def state_prefix() -> str:
         AssetDep("azure_spot_state", partition_mapping=PREVIOUS),
     ],
     backfill_policy=BackfillPolicy.single_run(),
-    check_specs=[AssetCheckSpec(name, asset="azure_spot_snapshot", description=text) for name, text in SNAPSHOT_CHECKS.items()],
+    check_specs=[
+        AssetCheckSpec(name, asset="azure_spot_snapshot", description=text) for name, text in SNAPSHOT_CHECKS.items()
+    ],
     can_subset=False,
 )
 def azure_spot_snapshot(context: AssetExecutionContext, store: S3Store):
@@ -128,11 +130,17 @@ def azure_spot_snapshot(context: AssetExecutionContext, store: S3Store):
         **run_metadata(m),
     }
     # every output depends on the previous partition's state, so the state comes first
-    yield Output(states[last] if single else states, output_name="azure_spot_state",
-                 metadata={"series": int((states[last]["Kind"] == "series").sum())})
+    yield Output(
+        states[last] if single else states,
+        output_name="azure_spot_state",
+        metadata={"series": int((states[last]["Kind"] == "series").sum())},
+    )
     yield Output(snapshots[last] if single else snapshots, output_name="azure_spot_snapshot", metadata=meta)
-    yield Output(changes[last] if single else changes, output_name="azure_spot_changes",
-                 metadata={"rows": sum(len(c) for c in changes.values())})
+    yield Output(
+        changes[last] if single else changes,
+        output_name="azure_spot_changes",
+        metadata={"rows": sum(len(c) for c in changes.values())},
+    )
     # In a ranged run a check stands for every partition of the range: it passes only if it passed for each.
     for name in SNAPSHOT_CHECKS:
         failed = [k for k in keys if not evaluations[k][name][0]]

@@ -26,7 +26,13 @@ from ..partitions import data_time
 from ..sps.collector import SpsCollectionError
 from .imports import stored_snapshot
 
-SOURCE_ERRORS = (HttpRequestError, PriceCollectionError, GraphCollectionError, AzureCredentialsError, SpsCollectionError)
+SOURCE_ERRORS = (
+    HttpRequestError,
+    PriceCollectionError,
+    GraphCollectionError,
+    AzureCredentialsError,
+    SpsCollectionError,
+)
 CHECK = "collected"
 
 
@@ -54,10 +60,14 @@ def raw_outputs(
     frames = {key: stored_snapshot(store, asset, key) for key in keys}
     rows = sum(len(f) for f in frames.values())
     context.log.info(f"imported {len(keys)} stored snapshot(s) of {asset}, {rows} rows")
-    yield Output(frames[keys[0]] if len(keys) == 1 else frames, metadata={"rows": rows, "imported_partitions": len(keys)})
+    yield Output(
+        frames[keys[0]] if len(keys) == 1 else frames, metadata={"rows": rows, "imported_partitions": len(keys)}
+    )
     empty = [k for k, f in frames.items() if f.empty]
     yield AssetCheckResult(
-        check_name=CHECK, passed=not empty, severity=AssetCheckSeverity.ERROR,
+        check_name=CHECK,
+        passed=not empty,
+        severity=AssetCheckSeverity.ERROR,
         metadata={"imported_partitions": len(keys), "empty_partitions": ", ".join(empty[:10]) or "none"},
     )
     return "imported"

@@ -46,7 +46,9 @@ def first_price_of_day(store: S3Store, day: datetime) -> tuple[pd.DataFrame, str
     prefix = prefix[: prefix.rindex("/") + 1]
     keys = sorted(k for bucket in store.read_order for k in store.list_keys(prefix, bucket) if k.endswith(".parquet"))
     if not keys:
-        raise Failure(f"no azure_price_raw snapshot filed under {prefix}; materialize azure_price_raw for the day first")
+        raise Failure(
+            f"no azure_price_raw snapshot filed under {prefix}; materialize azure_price_raw for the day first"
+        )
     first = keys[0]
     return read_frame(store, first.removesuffix(".parquet")), first
 
@@ -94,9 +96,7 @@ def pool_for(store: S3Store, partition_key: str) -> tuple[pd.DataFrame, str]:
             return read_frame(store, key_stem("azure_sps_request_pool", pool_key)), pool_key
         except MissingSnapshotError:
             continue
-    raise Failure(
-        f"no azure_sps_request_pool for {day:%Y-%m-%d} or the day before; materialize the pool first"
-    )
+    raise Failure(f"no azure_sps_request_pool for {day:%Y-%m-%d} or the day before; materialize the pool first")
 
 
 @asset(
@@ -108,8 +108,11 @@ def pool_for(store: S3Store, partition_key: str) -> tuple[pd.DataFrame, str]:
     deps=[AssetDep(azure_sps_request_pool, partition_mapping=TimeWindowPartitionMapping(start_offset=-1))],
     check_specs=[
         collected_check("azure_sps_raw"),
-        AssetCheckSpec("sps_coverage", asset="azure_sps_raw",
-                       description="Share of the request pool's valid pairs that got a score"),
+        AssetCheckSpec(
+            "sps_coverage",
+            asset="azure_sps_raw",
+            description="Share of the request pool's valid pairs that got a score",
+        ),
     ],
 )
 def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S3Store, clock: Clock):

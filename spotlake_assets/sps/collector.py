@@ -113,8 +113,11 @@ class SpsCollector:
         locations = self.url_locations()
         current = self.state.load()
         pending = deque(
-            t for t in (_without(Task(r.regions, r.sizes), current.invalid_regions, current.invalid_sizes)
-                        for r in requests) if t is not None
+            t
+            for t in (
+                _without(Task(r.regions, r.sizes), current.invalid_regions, current.invalid_sizes) for r in requests
+            )
+            if t is not None
         )
         run = SpsRun()
         learned = Learned()
@@ -132,7 +135,9 @@ class SpsCollector:
 
                 pairs = self.state.update(reserve_batch)
                 if not pairs:
-                    log.warning("SPS quota exhausted: no free (subscription, location) pair for %d requests", len(pending))
+                    log.warning(
+                        "SPS quota exhausted: no free (subscription, location) pair for %d requests", len(pending)
+                    )
                     break
                 batch = [pending.popleft() for _ in pairs]
                 answers = pool.map(

@@ -12,10 +12,14 @@ from .packing import Request, pack_requests
 POOL_COLUMNS = ["request_id", "RegionCodeSPS", "Region", "InstanceTypeSPS", "InstanceTier", "InstanceType"]
 
 
-def pool_pairs(price: pd.DataFrame, invalid_regions: Iterable[str] = (), invalid_sizes: Iterable[str] = ()) -> pd.DataFrame:
+def pool_pairs(
+    price: pd.DataFrame, invalid_regions: Iterable[str] = (), invalid_sizes: Iterable[str] = ()
+) -> pd.DataFrame:
     """One row per (region code, full size name) with its display name and tier/type, sorted."""
     tier = price["InstanceTier"].astype("string")
-    full = (tier + "_" + price["InstanceType"].astype("string")).where(tier.notna(), price["InstanceType"].astype("string"))
+    full = (tier + "_" + price["InstanceType"].astype("string")).where(
+        tier.notna(), price["InstanceType"].astype("string")
+    )
     pairs = pd.DataFrame(
         {
             "RegionCodeSPS": price["armRegionName"].astype("string"),
@@ -27,12 +31,16 @@ def pool_pairs(price: pd.DataFrame, invalid_regions: Iterable[str] = (), invalid
     )
     bad_regions = {r.casefold() for r in invalid_regions}
     bad_sizes = {s.casefold() for s in invalid_sizes}
-    keep = ~pairs["RegionCodeSPS"].str.casefold().isin(bad_regions) & ~pairs["InstanceTypeSPS"].str.casefold().isin(bad_sizes)
+    keep = ~pairs["RegionCodeSPS"].str.casefold().isin(bad_regions) & ~pairs["InstanceTypeSPS"].str.casefold().isin(
+        bad_sizes
+    )
     pairs = pairs[keep].drop_duplicates(["RegionCodeSPS", "InstanceTypeSPS"])
     return pairs.sort_values(["RegionCodeSPS", "InstanceTypeSPS"], kind="mergesort").reset_index(drop=True)
 
 
-def build_pool(price: pd.DataFrame, invalid_regions: Iterable[str] = (), invalid_sizes: Iterable[str] = ()) -> pd.DataFrame:
+def build_pool(
+    price: pd.DataFrame, invalid_regions: Iterable[str] = (), invalid_sizes: Iterable[str] = ()
+) -> pd.DataFrame:
     """The pool: the pairs, each with the id of the first packed request that asks for it."""
     pairs = pool_pairs(price, invalid_regions, invalid_sizes)
     requests = pack_requests(zip(pairs["RegionCodeSPS"], pairs["InstanceTypeSPS"], strict=True))
@@ -58,7 +66,9 @@ def region_names(pool: pd.DataFrame) -> dict[str, str]:
 
 
 def size_info(pool: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    return {s: (t, y) for s, t, y in zip(pool["InstanceTypeSPS"], pool["InstanceTier"], pool["InstanceType"], strict=True)}
+    return {
+        s: (t, y) for s, t, y in zip(pool["InstanceTypeSPS"], pool["InstanceTier"], pool["InstanceType"], strict=True)
+    }
 
 
 def in_pool(rows: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame:

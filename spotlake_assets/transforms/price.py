@@ -30,7 +30,16 @@ ITEM_FIELDS = (
 )
 
 # Paging by $skip can repeat a boundary item on two pages; meterId alone is shared by several sizes.
-DEDUP_KEY = ["meterId", "skuId", "productId", "armRegionName", "armSkuName", "type", "effectiveStartDate", "tierMinimumUnits"]
+DEDUP_KEY = [
+    "meterId",
+    "skuId",
+    "productId",
+    "armRegionName",
+    "armSkuName",
+    "type",
+    "effectiveStartDate",
+    "tierMinimumUnits",
+]
 JOIN_KEY = ["location", "armRegionName", "armSkuName", "meterName"]
 
 PRICE_COLUMNS = ["InstanceTier", "InstanceType", "Region", "armRegionName", "OndemandPrice", "SpotPrice", "Savings"]
