@@ -146,7 +146,8 @@ def page(browser: Browser, dagster_ui: str, tmp_path: Path) -> Iterator[Page]:
     pg.set_default_timeout(UI_TIMEOUT_MS)
     expect.set_options(timeout=UI_TIMEOUT_MS)
     skip = pg.get_by_role("button", name="Skip", exact=True)
-    pg.add_locator_handler(skip, lambda button: button.click())
+    # dispatch the click to the button itself: while the UI loads, a loading overlay intercepts pointer clicks
+    pg.add_locator_handler(skip, lambda button: button.dispatch_event("click"))
     yield pg
     RESULTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_screenshot(pg, tmp_path, "final"), RESULTS / "final.png")
