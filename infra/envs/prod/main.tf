@@ -1,0 +1,77 @@
+# Production: writes and reads `spotlake`, the table `azure`; owns the shared webhook parameter.
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = ">= 5.70, < 7"
+    }
+  }
+  # Partial configuration: terraform init -backend-config=backend.hcl (see infra/README.md).
+  backend "s3" {}
+}
+
+variable "aws_region" {
+  description = "Region of the collector."
+  type        = string
+  default     = "us-west-2"
+}
+
+variable "image_uri" {
+  description = "ECR image built from the repository's Dockerfile (tag or digest)."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the collector."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets (two AZs or more) with a NAT route."
+  type        = list(string)
+}
+
+variable "ui_ingress_cidrs" {
+  description = "CIDRs allowed to reach the Dagster UI (VPN, bastion)."
+  type        = list(string)
+  default     = []
+}
+
+provider "aws" {
+  region = var.aws_region
+  default_tags {
+    tags = {
+      Project     = "spotlake"
+      Component   = "azure-collector"
+      Environment = "prod"
+    }
+  }
+}
+
+module "collector" {
+  source = "../../modules/collector"
+
+  environment              = "prod"
+  write_bucket             = "spotlake"
+  read_bucket              = "spotlake"
+  dynamodb_table           = "azure"
+  manage_webhook_parameter = true
+
+  aws_region       = var.aws_region
+  image_uri        = var.image_uri
+  vpc_id           = var.vpc_id
+  subnet_ids       = var.subnet_ids
+  ui_ingress_cidrs = var.ui_ingress_cidrs
+}
+
+output "collector" {
+  description = "Names of what the collector writes and runs on."
+  value = {
+    write_bucket = module.collector.write_bucket
+    table        = module.collector.dynamodb_table
+    cluster      = module.collector.cluster_name
+    run_role     = module.collector.run_role_arn
+    log_group    = module.collector.log_group
+  }
+}

@@ -1,0 +1,250 @@
+# Four roles, each with only what its task calls (the policies are literal structures so that
+# tests/test_infra.py can evaluate them per environment):
+#   run        the Dagster runs (the collector itself): its bucket, its table, AzureAuth read only
+#   daemon     schedules, sensors (the Slack alert) and the EcsRunLauncher
+#   webserver  the UI: sees and stops run tasks
+#   execution  ECS itself: pulls the image, writes logs, injects the Postgres password and dagster.yaml
+
+locals {
+  webhook_parameter_arn  = "arn:aws:ssm:${var.aws_region}:${local.account_id}:parameter/${var.webhook_parameter_name}"
+  instance_parameter_arn = "arn:aws:ssm:${var.aws_region}:${local.account_id}:parameter${local.instance_parameter_name}"
+  run_task_family_arn    = "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${local.name}-run:*"
+  cluster_arn            = "arn:aws:ecs:${var.aws_region}:${local.account_id}:cluster/${local.name}"
+  cluster_task_arns      = "arn:aws:ecs:${var.aws_region}:${local.account_id}:task/${local.name}/*"
+  log_group_arn          = "arn:aws:logs:${var.aws_region}:${local.account_id}:log-group:${local.log_group_name}"
+  ecr_repository_arn     = "arn:aws:ecr:${var.aws_region}:${local.account_id}:repository/${local.ecr_repository}"
+  ecr_repository         = regex("^[^/]+/([^:@]+)", var.image_uri)[0]
+
+  # The collector: every output goes to the write bucket, inputs fall back to the read bucket (read only).
+  run_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "WriteBucketObjects"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject"]
+        Resource = ["${local.write_bucket_arn}/*"]
+      },
+      {
+        # PutObject with ACL public-read also needs PutObjectAcl: granted on the legacy public outputs only.
+        Sid      = "PublishPublicOutputs"
+        Effect   = "Allow"
+        Action   = ["s3:PutObjectAcl"]
+        Resource = [for key in local.public_object_keys : "${local.write_bucket_arn}/${key}"]
+      },
+      {
+        Sid      = "ListWriteBucket"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = [local.write_bucket_arn]
+      },
+      {
+        Sid      = "ReadBucketObjects"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject"]
+        Resource = ["${local.read_bucket_arn}/*"]
+      },
+      {
+        Sid      = "ListReadBucket"
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = [local.read_bucket_arn]
+      },
+      {
+        Sid    = "HistoryTable"
+        Effect = "Allow"
+        Action = [
+          "dynamodb:BatchWriteItem",
+          "dynamodb:PutItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:GetItem",
+          "dynamodb:Query",
+          "dynamodb:DescribeTable",
+        ]
+        Resource = [local.table_arn]
+      },
+      {
+        Sid      = "ReadAzureCredentials"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem"]
+        Resource = [local.auth_table_arn]
+      },
+    ]
+  }
+
+  # The run-failure sensor runs in the daemon: only it reads the webhook URL.
+  webhook_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ReadSlackWebhook"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameter"]
+        Resource = [local.webhook_parameter_arn]
+      },
+    ]
+  }
+
+  # Watching and stopping run tasks: the UI (terminate) and the daemon (run monitoring).
+  observe_runs_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "WatchRunTasks"
+        Effect   = "Allow"
+        Action   = ["ecs:DescribeTasks", "ecs:StopTask"]
+        Resource = [local.cluster_task_arns]
+      },
+      {
+        # DescribeTaskDefinition has no resource-level permissions (AWS requires "*").
+        Sid      = "ReadTaskDefinitions"
+        Effect   = "Allow"
+        Action   = ["ecs:DescribeTaskDefinition"]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "ReadRunLogs"
+        Effect   = "Allow"
+        Action   = ["logs:GetLogEvents"]
+        Resource = ["${local.log_group_arn}:log-stream:*"]
+      },
+    ]
+  }
+
+  # The EcsRunLauncher: start the run task definition in this cluster and hand it its two roles.
+  launch_runs_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "RunTheRunTask"
+        Effect    = "Allow"
+        Action    = ["ecs:RunTask"]
+        Resource  = [local.run_task_family_arn]
+        Condition = { ArnEquals = { "ecs:cluster" = local.cluster_arn } }
+      },
+      {
+        Sid       = "TagRunTasks"
+        Effect    = "Allow"
+        Action    = ["ecs:TagResource"]
+        Resource  = [local.cluster_task_arns]
+        Condition = { StringEquals = { "ecs:CreateAction" = "RunTask" } }
+      },
+      {
+        Sid       = "PassRunRoles"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = [aws_iam_role.run.arn, aws_iam_role.execution.arn]
+        Condition = { StringEquals = { "iam:PassedToService" = "ecs-tasks.amazonaws.com" } }
+      },
+    ]
+  }
+
+  execution_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # GetAuthorizationToken has no resource-level permissions (AWS requires "*").
+        Sid      = "EcrLogin"
+        Effect   = "Allow"
+        Action   = ["ecr:GetAuthorizationToken"]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "PullImage"
+        Effect   = "Allow"
+        Action   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+        Resource = [local.ecr_repository_arn]
+      },
+      {
+        Sid      = "WriteLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = ["${local.log_group_arn}:log-stream:*"]
+      },
+      {
+        Sid      = "InjectPostgresPassword"
+        Effect   = "Allow"
+        Action   = ["secretsmanager:GetSecretValue"]
+        Resource = [aws_db_instance.dagster.master_user_secret[0].secret_arn]
+      },
+      {
+        Sid      = "InjectInstanceConfig"
+        Effect   = "Allow"
+        Action   = ["ssm:GetParameters"]
+        Resource = [local.instance_parameter_arn]
+      },
+    ]
+  }
+
+  ecs_tasks_trust = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect    = "Allow"
+        Principal = { Service = "ecs-tasks.amazonaws.com" }
+        Action    = "sts:AssumeRole"
+        Condition = { StringEquals = { "aws:SourceAccount" = local.account_id } }
+      },
+    ]
+  }
+}
+
+resource "aws_iam_role" "run" {
+  name               = "${local.name}-run"
+  description        = "Dagster runs of the SpotLake Azure collector (${var.environment})"
+  assume_role_policy = jsonencode(local.ecs_tasks_trust)
+}
+
+resource "aws_iam_role" "daemon" {
+  name               = "${local.name}-daemon"
+  description        = "Dagster daemon of the SpotLake Azure collector (${var.environment})"
+  assume_role_policy = jsonencode(local.ecs_tasks_trust)
+}
+
+resource "aws_iam_role" "webserver" {
+  name               = "${local.name}-webserver"
+  description        = "Dagster UI of the SpotLake Azure collector (${var.environment})"
+  assume_role_policy = jsonencode(local.ecs_tasks_trust)
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${local.name}-execution"
+  description        = "ECS task execution role of the SpotLake Azure collector (${var.environment})"
+  assume_role_policy = jsonencode(local.ecs_tasks_trust)
+}
+
+resource "aws_iam_role_policy" "run_data" {
+  name   = "collector-data"
+  role   = aws_iam_role.run.id
+  policy = jsonencode(local.run_policy)
+}
+
+resource "aws_iam_role_policy" "daemon_webhook" {
+  name   = "slack-webhook"
+  role   = aws_iam_role.daemon.id
+  policy = jsonencode(local.webhook_policy)
+}
+
+resource "aws_iam_role_policy" "daemon_observe" {
+  name   = "observe-runs"
+  role   = aws_iam_role.daemon.id
+  policy = jsonencode(local.observe_runs_policy)
+}
+
+resource "aws_iam_role_policy" "daemon_launch" {
+  name   = "launch-runs"
+  role   = aws_iam_role.daemon.id
+  policy = jsonencode(local.launch_runs_policy)
+}
+
+resource "aws_iam_role_policy" "webserver_observe" {
+  name   = "observe-runs"
+  role   = aws_iam_role.webserver.id
+  policy = jsonencode(local.observe_runs_policy)
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "task-execution"
+  role   = aws_iam_role.execution.id
+  policy = jsonencode(local.execution_policy)
+}

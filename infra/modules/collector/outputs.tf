@@ -1,0 +1,29 @@
+output "write_bucket" {
+  description = "The bucket this environment writes."
+  value       = aws_s3_bucket.write.bucket
+}
+
+output "dynamodb_table" {
+  description = "The history table this environment writes."
+  value       = aws_dynamodb_table.history.name
+}
+
+output "cluster_name" {
+  description = "ECS cluster running the Dagster webserver, daemon and runs."
+  value       = aws_ecs_cluster.this.name
+}
+
+output "run_role_arn" {
+  description = "Task role of every Dagster run (the collector's data access)."
+  value       = aws_iam_role.run.arn
+}
+
+output "dagster_instance_parameter" {
+  description = "SSM parameter holding the rendered dagster.yaml."
+  value       = aws_ssm_parameter.dagster_instance.name
+}
+
+output "log_group" {
+  description = "CloudWatch Logs group of the webserver, daemon and runs."
+  value       = aws_cloudwatch_log_group.this.name
+}

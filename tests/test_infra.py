@@ -1,0 +1,435 @@
+"""infra/ without Terraform: every .tf parses (python-hcl2), and the IAM policies each environment would get are
+evaluated from the module's literal policy structures plus the environment's module inputs, then checked for
+least privilege (test never writes production's bucket or table, no wildcards beyond what AWS requires).
+
+The evaluator knows just what the module uses in its policies: `var.*`, `local.*`, `[for k in X : "..."]` and the
+caller's account id. Any other expression (a resource attribute such as a role ARN) becomes an opaque `<expr>`
+string: one specific resource, never a wildcard. A policy that needs an input nobody gives fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from dagster._config import process_config
+from dagster._core.instance.config import dagster_instance_config
+from dagster_aws.ecs import EcsRunLauncher
+from hcl2 import SerializationOptions
+
+INFRA = Path(__file__).resolve().parent.parent / "infra"
+MODULE = INFRA / "modules" / "collector"
+ENVS = ("prod", "test")
+ACCOUNT_ID = "123456789012"
+KNOWN_REFS = {"data.aws_caller_identity.current.account_id": ACCOUNT_ID}
+PARSE = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+
+PROD_BUCKET = "spotlake"
+PROD_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/azure"
+AUTH_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/AzureAuth"
+# Keys of every kind the collector writes (legacy-collector.md section 5 and README Storage).
+SAMPLE_KEYS = (
+    "latest_data/latest_azure.json",
+    "rawdata/azure/2026/11/28/10-20-00.csv.gz",
+    "query-selector/azure/query_selector.json",
+    "rawdata/azure/spot_price/2026/11/28/10-20_spot_price.parquet",
+    "latest_data/azure/latest_azure_time.json",
+    "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json",
+    "dagster/azure/azure_spot_state/2026-11-28-10-10.parquet",
+)
+PUBLIC_KEYS = SAMPLE_KEYS[:3]
+# Actions that AWS only grants on Resource "*".
+STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"}
+DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+S3_WRITE = re.compile(r"^s3:(Put|Delete|Restore|Replicate|Abort|Create|Update|Bypass)", re.IGNORECASE)
+INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
+FOR_EXPRESSION = re.compile(r'\[for (\w+) in ([\w.]+) : "(.*)"\]', re.DOTALL)
+
+
+def load_hcl(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        return hcl2.load(handle, serialization_options=PARSE)
+
+
+def tf_files() -> list[Path]:
+    return sorted(INFRA.rglob("*.tf"))
+
+
+@dataclass
+class Module:
+    """The parts of a Terraform directory the tests read: variables, locals, resources."""
+
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locals: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    modules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    terraform: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, directory: Path) -> Module:
+        module = cls()
+        for path in sorted(directory.glob("*.tf")):
+            parsed = load_hcl(path)
+            for block in parsed.get("variable", []):
+                module.variables.update(block)
+            for block in parsed.get("locals", []):
+                module.locals.update(block)
+            for block in parsed.get("resource", []):
+                for kind, named in block.items():
+                    module.resources.setdefault(kind, {}).update(named)
+            for block in parsed.get("module", []):
+                module.modules.update(block)
+            module.terraform.extend(parsed.get("terraform", []))
+        return module
+
+
+def whole_expression(text: str) -> str | None:
+    """The expression of a string that is exactly one `${...}`, else None."""
+    if not (text.startswith("${") and text.endswith("}")):
+        return None
+    depth = 0
+    for position, char in enumerate(text[1:], start=1):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0:
+            return text[2:-1] if position == len(text) - 1 else None
+    return None
+
+
+@dataclass
+class Scope:
+    """Evaluates module values for one set of inputs (the module call of an environment)."""
+
+    module: Module
+    inputs: Mapping[str, Any]
+    bindings: Mapping[str, Any] = field(default_factory=dict)
+    strict: bool = True  # a variable with no value fails; not strict: it stays opaque (a -var of the operator)
+
+    def evaluate(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: self.evaluate(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.evaluate(item) for item in value]
+        if not isinstance(value, str):
+            return value
+        expression = whole_expression(value)
+        if expression is not None:
+            return self.expression(expression)
+        return INTERPOLATION.sub(lambda match: str(self.expression(match.group(1))), value)
+
+    def expression(self, text: str) -> Any:
+        text = text.strip()
+        if text in self.bindings:
+            return self.bindings[text]
+        if text in KNOWN_REFS:
+            return KNOWN_REFS[text]
+        kind, _, name = text.partition(".")
+        if kind == "var" and name.isidentifier():
+            return self.variable(name)
+        if kind == "local" and name.isidentifier():
+            return self.evaluate(self.module.locals[name])
+        loop = FOR_EXPRESSION.fullmatch(text)
+        if loop:
+            variable, source, template = loop.groups()
+            return [
+                Scope(self.module, self.inputs, {**self.bindings, variable: item}, self.strict).evaluate(template)
+                for item in self.expression(source)
+            ]
+        return f"<{text}>"  # a resource attribute or function: one specific, unknown value
+
+    def variable(self, name: str) -> Any:
+        if name in self.inputs:
+            return self.inputs[name]
+        declared = self.module.variables[name]
+        if "default" not in declared and not self.strict:
+            return f"<var.{name}>"
+        if "default" not in declared:
+            raise KeyError(f"var.{name} has no default and the environment does not set it")
+        return self.evaluate(declared["default"])
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    effect: str
+    action: str
+    resource: str
+    statement: Mapping[str, Any]
+
+
+def module_scope(env: str) -> Scope:
+    env_module = Module.load(INFRA / "envs" / env)
+    call = env_module.modules["collector"]
+    env_scope = Scope(env_module, {}, strict=False)
+    inputs = {key: env_scope.evaluate(value) for key, value in call.items() if key != "source"}
+    return Scope(Module.load(MODULE), inputs)
+
+
+def role_policies(scope: Scope) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(role, evaluated policy document) for every aws_iam_role_policy of the module."""
+    for name, body in scope.module.resources["aws_iam_role_policy"].items():
+        role = re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.id\}", body["role"])
+        policy = re.fullmatch(r"\$\{jsonencode\(local\.(\w+)\)\}", body["policy"])
+        assert role and policy, f"aws_iam_role_policy.{name}: role/policy must be aws_iam_role.X.id/jsonencode(local.Y)"
+        yield role.group(1), scope.expression(f"local.{policy.group(1)}")
+
+
+def block(body: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The one nested block `name` of a resource body (python-hcl2 gives every block as a list)."""
+    (only,) = body[name]
+    return only
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def grants(env: str) -> list[Grant]:
+    """Every (role, action, resource) the environment's policies allow."""
+    result = []
+    for role, document in role_policies(module_scope(env)):
+        for statement in document["Statement"]:
+            assert not {"NotAction", "NotResource", "NotPrincipal"} & set(statement), statement
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    result.append(Grant(role, statement["Effect"], action, resource, statement))
+    return result
+
+
+def resource_scoped_grants(env: str) -> list[Grant]:
+    """The grants except the Resource "*" ones of actions without resource-level permissions (checked apart)."""
+    return [g for g in grants(env) if not (g.resource == "*" and g.action in STAR_RESOURCE_ACTIONS)]
+
+
+def covers(pattern: str, arn: str) -> bool:
+    """Whether an IAM resource pattern (`*` any run of characters, `?` one) matches an ARN."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn) is not None
+
+
+def s3_arns(bucket: str) -> list[str]:
+    return [f"arn:aws:s3:::{bucket}"] + [f"arn:aws:s3:::{bucket}/{key}" for key in SAMPLE_KEYS]
+
+
+def is_write(action: str) -> bool:
+    service = action.split(":")[0]
+    return bool(S3_WRITE.match(action)) if service == "s3" else service == "dynamodb" and action not in DYNAMODB_READS
+
+
+# --- parsing -----------------------------------------------------------------------------------------
+
+
+def test_infra_has_module_and_both_environments() -> None:
+    assert {p.relative_to(INFRA).as_posix() for p in tf_files()} >= {
+        "envs/prod/main.tf",
+        "envs/test/main.tf",
+        "modules/collector/variables.tf",
+        "modules/collector/iam.tf",
+    }
+
+
+@pytest.mark.parametrize("path", tf_files(), ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_every_tf_file_parses(path: Path) -> None:
+    assert load_hcl(path), f"{path} is empty"
+
+
+# --- environments ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "write", "table"), [("prod", "spotlake", "azure"), ("test", "spotlake-test", "azure-test")]
+)
+def test_environment_calls_module_with_its_names(env: str, write: str, table: str) -> None:
+    scope = module_scope(env)
+    assert scope.inputs["environment"] == env
+    assert (scope.inputs["write_bucket"], scope.inputs["read_bucket"]) == (write, "spotlake")
+    assert scope.inputs["dynamodb_table"] == table
+    assert scope.module.resources["aws_dynamodb_table"]["history"]["name"] == "${var.dynamodb_table}"
+    assert scope.module.resources["aws_s3_bucket"]["write"]["bucket"] == "${var.write_bucket}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_backend_is_a_partial_s3_config(env: str) -> None:
+    backends = [b["backend"] for b in Module.load(INFRA / "envs" / env).terraform if "backend" in b]
+    assert backends == [[{"s3": {}}]]
+
+
+def test_only_one_environment_manages_the_shared_webhook_parameter() -> None:
+    managed = {env: module_scope(env).inputs.get("manage_webhook_parameter", False) for env in ENVS}
+    assert managed == {"prod": True, "test": False}
+
+
+# --- IAM ---------------------------------------------------------------------------------------------
+
+
+def test_test_environment_cannot_write_production() -> None:
+    forbidden = [
+        grant
+        for grant in grants("test")
+        if is_write(grant.action)
+        and any(covers(grant.resource, arn) for arn in [*s3_arns(PROD_BUCKET), PROD_TABLE_ARN])
+    ]
+    assert forbidden == []
+
+
+def test_test_environment_reads_production_data() -> None:
+    reads = {(g.action, g.resource) for g in grants("test") if g.role == "run"}
+    assert ("s3:GetObject", "arn:aws:s3:::spotlake/*") in reads
+    assert ("s3:ListBucket", "arn:aws:s3:::spotlake") in reads
+
+
+@pytest.mark.parametrize(
+    ("env", "bucket", "table"), [("prod", "spotlake", "azure"), ("test", "spotlake-test", "azure-test")]
+)
+def test_each_environment_writes_only_its_bucket_and_table(env: str, bucket: str, table: str) -> None:
+    writes = [g for g in grants(env) if is_write(g.action)]
+    table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
+    assert {g.role for g in writes} == {"run"}
+    for grant in writes:
+        assert grant.resource.startswith(f"arn:aws:s3:::{bucket}/") or grant.resource == table_arn, grant
+    written = {(g.action, g.resource) for g in writes}
+    assert ("s3:PutObject", f"arn:aws:s3:::{bucket}/*") in written
+    assert ("dynamodb:BatchWriteItem", table_arn) in written
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_public_read_acl_only_on_the_legacy_public_outputs(env: str) -> None:
+    acl_patterns = [g.resource for g in grants(env) if g.action == "s3:PutObjectAcl"]
+    bucket = module_scope(env).inputs["write_bucket"]
+    for key in SAMPLE_KEYS:
+        public = any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in acl_patterns)
+        assert public == (key in PUBLIC_KEYS), key
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_azure_auth_is_read_with_get_item_only(env: str) -> None:
+    on_auth = {g.action for g in resource_scoped_grants(env) if covers(g.resource, AUTH_TABLE_ARN)}
+    assert on_auth == {"dynamodb:GetItem"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_webhook_parameter_is_read_by_the_daemon_only(env: str) -> None:
+    parameter = f"arn:aws:ssm:us-west-2:{ACCOUNT_ID}:parameter/error_notification_slack_webhook_url"
+    readers = {(g.role, g.action) for g in resource_scoped_grants(env) if covers(g.resource, parameter)}
+    assert readers == {("daemon", "ssm:GetParameter")}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
+    allowed_partial = re.compile(
+        r"arn:aws:s3:::[a-z0-9.-]+/.+"  # object paths of one bucket
+        r"|arn:aws:logs:[\w-]+:\d+:log-group:/ecs/spotlake-azure-\w+:log-stream:\*"
+        r"|arn:aws:ecs:[\w-]+:\d+:task/spotlake-azure-\w+/\*"
+        r"|arn:aws:ecs:[\w-]+:\d+:task-definition/spotlake-azure-\w+-run:\*"
+    )
+    for grant in grants(env):
+        assert grant.effect == "Allow"
+        assert "*" not in grant.action, grant
+        if grant.resource == "*":
+            assert grant.action in STAR_RESOURCE_ACTIONS, grant
+        elif "*" in grant.resource or "?" in grant.resource:
+            assert allowed_partial.fullmatch(grant.resource), grant
+
+
+# --- storage, table, parameters -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_bucket_allows_public_acls_but_no_public_policy(env: str) -> None:
+    scope = module_scope(env)
+    resources = scope.module.resources
+    access = resources["aws_s3_bucket_public_access_block"]["write"]
+    assert (access["block_public_acls"], access["ignore_public_acls"]) == (False, False)
+    assert (access["block_public_policy"], access["restrict_public_buckets"]) == (True, True)
+    ownership = block(resources["aws_s3_bucket_ownership_controls"]["write"], "rule")
+    assert ownership["object_ownership"] == "BucketOwnerPreferred"
+    versioning = block(resources["aws_s3_bucket_versioning"]["write"], "versioning_configuration")
+    assert versioning["status"] == "Enabled"
+    policy = scope.expression("local.bucket_policy")
+    assert {statement["Effect"] for statement in policy["Statement"]} == {"Deny"}
+    guard = next(s for s in policy["Statement"] if s["Sid"] == "DenyPublicAclOnPrivateAzureKeys")
+    bucket = scope.inputs["write_bucket"]
+    for key in SAMPLE_KEYS:
+        guarded = any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in guard["Resource"])
+        assert guarded == (key not in PUBLIC_KEYS), key
+
+
+def test_history_table_shape() -> None:
+    table = Module.load(MODULE).resources["aws_dynamodb_table"]["history"]
+    assert (table["hash_key"], table["range_key"], table["billing_mode"]) == ("pk", "sk", "PAY_PER_REQUEST")
+    assert {(a["name"], a["type"]) for a in table["attribute"]} == {("pk", "S"), ("sk", "S")}
+    assert block(table, "point_in_time_recovery")["enabled"] is True
+
+
+def test_webhook_is_a_secure_string_whose_value_terraform_never_holds() -> None:
+    module = Module.load(MODULE)
+    parameter = module.resources["aws_ssm_parameter"]["slack_webhook"]
+    assert parameter["type"] == "SecureString"
+    assert parameter["name"] == "${var.webhook_parameter_name}"
+    assert module.variables["webhook_parameter_name"]["default"] == "error_notification_slack_webhook_url"
+    assert block(parameter, "lifecycle")["ignore_changes"] == ["value"]
+    assert not parameter["value"].startswith("https://")
+
+
+def rendered_instance_yaml(tmp_path: Path) -> Path:
+    """infra's dagster.yaml template with placeholder values (Terraform's templatefile does this in AWS)."""
+    template = (MODULE / "dagster.yaml.tftpl").read_text()
+    values = {
+        "db_host": "dagster.example.internal",
+        "db_port": "5432",
+        "db_name": "dagster",
+        "db_username": "dagster",
+        "run_task_definition_arn": "arn:aws:ecs:us-west-2:123456789012:task-definition/spotlake-azure-test-run:1",
+        "cluster_arn": "arn:aws:ecs:us-west-2:123456789012:cluster/spotlake-azure-test",
+        "capacity_provider": "FARGATE_SPOT",
+        "jsonencode(subnet_ids)": '["subnet-1", "subnet-2"]',
+        "security_group_id": "sg-1",
+    }
+    rendered = INTERPOLATION.sub(lambda match: values[match.group(1)], template)
+    (tmp_path / "dagster.yaml").write_text(rendered)
+    return tmp_path
+
+
+def test_instance_yaml_is_valid_dagster_config_with_the_sps_pool_of_one(tmp_path: Path) -> None:
+    config, _ = dagster_instance_config(str(rendered_instance_yaml(tmp_path)))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+    checked = process_config(EcsRunLauncher.config_type(), launcher["config"])
+    assert checked.success, checked.errors
+    assert launcher["config"]["run_task_kwargs"]["capacityProviderStrategy"][0]["capacityProvider"] == "FARGATE_SPOT"
+
+
+# --- secrets -----------------------------------------------------------------------------------------
+
+SECRET_PATTERNS = {
+    "AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "Slack webhook URL": re.compile(r"hooks\.slack\.com/services/"),
+    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+    "literal credential": re.compile(
+        r"""(?i)\b\w*(password|passwd|secret|token|client_secret|api_key)\w*\s*[=:]\s*["'][^"'$<{][^"']*["']"""
+    ),
+}
+
+
+def find_secrets(text: str) -> list[str]:
+    return [name for name, pattern in SECRET_PATTERNS.items() if pattern.search(text)]
+
+
+def test_secret_patterns_detect_what_they_should() -> None:
+    assert find_secrets('password = "hunter22"') == ["literal credential"]
+    assert find_secrets("key = AKIAABCDEFGHIJKLMNOP") == ["AWS access key id"]
+    assert find_secrets('url = "https://hooks.slack.com/services/T0/B0/x"') == ["Slack webhook URL"]
+    assert find_secrets('password = "${var.db_password}"') == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in INFRA.rglob("*") if p.is_file()), ids=lambda p: p.relative_to(INFRA).as_posix()
+)
+def test_no_literal_secrets(path: Path) -> None:
+    assert find_secrets(path.read_text()) == [], path
