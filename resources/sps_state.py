@@ -40,7 +40,9 @@ class SpsStateStore:
         try:
             return RotationState.from_json(json.loads(data)), etag
         except ValueError as exc:
-            raise ValueError(f"SPS state s3://.../{self.key}: {exc}") from exc
+            raise ValueError(
+                f"SPS state {self.key} (bucket {self.store.write_bucket} or {self.store.read_bucket}): {exc}"
+            ) from exc
 
     def load(self) -> RotationState:
         return self._read()[0]
