@@ -155,14 +155,14 @@ class S3Store(dg.ConfigurableResource):
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("ListObjectsV2", bucket, prefix + "*", exc) from exc
 
-    def has_any(self, prefix: str) -> bool:
-        """Whether any key starts with `prefix` in the write bucket or the read bucket (one small listing each)."""
-        for bucket in self.read_order:
+    def has_any(self, prefix: str, bucket: str | None = None) -> bool:
+        """Whether any key starts with `prefix` in `bucket`, or by default in the write or the read bucket."""
+        for name in (bucket,) if bucket else self.read_order:
             try:
-                if self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0):
+                if self.client.list_objects_v2(Bucket=name, Prefix=prefix, MaxKeys=1).get("KeyCount", 0):
                     return True
             except (ClientError, BotoCoreError) as exc:
-                raise self._fail("ListObjectsV2", bucket, prefix + "*", exc) from exc
+                raise self._fail("ListObjectsV2", name, prefix + "*", exc) from exc
         return False
 
     def get_etag(self, key: str) -> str | None:

@@ -188,3 +188,27 @@ def test_the_first_partition_ever_starts_from_empty_state_and_a_gap_fails(monkey
         # skipping a partition leaves a gap: the next merge must not silently start over
         report = run_partitions(stack, [RANGE[2]])
         assert any("azure_spot_snapshot" in f for f in report.failures)
+
+
+def test_the_first_partition_of_the_definition_can_be_rerun_once_history_exists(monkeypatch):
+    from spotlake_assets.partitions import TEN_MINUTE_PARTITIONS
+
+    first = TEN_MINUTE_PARTITIONS.get_first_partition_key()
+    with start() as stack:
+        use(stack, monkeypatch)
+        assert run_partitions(stack, RANGE[:1]).success  # some state exists now
+        report = run_partitions(stack, [first])
+        assert report.success, report.failures
+
+
+def test_the_test_environment_never_continues_productions_state(monkeypatch):
+    with start(env_name="test") as stack:
+        use(stack, monkeypatch)
+        previous = "2026-11-26-09:50"
+        # production has a state for the partition before; if test read it, this unreadable body would fail the run
+        s3_client(stack).put_object(
+            Bucket=stack.settings.read_bucket, Key=key_stem("azure_spot_state", previous) + ".parquet", Body=b"prod"
+        )
+        report = run_partitions(stack, RANGE[:1])
+        assert report.success, report.failures
+        assert report.partitions[0].changes_written > 0  # started from empty: every series is new here

@@ -36,8 +36,9 @@ def update_selector(store: S3Store, rows) -> int:  # noqa: ANN001 - a DataFrame
 
 
 def newer_than_published(store: S3Store, time: str) -> bool:
-    """Whether `time` is at least the data time of the published latest file (a backfill must not roll it back)."""
-    marker = store.get(LATEST_MARKER_KEY)
+    """Whether `time` is at least the data time of the published latest file (a backfill must not roll it back);
+    this environment's own marker only."""
+    marker = store.get_from(store.write_bucket, LATEST_MARKER_KEY)
     return marker is None or json.loads(marker)["data_time"] <= time
 
 

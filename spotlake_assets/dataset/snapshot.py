@@ -16,7 +16,7 @@ from dagster import (
     multi_asset,
 )
 
-from resources.io_manager import MissingSnapshotError, read_frame
+from resources.io_manager import MissingSnapshotError, frame_from_parquet, read_frame
 from resources.s3 import S3Store
 
 from ..ops.monitoring import measure, run_metadata
@@ -27,7 +27,7 @@ from ..partitions import (
     desired_count,
     partition_key_for_data_time,
 )
-from ..storage_keys import key_stem, raw_key_stem
+from ..storage_keys import PARQUET, key_stem, raw_key_stem
 from ..transforms.merge import merge_snapshot
 from ..transforms.state import MergeState, state_from_frame, state_to_frame
 from .checks import SNAPSHOT_CHECKS, evaluate_snapshot
@@ -45,19 +45,23 @@ def load_raw(store: S3Store, asset: str, partition_key: str) -> pd.DataFrame | N
 
 
 def previous_state(store: S3Store, partition_key: str) -> MergeState | None:
-    """The state left by the partition before. History starts empty at the first partition ever merged (no state
-    stored at all, in either bucket); after that a missing previous state is a gap and fails loudly, since
-    starting over would store every series again as if new."""
+    """The state left by the partition before, read from this environment's own bucket only (test must not
+    continue production's history). History starts empty at the first partition of the partitions definition
+    or at the first partition ever merged here (no state stored yet); after that a missing previous state is a
+    gap and fails loudly, since starting over would store every series again as if new."""
+    if partition_key == TEN_MINUTE_PARTITIONS.get_first_partition_key():
+        return None
     previous = partition_key_for_data_time(data_time(partition_key) - PARTITION_LENGTH)
-    try:
-        return state_from_frame(read_frame(store, key_stem("azure_spot_state", previous)))
-    except MissingSnapshotError:
-        if not store.has_any(state_prefix()):
-            return None
-        raise Failure(
-            f"the state of partition {previous} is missing, so {partition_key} cannot continue it: materialize the "
-            "range from the last partition that has a state (a backfill runs a range oldest first in one run)"
-        ) from None
+    data = store.get_from(store.write_bucket, key_stem("azure_spot_state", previous) + PARQUET)
+    if data is not None:
+        return state_from_frame(frame_from_parquet(data))
+    if not store.has_any(state_prefix(), store.write_bucket):
+        return None
+    raise Failure(
+        f"the state of partition {previous} is missing from s3://{store.write_bucket}, so {partition_key} cannot "
+        "continue it: materialize the range from the last partition that has a state (a backfill runs a range "
+        "oldest first in one run)"
+    )
 
 
 def snapshot_desired_count(partition_key: str, sps: pd.DataFrame | None) -> int:

@@ -31,7 +31,7 @@ from ..partitions import (
     partition_key_for_data_time,
 )
 from ..sps.answers import score_rows
-from ..sps.collector import SpsCollector
+from ..sps.collector import SpsCollectionError, SpsCollector
 from ..sps.packing import baseline_requests
 from ..sps.pool import build_pool, coverage, in_pool, region_names, requests_of, size_info
 from ..storage_keys import key_stem, raw_key_stem
@@ -96,7 +96,8 @@ def pool_for(store: S3Store, partition_key: str) -> tuple[pd.DataFrame, str]:
             return read_frame(store, key_stem("azure_sps_request_pool", pool_key)), pool_key
         except MissingSnapshotError:
             continue
-    raise Failure(f"no azure_sps_request_pool for {day:%Y-%m-%d} or the day before; materialize the pool first")
+    # a missing pool fails the SPS source only: price and IF still make a partial snapshot
+    raise SpsCollectionError(f"no azure_sps_request_pool for {day:%Y-%m-%d} or the day before; materialize it first")
 
 
 @asset(
@@ -130,16 +131,26 @@ def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S
         key = context.partition_key
         count = desired_count(key)
         pool, pool_day = pool_for(store, key)
+        state = SpsStateStore(store)
+        known = state.load()
         collector = SpsCollector(
             client=azure.sps_client(),
-            state=SpsStateStore(store),
+            state=state,
             subscriptions=azure.principal().subscriptions,
             clock=clock.now,
         )
         run = collector.collect(requests_of(pool), count)
-        rows, unknown = score_rows(run.answers, count, region_names(pool), size_info(pool))
+        try:
+            rows, unknown = score_rows(run.answers, count, region_names(pool), size_info(pool))
+        except ValueError as exc:  # an answer without the fields of the API's contract
+            raise SpsCollectionError(f"malformed SPS answer: {exc}") from exc
         rows = in_pool(rows, pool)
-        learned = pool["RegionCodeSPS"].isin(run.learned_regions) | pool["InstanceTypeSPS"].isin(run.learned_sizes)
+        # pairs known invalid, before this run (the collector skipped them) or by it, are not wanted
+        invalid_regions = {r.casefold() for r in (*known.invalid_regions, *run.learned_regions)}
+        invalid_sizes = {s.casefold() for s in (*known.invalid_sizes, *run.learned_sizes)}
+        learned = pool["RegionCodeSPS"].str.casefold().isin(invalid_regions) | pool[
+            "InstanceTypeSPS"
+        ].str.casefold().isin(invalid_sizes)
         outcome.update(
             coverage=round(coverage(rows, pool[~learned]), 4),
             skipped_requests=run.skipped_requests,

@@ -71,17 +71,24 @@ def size_info(pool: pd.DataFrame) -> dict[str, tuple[str, str]]:
     }
 
 
+def _pair_keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    """(region, size) of each row, case-folded: Azure may echo a name in another case than it was asked."""
+    return pd.MultiIndex.from_arrays(
+        [
+            frame["RegionCodeSPS"].astype("string").str.casefold(),
+            frame["InstanceTypeSPS"].astype("string").str.casefold(),
+        ]
+    )
+
+
 def in_pool(rows: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame:
     """The score rows of pool pairs only: a call answers the whole cross product of its regions and sizes."""
-    key = ["RegionCodeSPS", "InstanceTypeSPS"]
-    keep = pd.MultiIndex.from_frame(rows[key]).isin(pd.MultiIndex.from_frame(pool[key]))
-    return rows[keep].reset_index(drop=True)
+    return rows[_pair_keys(rows).isin(_pair_keys(pool))].reset_index(drop=True)
 
 
 def coverage(rows: pd.DataFrame, pool: pd.DataFrame) -> float:
     """Share of the pool's pairs that got at least one score row (1.0 for an empty pool)."""
     if pool.empty:
         return 1.0
-    wanted = set(zip(pool["RegionCodeSPS"].str.casefold(), pool["InstanceTypeSPS"].str.casefold(), strict=True))
-    got = set(zip(rows["RegionCodeSPS"].str.casefold(), rows["InstanceTypeSPS"].str.casefold(), strict=True))
-    return len(wanted & got) / len(wanted)
+    wanted = set(_pair_keys(pool))
+    return len(wanted & set(_pair_keys(rows))) / len(wanted)
