@@ -90,10 +90,7 @@ def row_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
     missing = [col for col in ROW_COLUMNS if col not in rows.columns]
     if missing:
         raise ValueError(f"rows for the DynamoDB history lack columns {missing}")
-    text = {
-        col: rows[col].astype("object").where(rows[col].notna(), MISSING_TEXT).tolist()
-        for col in STRING_COLUMNS
-    }
+    text = {col: rows[col].astype("object").where(rows[col].notna(), MISSING_TEXT).tolist() for col in STRING_COLUMNS}
     numbers = {col: rows[col].astype("object").tolist() for col in FLOAT_COLUMNS + INT_COLUMNS}
     items = []
     for i in range(len(rows)):
@@ -145,9 +142,7 @@ def batch_write(
         try:
             response = client.batch_write_item(RequestItems={table: pending})
         except (ClientError, BotoCoreError) as exc:
-            raise DynamoDBHistoryError(
-                f"BatchWriteItem on table {table!r} failed: {describe_error(exc)}"
-            ) from exc
+            raise DynamoDBHistoryError(f"BatchWriteItem on table {table!r} failed: {describe_error(exc)}") from exc
         pending = response.get("UnprocessedItems", {}).get(table, [])
         if not pending:
             return
@@ -193,16 +188,12 @@ class DynamoDBHistory(dg.ConfigurableResource):
                         raise WriteRefusedError(
                             f"refused to use the production table {PROD_TABLE!r} in environment {self.env!r}"
                         )
-                    self._client = make_client(
-                        self.endpoint_url, self.region_name, max(16, self.write_workers)
-                    )
+                    self._client = make_client(self.endpoint_url, self.region_name, max(16, self.write_workers))
         return self._client
 
     def _fail(self, operation: str, exc: Exception) -> DynamoDBHistoryError:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
-        return DynamoDBHistoryError(
-            f"{operation} on table {self.table_name!r}{where} failed: {describe_error(exc)}"
-        )
+        return DynamoDBHistoryError(f"{operation} on table {self.table_name!r}{where} failed: {describe_error(exc)}")
 
     def ensure_table(self, client: Any = None) -> bool:
         """Create the table (pk/sk strings, on-demand billing) if it is missing; True if it was created.
@@ -259,7 +250,19 @@ class DynamoDBHistory(dg.ConfigurableResource):
 
     def _write_items(self, items: list[dict[str, Any]]) -> int:
         """Put `items` (unique keys) in parallel batches of 25; returns how many were written."""
-        requests = [{"PutRequest": {"Item": item}} for item in items]
+        return self._batch([{"PutRequest": {"Item": item}} for item in items])
+
+    def delete_points(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Delete items by (pk, sk), e.g. points a re-run of a partition no longer writes; returns how many."""
+        return self._batch([{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in keys])
+
+    @staticmethod
+    def point_keys(rows: pd.DataFrame) -> list[tuple[str, str]]:
+        """The (pk, sk) of the points write_rows would store for these rows."""
+        return [(item["pk"]["S"], item["sk"]["S"]) for item in row_items(rows)]
+
+    def _batch(self, requests: list[dict[str, Any]]) -> int:
+        """Send put/delete requests in parallel batches of 25 with the unprocessed-items retry."""
         chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
         if not chunks:
             return 0
@@ -282,7 +285,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
             if failed is not None:
                 pool.shutdown(cancel_futures=True)  # do not keep writing after the first failure
                 raise failed.exception()  # type: ignore[misc]
-        return len(items)
+        return len(requests)
 
     def write_rows(self, rows: pd.DataFrame) -> int:
         """Store changed rows (columns as in the dataset) as points; re-writing the same rows writes the same

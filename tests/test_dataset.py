@@ -38,8 +38,9 @@ def use(stack, monkeypatch):
 def table_items(stack) -> list[dict]:
     import boto3
 
-    client = boto3.client("dynamodb", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2",
-                          **LOCAL_AWS_CREDENTIALS)
+    client = boto3.client(
+        "dynamodb", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2", **LOCAL_AWS_CREDENTIALS
+    )
     pages = client.get_paginator("scan").paginate(TableName=stack.settings.dynamodb_table)
     return sorted((item for page in pages for item in page["Items"]), key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
@@ -121,8 +122,9 @@ def test_public_outputs_parse_as_the_legacy_consumers_expect(monkeypatch):
 
         for key in (LATEST_JSON_KEY, QUERY_SELECTOR_KEY, public_csv_key(RANGE[0])):
             grants = s3.get_object_acl(Bucket=bucket, Key=key)["Grants"]
-            assert any(g["Grantee"].get("URI", "").endswith("/global/AllUsers") and g["Permission"] == "READ"
-                       for g in grants), key
+            assert any(
+                g["Grantee"].get("URI", "").endswith("/global/AllUsers") and g["Permission"] == "READ" for g in grants
+            ), key
 
 
 def test_a_failed_source_gives_a_partial_snapshot_that_is_still_published(monkeypatch):
@@ -166,13 +168,15 @@ def test_one_run_backfill_equals_the_live_runs(monkeypatch):
                 [azure_spot_snapshot, azure_dynamodb_history, azure_public_outputs],
                 resources=resources,
                 instance=instance,
-                tags={"dagster/asset_partition_range_start": RANGE[0],
-                      "dagster/asset_partition_range_end": RANGE[-1]},
+                tags={"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[-1]},
             )
         assert result.success
         # one run materialized every partition of the range
-        merged = [e.partition for e in result.get_asset_materialization_events()
-                  if e.asset_key.to_user_string() == "azure_spot_snapshot"]
+        merged = [
+            e.partition
+            for e in result.get_asset_materialization_events()
+            if e.asset_key.to_user_string() == "azure_spot_snapshot"
+        ]
         assert sorted(merged) == RANGE
         assert check_evaluations(result)[("azure_spot_snapshot", "unique_series")].passed
         assert table_items(stack) == live_items
@@ -212,3 +216,27 @@ def test_the_test_environment_never_continues_productions_state(monkeypatch):
         report = run_partitions(stack, RANGE[:1])
         assert report.success, report.failures
         assert report.partitions[0].changes_written > 0  # started from empty: every series is new here
+
+
+def test_rerunning_a_partition_with_other_data_leaves_no_stale_points(monkeypatch):
+    """A partition collected again (inside its live window) with different answers replaces its points."""
+    with start(drift_rate=0) as stack:
+        resources = use(stack, monkeypatch)
+        assert run_partitions(stack, LAST_OF_DAY).success
+        sps = read_frame(resources["store"], raw_key_stem("azure_sps_raw", LAST_OF_DAY[1]))
+        row = sps[sps["Score"] > 0].sort_values(["RegionCodeSPS", "InstanceTypeSPS", "AvailabilityZone"]).iloc[0]
+        zone = "single" if row.AvailabilityZone == "Single" else row.AvailabilityZone
+        stack.emulator.configure(
+            overrides={
+                "score": {f"{row.RegionCodeSPS}|{row.InstanceTypeSPS}|{zone}|1": "Low" if row.Score >= 2 else "High"}
+            }
+        )
+        changed = run_partitions(stack, LAST_OF_DAY[1:])
+        assert changed.partitions[0].changes_written == 1
+        at = "2026-11-27 00:00:00"
+        assert len([i for i in points(table_items(stack)) if i["sk"]["S"].startswith(at)]) == 1
+
+        stack.emulator.configure(overrides={})
+        again = run_partitions(stack, LAST_OF_DAY[1:])
+        assert again.partitions[0].changes_written == 0
+        assert [i for i in points(table_items(stack)) if i["sk"]["S"].startswith(at)] == []

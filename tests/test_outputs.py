@@ -20,11 +20,15 @@ def row(size: str, zone: str, count: int, t2: int = 0, t3: int = 0, region: str 
     }  # fmt: skip
 
 
-def state(series: list[dict], workloads: list[list]) -> object:
+def state(series: list[dict], workloads: list[list], listed: list[str] | None = None) -> object:
+    """A state whose markets are the series' (tier, type, region), or only the sizes in `listed`."""
+    markets = {(r["InstanceTier"], r["InstanceType"], r["Region"]) for r in series}
+    if listed is not None:
+        markets = {m for m in markets if m[1] in listed}
     return make_state(
         pd.DataFrame(series),
         pd.DataFrame(workloads, columns=WORKLOAD_COLUMNS),
-        pd.DataFrame(columns=MARKET_COLUMNS),
+        pd.DataFrame([[*m, "eastus", 0.1, 0.02, 80.0, 3.0] for m in sorted(markets)], columns=MARKET_COLUMNS),
     )
 
 
@@ -38,6 +42,11 @@ def test_latest_has_one_row_per_workload_at_the_smallest_count_with_current_t2_t
     got = {(r.InstanceType, r.DesiredCount, r.T2, r.T3) for r in frame.itertuples()}
     # count 1 wins for D2s_v3 (with the workload's current T2/T3); E2s_v3 was asked only at 5 so far
     assert got == {("D2s_v3", 1, 25, 20), ("E2s_v3", 5, 5, 0)}
+
+
+def test_latest_leaves_out_sizes_no_longer_listed():
+    s = state([row("D2s_v3", "1", 1), row("E2s_v3", "1", 1)], [], listed=["D2s_v3"])
+    assert list(latest_frame(s)["InstanceType"]) == ["D2s_v3"]
 
 
 def test_latest_json_records_are_numbered_with_the_site_fields():

@@ -17,17 +17,19 @@ import json
 
 import pandas as pd
 
-from .state import ROW_COLUMNS, WORKLOAD_KEYS, MergeState, with_keys
+from .state import MARKET_KEYS, ROW_COLUMNS, WORKLOAD_KEYS, MergeState, with_keys
 
 LATEST_FIELDS = ["id", *[c for c in ROW_COLUMNS]]
 SELECTOR_FIELDS = ["InstanceTier", "InstanceType", "Region"]
 
 
 def latest_frame(state: MergeState) -> pd.DataFrame:
-    """Rows of the latest JSON: per workload the series at the smallest desired count known (1 once asked), with
-    T2/T3 taken from the workload's current values."""
-    series = with_keys(state.series).sort_values([*WORKLOAD_KEYS, "DesiredCount"], kind="stable")
-    series = series.drop_duplicates(WORKLOAD_KEYS, keep="first")
+    """Rows of the latest JSON: per workload of a listed market, the series at the smallest desired count known
+    (1 once asked), with T2/T3 taken from the workload's current values."""
+    # only markets still listed: a size or region gone from the price list leaves the table
+    listed = with_keys(state.markets)[MARKET_KEYS].drop_duplicates()
+    series = with_keys(state.series).merge(listed, on=MARKET_KEYS)
+    series = series.sort_values([*WORKLOAD_KEYS, "DesiredCount"], kind="stable").drop_duplicates(WORKLOAD_KEYS)
     workloads = with_keys(state.workloads)[[*WORKLOAD_KEYS, "T2", "T3"]]
     rows = series.drop(columns=["T2", "T3"]).merge(workloads, on=WORKLOAD_KEYS, how="left")
     rows[["T2", "T3"]] = rows[["T2", "T3"]].fillna(0).astype("int64")
