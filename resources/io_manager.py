@@ -120,6 +120,8 @@ class SplitBucketParquetIOManager(dg.ConfigurableIOManager):
             frames = obj
         keys, rows, size = [], 0, 0
         for partition_key, frame in frames.items():
+            if frame is None:  # nothing to store for this partition (e.g. its source failed)
+                continue
             if not isinstance(frame, pd.DataFrame):
                 raise dg.Failure(
                     f"asset {name} returned a {type(frame).__name__}; this IO manager stores DataFrames"

@@ -103,7 +103,11 @@ def test_always_failing_azure_gives_a_clear_error_and_writes_nothing(monkeypatch
         assert "/api/retail/prices" in errors["azure_price_raw"]
         assert "Microsoft.ResourceGraph" in errors["azure_eviction_raw"]
         assert all("HTTP 500 after 3 tries" in e for e in errors.values())
-        assert bucket_state(broken, broken.settings.write_bucket) == {}
+        # no snapshot, only the markers that tell a later backfill the source failed live
+        assert sorted(bucket_state(broken, broken.settings.write_bucket)) == [
+            "rawdata/azure/spot_if/2026/11/27/10-20_spot_if.failed.json",
+            "rawdata/azure/spot_price/2026/11/27/10-20_spot_price.failed.json",
+        ]
 
 
 def test_a_past_partition_is_not_collected_live(stack, monkeypatch):

@@ -22,12 +22,20 @@ RAW_COLUMNS = {
 }
 
 
-def stored_snapshot(store: S3Store, asset: str, partition_key: str) -> pd.DataFrame:
-    """The stored raw snapshot of a partition, in the columns and types the merge expects."""
+def failure_marker_key(asset: str, partition_key: str) -> str:
+    """Written instead of a snapshot when the source failed while the partition was live."""
+    return raw_key_stem(asset, partition_key) + ".failed.json"
+
+
+def stored_snapshot(store: S3Store, asset: str, partition_key: str) -> pd.DataFrame | None:
+    """The stored raw snapshot of a partition, in the columns and types the merge expects; None when the source
+    failed while the partition was live (its failure marker), so a backfill re-makes the same partial snapshot."""
     stem = raw_key_stem(asset, partition_key)
     try:
         frame = read_frame(store, stem)
     except MissingSnapshotError as exc:
+        if store.get(failure_marker_key(asset, partition_key)) is not None:
+            return None
         frame = _legacy_sps_any_count(store, stem) if asset == "azure_sps_raw" else None
         if frame is None:
             raise Failure(

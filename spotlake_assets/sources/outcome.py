@@ -7,6 +7,7 @@ the merge then sees the source as missing. Errors of our own side (S3, a missing
 that has not closed yet) still fail the step.
 """
 
+import json
 from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from resources.s3 import S3Store
 from ..ops.monitoring import measure, run_metadata
 from ..partitions import data_time
 from ..sps.collector import SpsCollectionError
-from .imports import stored_snapshot
+from .imports import failure_marker_key, stored_snapshot
 
 SOURCE_ERRORS = (
     HttpRequestError,
@@ -56,21 +57,37 @@ def raw_outputs(
         t = data_time(keys[0])
         clock.check_closed(keys[0], t)
         if clock.is_live(t):
-            return (yield from source_outputs(context, lambda: collect(t)))
+            mode = yield from source_outputs(context, lambda: collect(t))
+            if mode == "failed":
+                record_failure(store, asset, keys[0], context)
+            return mode
+    # None: the source failed when the partition was live (a partial snapshot then and now)
     frames = {key: stored_snapshot(store, asset, key) for key in keys}
-    rows = sum(len(f) for f in frames.values())
-    context.log.info(f"imported {len(keys)} stored snapshot(s) of {asset}, {rows} rows")
+    failed = [k for k, f in frames.items() if f is None]
+    rows = sum(len(f) for f in frames.values() if f is not None)
+    context.log.info(f"imported {len(keys)} stored snapshot(s) of {asset}, {rows} rows, {len(failed)} failed live")
     yield Output(
-        frames[keys[0]] if len(keys) == 1 else frames, metadata={"rows": rows, "imported_partitions": len(keys)}
+        frames[keys[0]] if len(keys) == 1 else frames,
+        metadata={"rows": rows, "imported_partitions": len(keys), "failed_partitions": len(failed)},
     )
-    empty = [k for k, f in frames.items() if f.empty]
+    empty = [k for k, f in frames.items() if f is not None and f.empty]
     yield AssetCheckResult(
         check_name=CHECK,
-        passed=not empty,
+        passed=not empty and not failed,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"imported_partitions": len(keys), "empty_partitions": ", ".join(empty[:10]) or "none"},
+        metadata={
+            "imported_partitions": len(keys),
+            "empty_partitions": ", ".join(empty[:10]) or "none",
+            "failed_live": ", ".join(failed[:10]) or "none",
+        },
     )
     return "imported"
+
+
+def record_failure(store: S3Store, asset: str, partition_key: str, context: AssetExecutionContext) -> None:
+    """Leave a marker where the snapshot would be, so a later import knows the source failed (not never ran)."""
+    body = json.dumps({"collected": False, "run_id": context.run_id}).encode()
+    store.put(failure_marker_key(asset, partition_key), body, content_type="application/json")
 
 
 def source_outputs(
