@@ -15,6 +15,7 @@ from azure.identity import ClientSecretCredential
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"
 LEGACY_AUTH_ITEM = "login_auth_az_true"
 ENV_NAMES = ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+SUBSCRIPTIONS_ENV = "AZURE_SUBSCRIPTIONS"
 
 
 class AzureCredentialsError(RuntimeError):
@@ -70,7 +71,7 @@ def load_service_principal(
                 "tenant_id": environ["AZURE_TENANT_ID"],
                 "client_id": environ["AZURE_CLIENT_ID"],
                 "client_secret": environ["AZURE_CLIENT_SECRET"],
-                "subscriptions": environ.get("AZURE_SUBSCRIPTIONS", ""),
+                "subscriptions": environ.get(SUBSCRIPTIONS_ENV, ""),
             },
             "environment",
         )

@@ -256,11 +256,6 @@ class DynamoDBHistory(dg.ConfigurableResource):
         """Delete items by (pk, sk), e.g. points a re-run of a partition no longer writes; returns how many."""
         return self._batch([{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for pk, sk in keys])
 
-    @staticmethod
-    def point_keys(rows: pd.DataFrame) -> list[tuple[str, str]]:
-        """The (pk, sk) of the points write_rows would store for these rows."""
-        return [(item["pk"]["S"], item["sk"]["S"]) for item in row_items(rows)]
-
     def _batch(self, requests: list[dict[str, Any]]) -> int:
         """Send put/delete requests in parallel batches of 25 with the unprocessed-items retry."""
         chunks = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
@@ -290,10 +285,15 @@ class DynamoDBHistory(dg.ConfigurableResource):
     def write_rows(self, rows: pd.DataFrame) -> int:
         """Store changed rows (columns as in the dataset) as points; re-writing the same rows writes the same
         items. Registers their (type, region) pairs first. Returns the number of items written."""
+        return len(self.write_points(rows))
+
+    def write_points(self, rows: pd.DataFrame) -> list[tuple[str, str]]:
+        """write_rows, returning the (pk, sk) of the points written."""
         items = row_items(rows)
         _check_unique(items)
         self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
-        return self._write_items(items)
+        self._write_items(items)
+        return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
 
     def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
         """Store one checkpoint item per (type, region) holding the last stored row of each of its series.

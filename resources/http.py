@@ -72,12 +72,10 @@ class RetryingClient:
 
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     sleep: Callable[[float], None] = time.sleep
-    seed: int | None = None
-    session_factory: Callable[[], requests.Session] = requests.Session
     retries: int = 0  # retries made, for run metadata
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        self._rng = random.Random()
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -85,7 +83,7 @@ class RetryingClient:
     def session(self) -> requests.Session:
         # requests.Session is not documented as thread-safe: one per thread.
         if not hasattr(self._local, "session"):
-            self._local.session = self.session_factory()
+            self._local.session = requests.Session()
         return self._local.session
 
     def request_json(

@@ -10,8 +10,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
-from spotlake_assets.timekeys import DEFAULT_PARTITION_START
-
 VALID_ENVIRONMENTS = ("prod", "test", "local")
 
 # The embedded local stack listens on these ports unless told otherwise (see spotlake_assets/local/stack.py).
@@ -33,12 +31,7 @@ class Settings:
     azure_authority: str = "login.microsoftonline.com"
     azure_ca_bundle: str | None = None  # a CA file for a local TLS login endpoint; None: system CAs
     azure_auth_table: str = "AzureAuth"  # legacy credentials table, read only
-    partition_start: str = DEFAULT_PARTITION_START
     legacy_import_bucket: str | None = None  # trusted bucket holding legacy .pkl.gz snapshots; None: no import
-
-    @property
-    def buckets_split(self) -> bool:
-        return self.write_bucket != self.read_bucket
 
 
 _DEFAULTS: dict[str, dict[str, object]] = {
@@ -69,7 +62,6 @@ ENV_VARS: dict[str, str] = {
     "azure_authority": "SPOTLAKE_AZURE_AUTHORITY",
     "azure_ca_bundle": "SPOTLAKE_AZURE_CA_BUNDLE",
     "azure_auth_table": "SPOTLAKE_AZURE_AUTH_TABLE",
-    "partition_start": "SPOTLAKE_PARTITION_START",
     "legacy_import_bucket": "SPOTLAKE_LEGACY_IMPORT_BUCKET",
 }
 assert set(ENV_VARS) == {f.name for f in fields(Settings)} - {"env"}

@@ -66,15 +66,13 @@ def local_stack(args: argparse.Namespace) -> int:
 
 def dev(args: argparse.Namespace) -> int:
     """`dagster dev` on the embedded local stack (the stack runs in this process, dagster as a child)."""
-    from .local.stack import start_local_stack
+    from .local.stack import stack_environ, start_local_stack
 
     home = Path(args.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the SPS concurrency pool of 1
     with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=not args.free_ports) as stack:
-        env = {**os.environ, **stack.env, "DAGSTER_HOME": str(home)}
-        for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTIONS"):
-            env.pop(name, None)
+        env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(home)}
         # argparse keeps the `--` that separates our options from dagster's
         passthrough = args.dagster_args[1:] if args.dagster_args[:1] == ["--"] else args.dagster_args
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *passthrough]

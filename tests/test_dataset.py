@@ -15,34 +15,16 @@ from resources.io_manager import read_frame
 from spotlake_assets.dataset.history import azure_dynamodb_history
 from spotlake_assets.dataset.outputs import azure_public_outputs
 from spotlake_assets.dataset.snapshot import azure_spot_snapshot
-from spotlake_assets.defs import build_resources
-from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
 from spotlake_assets.local.run import run_partitions
 from spotlake_assets.partitions import desired_count
 from spotlake_assets.storage_keys import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, key_stem, public_csv_key, raw_key_stem
 from spotlake_assets.transforms.state import ROW_COLUMNS
 
-from .stack import check_evaluations, s3_client, start
+from .stack import check_evaluations, fail_sps_source, forget_merged, s3_client, start, table_items, use_stack
 
 # data times 23:50 and 00:00: the one pair of consecutive partitions with the same desired count (1)
 LAST_OF_DAY = ["2026-11-26-23:40", "2026-11-26-23:50"]
 RANGE = ["2026-11-26-10:00", "2026-11-26-10:10", "2026-11-26-10:20"]
-
-
-def use(stack, monkeypatch):
-    for name, value in stack.env.items():
-        monkeypatch.setenv(name, value)
-    return build_resources(stack.settings)
-
-
-def table_items(stack) -> list[dict]:
-    import boto3
-
-    client = boto3.client(
-        "dynamodb", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2", **LOCAL_AWS_CREDENTIALS
-    )
-    pages = client.get_paginator("scan").paginate(TableName=stack.settings.dynamodb_table)
-    return sorted((item for page in pages for item in page["Items"]), key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
 
 def points(items: list[dict]) -> list[dict]:
@@ -53,7 +35,7 @@ def points(items: list[dict]) -> list[dict]:
 def test_consecutive_partitions_without_drift_write_nothing_for_the_second(monkeypatch):
     assert desired_count(LAST_OF_DAY[0]) == desired_count(LAST_OF_DAY[1]) == 1
     with start(drift_rate=0) as stack:
-        use(stack, monkeypatch)
+        use_stack(stack, monkeypatch)
         report = run_partitions(stack, LAST_OF_DAY)
         assert report.success, report.failures
         first, second = report.partitions
@@ -63,7 +45,7 @@ def test_consecutive_partitions_without_drift_write_nothing_for_the_second(monke
 
 def test_k_drifted_series_write_exactly_k_items(monkeypatch):
     with start(drift_rate=0) as stack:
-        resources = use(stack, monkeypatch)
+        resources = use_stack(stack, monkeypatch)
         assert run_partitions(stack, LAST_OF_DAY[:1]).success
         before = len(points(table_items(stack)))
         sps = read_frame(resources["store"], raw_key_stem("azure_sps_raw", LAST_OF_DAY[0]))
@@ -84,7 +66,7 @@ def test_k_drifted_series_write_exactly_k_items(monkeypatch):
 
 def test_rerunning_a_partition_leaves_the_table_unchanged(monkeypatch):
     with start() as stack:
-        use(stack, monkeypatch)
+        use_stack(stack, monkeypatch)
         assert run_partitions(stack, RANGE[:2]).success
         items = table_items(stack)
         assert run_partitions(stack, RANGE[1:2]).success
@@ -93,7 +75,7 @@ def test_rerunning_a_partition_leaves_the_table_unchanged(monkeypatch):
 
 def test_public_outputs_parse_as_the_legacy_consumers_expect(monkeypatch):
     with start() as stack:
-        resources = use(stack, monkeypatch)
+        resources = use_stack(stack, monkeypatch)
         store = resources["store"]
         assert run_partitions(stack, RANGE[:1]).success
         first_selector = json.loads(store.get(QUERY_SELECTOR_KEY))
@@ -129,13 +111,8 @@ def test_public_outputs_parse_as_the_legacy_consumers_expect(monkeypatch):
 
 def test_a_failed_source_gives_a_partial_snapshot_that_is_still_published(monkeypatch):
     with start() as stack:
-        creds = stack.emulator.credentials
-        use(stack, monkeypatch)
-        # credentials from the environment with no subscription list: SPS cannot run, price and IF can
-        monkeypatch.setenv("AZURE_TENANT_ID", creds["tenant_id"])
-        monkeypatch.setenv("AZURE_CLIENT_ID", creds["client_id"])
-        monkeypatch.setenv("AZURE_CLIENT_SECRET", creds["client_secret"])
-        monkeypatch.delenv("AZURE_SUBSCRIPTIONS", raising=False)
+        use_stack(stack, monkeypatch)
+        fail_sps_source(stack, monkeypatch)
         report = run_partitions(stack, RANGE[:1])
         assert report.success, report.failures
         [summary] = report.partitions
@@ -147,20 +124,14 @@ def test_a_failed_source_gives_a_partial_snapshot_that_is_still_published(monkey
 def test_one_run_backfill_equals_the_live_runs(monkeypatch):
     """Re-merge a range whose raw snapshots exist, in one run: the same state, history and outputs."""
     with start() as stack:
-        resources = use(stack, monkeypatch)
+        resources = use_stack(stack, monkeypatch)
         store = resources["store"]
         assert run_partitions(stack, RANGE).success
         live_items = table_items(stack)
         live_state = store.get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet")
         live_csv = store.get(public_csv_key(RANGE[-1]))
 
-        # wipe what the merge made (history, states, outputs), keep the raw snapshots
-        s3, bucket = s3_client(stack), stack.settings.write_bucket
-        for key in store.list_keys("dagster/azure/azure_spot") + store.list_keys("rawdata/azure/2026"):
-            s3.delete_object(Bucket=bucket, Key=key)
-        history = resources["history"]
-        for item in table_items(stack):
-            history.client.delete_item(TableName=history.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        forget_merged(stack, resources)
         assert table_items(stack) == []
 
         with DagsterInstance.ephemeral() as instance:
@@ -187,7 +158,7 @@ def test_one_run_backfill_equals_the_live_runs(monkeypatch):
 @pytest.mark.parametrize("key", RANGE[:1])
 def test_the_first_partition_ever_starts_from_empty_state_and_a_gap_fails(monkeypatch, key):
     with start() as stack:
-        use(stack, monkeypatch)
+        use_stack(stack, monkeypatch)
         assert run_partitions(stack, [key]).success
         # skipping a partition leaves a gap: the next merge must not silently start over
         report = run_partitions(stack, [RANGE[2]])
@@ -199,7 +170,7 @@ def test_the_first_partition_of_the_definition_can_be_rerun_once_history_exists(
 
     first = TEN_MINUTE_PARTITIONS.get_first_partition_key()
     with start() as stack:
-        use(stack, monkeypatch)
+        use_stack(stack, monkeypatch)
         assert run_partitions(stack, RANGE[:1]).success  # some state exists now
         report = run_partitions(stack, [first])
         assert report.success, report.failures
@@ -207,7 +178,7 @@ def test_the_first_partition_of_the_definition_can_be_rerun_once_history_exists(
 
 def test_the_test_environment_never_continues_productions_state(monkeypatch):
     with start(env_name="test") as stack:
-        use(stack, monkeypatch)
+        use_stack(stack, monkeypatch)
         previous = "2026-11-26-09:50"
         # production has a state for the partition before; if test read it, this unreadable body would fail the run
         s3_client(stack).put_object(
@@ -221,7 +192,7 @@ def test_the_test_environment_never_continues_productions_state(monkeypatch):
 def test_rerunning_a_partition_with_other_data_leaves_no_stale_points(monkeypatch):
     """A partition collected again (inside its live window) with different answers replaces its points."""
     with start(drift_rate=0) as stack:
-        resources = use(stack, monkeypatch)
+        resources = use_stack(stack, monkeypatch)
         assert run_partitions(stack, LAST_OF_DAY).success
         sps = read_frame(resources["store"], raw_key_stem("azure_sps_raw", LAST_OF_DAY[1]))
         row = sps[sps["Score"] > 0].sort_values(["RegionCodeSPS", "InstanceTypeSPS", "AvailabilityZone"]).iloc[0]

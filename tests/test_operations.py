@@ -26,7 +26,7 @@ from spotlake_assets.sources.price import azure_price_raw
 from spotlake_assets.sources.sps import azure_sps_raw
 from spotlake_assets.storage_keys import LATEST_JSON_KEY, key_stem, public_csv_key, raw_key_stem
 
-from .stack import run_assets, s3_client, start
+from .stack import fail_sps_source, forget_merged, run_assets, s3_client, start, table_items, use_stack
 
 GRAPH = [
     azure_price_raw,
@@ -63,18 +63,12 @@ def test_a_range_is_backfilled_in_one_run_from_stored_snapshots(monkeypatch):
     """The whole graph over a past range in one run: raw assets import what was stored, the merge runs oldest
     first, and the history equals the one the live runs wrote."""
     with start() as stack:
-        for name, value in stack.env.items():
-            monkeypatch.setenv(name, value)
-        resources = build_resources(stack.settings)
+        resources = use_stack(stack, monkeypatch)
         assert run_partitions(stack, RANGE).success
         history = resources["history"]
         live = history.count_items()
         live_state = resources["store"].get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet")
-        for item in _scan(history):
-            history.client.delete_item(TableName=history.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
-        s3 = s3_client(stack)
-        for key in resources["store"].list_keys("dagster/azure/azure_spot"):
-            s3.delete_object(Bucket=stack.settings.write_bucket, Key=key)
+        forget_merged(stack, resources)
 
         # a day later: every partition of the range is in the past
         resources["clock"] = Clock(frozen_at=datetime(2026, 11, 27, 12, tzinfo=UTC).isoformat())
@@ -87,18 +81,11 @@ def test_a_range_is_backfilled_in_one_run_from_stored_snapshots(monkeypatch):
         assert resources["store"].get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet") == live_state
 
 
-def _scan(history):
-    pages = history.client.get_paginator("scan").paginate(TableName=history.table_name)
-    return [item for page in pages for item in page["Items"]]
-
-
 def legacy_frames(monkeypatch, key: str) -> dict[str, pd.DataFrame]:
     """Raw frames of a partition in the legacy columns, made by collecting it once on a scratch stack."""
     with start(seed=5) as scratch:
-        for name, value in scratch.env.items():
-            monkeypatch.setenv(name, value)
+        store = use_stack(scratch, monkeypatch)["store"]
         assert run_assets(scratch, monkeypatch, [azure_price_raw, azure_eviction_raw], key, data_time(key)).success
-        store = build_resources(scratch.settings)["store"]
         return {a: read_frame(store, raw_key_stem(a, key)) for a in ("azure_price_raw", "azure_eviction_raw")}
 
 
@@ -108,8 +95,7 @@ def test_legacy_pickles_are_imported_and_merged(monkeypatch):
     keys = RANGE[:2]
     frames = {key: legacy_frames(monkeypatch, key) for key in keys}
     with start(extra_env={"SPOTLAKE_LEGACY_IMPORT_BUCKET": "spotlake-legacy"}) as stack:
-        for name, value in stack.env.items():
-            monkeypatch.setenv(name, value)
+        use_stack(stack, monkeypatch)
         provision(stack.aws.endpoint_url, ["spotlake-legacy"], "us-west-2")
         s3 = s3_client(stack)
         legacy_counts = {keys[0]: 5, keys[1]: 10}  # not what this collector would ask at those times
@@ -168,25 +154,14 @@ def test_materializations_record_duration_rows_and_peak_rss(monkeypatch):
 
 def test_a_backfill_over_a_partition_whose_source_failed_live_remakes_its_partial_snapshot(monkeypatch):
     with start() as stack:
-        for name, value in stack.env.items():
-            monkeypatch.setenv(name, value)
-        resources = build_resources(stack.settings)
+        resources = use_stack(stack, monkeypatch)
         assert run_partitions(stack, RANGE[:1]).success
-        # the next partition's SPS fails live: credentials without a subscription list
-        creds = stack.emulator.credentials
-        monkeypatch.setenv("AZURE_TENANT_ID", creds["tenant_id"])
-        monkeypatch.setenv("AZURE_CLIENT_ID", creds["client_id"])
-        monkeypatch.setenv("AZURE_CLIENT_SECRET", creds["client_secret"])
+        fail_sps_source(stack, monkeypatch)  # the next partition's SPS fails live
         partial = run_partitions(stack, RANGE[1:2])
         assert partial.success and partial.partitions[0].missing_sources == ["sps"]
-        history = resources["history"]
-        live_items = sorted(map(str, _scan(history)))
+        live_items = table_items(stack)
         # re-merge the range from scratch (as after a logic fix): history and states go, raw snapshots stay
-        for item in _scan(history):
-            history.client.delete_item(TableName=history.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
-        s3 = s3_client(stack)
-        for key in resources["store"].list_keys("dagster/azure/azure_spot"):
-            s3.delete_object(Bucket=stack.settings.write_bucket, Key=key)
+        forget_merged(stack, resources)
 
         resources["clock"] = Clock(frozen_at=datetime(2026, 11, 27, 12, tzinfo=UTC).isoformat())
         with DagsterInstance.ephemeral() as instance:
@@ -198,4 +173,4 @@ def test_a_backfill_over_a_partition_whose_source_failed_live_remakes_its_partia
             if e.asset_key.to_user_string() == "azure_spot_snapshot"
         ]
         assert sorted(e.partition for e in merged) == RANGE[:2]
-        assert sorted(map(str, _scan(history))) == live_items
+        assert table_items(stack) == live_items

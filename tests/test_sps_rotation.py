@@ -14,7 +14,6 @@ from spotlake_assets.sps.rotation import (
     RotationState,
     learn_invalid_region,
     learn_invalid_size,
-    merge_learned,
     pair_order,
     park,
     reserve,
@@ -127,12 +126,3 @@ def test_unknown_version_and_malformed_documents_are_refused():
 def test_naive_times_are_refused():
     with pytest.raises(ValueError, match="no time zone"):
         reserve(RotationState(), 1, datetime(2026, 3, 1, 12, 0), SUBS, LOCS)
-
-
-def test_merge_learned_unions_learned_lists_and_keeps_base_quota_state():
-    mine = learn_invalid_size(set_url_locations(RotationState(), ["eastus"]), "Standard_X")
-    theirs, _ = reserve(learn_invalid_region(RotationState(), "nowhere"), 3, T0, SUBS, LOCS)
-    merged = merge_learned(theirs, mine)
-    assert merged.invalid_sizes == ("Standard_X",) and merged.invalid_regions == ("nowhere",)
-    assert merged.url_locations == ("eastus",)
-    assert merged.history == theirs.history and merged.last_pair == theirs.last_pair

@@ -22,13 +22,12 @@ def manifest_key(partition_key: str) -> str:
 def replace_points(history: DynamoDBHistory, store: S3Store, partition_key: str, rows) -> tuple[int, int]:  # noqa: ANN001
     """Write the partition's points, then delete those an earlier run of it wrote and this one does not (a
     re-collected or re-merged partition must not leave stale points). Returns (written, deleted)."""
-    keys = history.point_keys(rows)
     previous = store.get_from(store.write_bucket, manifest_key(partition_key))
-    written = history.write_rows(rows)
+    keys = history.write_points(rows)
     stale = set(map(tuple, json.loads(previous))) - set(keys) if previous else set()
     deleted = history.delete_points(sorted(stale))
     store.put(manifest_key(partition_key), json.dumps(sorted(keys)).encode(), content_type="application/json")
-    return written, deleted
+    return len(keys), deleted
 
 
 @asset(

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from resources.azure_auth import ENV_NAMES, SUBSCRIPTIONS_ENV
 from resources.settings import (
     LOCAL_AWS_PORT,
     LOCAL_AZURE_LOGIN_PORT,
@@ -80,7 +81,7 @@ def start_local_stack(
             **(extra_env or {}),
         }
         # Credentials come from the AzureAuth item, as in the legacy; drop any real ones from the shell.
-        settings = load_settings({**{k: v for k, v in os.environ.items() if not k.startswith("AZURE_")}, **env})
+        settings = load_settings({**os.environ, **env})
         provision(aws.endpoint_url, sorted({settings.write_bucket, settings.read_bucket}), settings.aws_region)
         seed_azure_auth(aws.endpoint_url, settings.azure_auth_table, emulator.credentials, settings.aws_region)
         history_resource(settings).ensure_table(local_client("dynamodb", aws.endpoint_url, settings.aws_region))
@@ -91,8 +92,17 @@ def start_local_stack(
     return LocalStack(aws=aws, emulator=emulator, env=env, settings=settings)
 
 
+# the stack's AzureAuth item holds the emulator's service principal; real credentials must never reach it
+SHELL_CREDENTIALS = (*ENV_NAMES, SUBSCRIPTIONS_ENV)
+
+
+def stack_environ(stack: LocalStack, base: Mapping[str, str]) -> dict[str, str]:
+    """`base` pointed at the stack, without the shell's Azure credentials."""
+    return {**{k: v for k, v in base.items() if k not in SHELL_CREDENTIALS}, **stack.env}
+
+
 def use_stack_environment(stack: LocalStack) -> None:
-    """Point this process at the stack (and hide any real Azure credentials of the shell)."""
-    for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTIONS"):
+    """Point this process at the stack, without the shell's Azure credentials."""
+    for name in SHELL_CREDENTIALS:
         os.environ.pop(name, None)
     os.environ.update(stack.env)

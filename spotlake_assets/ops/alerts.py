@@ -97,9 +97,7 @@ class SlackWebhook(dg.ConfigurableResource):
             log.error("failure alert not delivered: %s", exc)
             return False
         except Exception as exc:  # e.g. a malformed URL: its message may contain the URL
-            log.error(
-                "failure alert not delivered: %s rejected the request (%s)", ENDPOINT_NAME, type(exc).__name__
-            )
+            log.error("failure alert not delivered: %s rejected the request (%s)", ENDPOINT_NAME, type(exc).__name__)
             return False
         return True
 
@@ -123,14 +121,10 @@ class SlackWebhook(dg.ConfigurableResource):
             answer = ssm.get_parameter(Name=self.ssm_parameter, WithDecryption=True)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "unknown error")
-            log.error(
-                "failure alert not delivered: cannot read SSM parameter %r (%s)", self.ssm_parameter, code
-            )
+            log.error("failure alert not delivered: cannot read SSM parameter %r (%s)", self.ssm_parameter, code)
             return None
         except BotoCoreError as exc:
-            log.error(
-                "failure alert not delivered: cannot read SSM parameter %r (%s)", self.ssm_parameter, exc
-            )
+            log.error("failure alert not delivered: cannot read SSM parameter %r (%s)", self.ssm_parameter, exc)
             return None
         return answer["Parameter"]["Value"] or None
 
@@ -206,6 +200,17 @@ def format_failure(
     return "\n".join(lines)
 
 
+def _post_alert(
+    context: dg.RunStatusSensorContext, slack_webhook: SlackWebhook, failures: Sequence[tuple[str, str]], **fmt: Any
+) -> None:
+    """Format the run's alert (see format_failure for `fmt`) and post it."""
+    run = context.dagster_run
+    url = run_url(os.environ.get(WEBSERVER_URL_ENV), run.run_id)
+    text = format_failure(run.run_id, run.job_name, run_partition(run.tags), failures, url, **fmt)
+    if slack_webhook.post(text):
+        context.log.info(f"alert sent for run {run.run_id}")
+
+
 def build_failure_sensor(
     name: str = "run_failure_alert",
     minimum_interval_seconds: int = 30,
@@ -220,21 +225,13 @@ def build_failure_sensor(
         description="Posts every failed run (job, partition, failing steps, link) to the Slack webhook.",
     )
     def _alert(context: dg.RunFailureSensorContext, slack_webhook: SlackWebhook) -> None:
-        run = context.dagster_run
         steps = [
             (event.step_key or "(unknown step)", step_error_line(event.event_specific_data.error))
             for event in context.get_step_failure_events()
         ]
-        text = format_failure(
-            run.run_id,
-            run.job_name,
-            run_partition(run.tags),
-            steps,
-            run_url(os.environ.get(WEBSERVER_URL_ENV), run.run_id),
-            run_error=None if steps else first_line(context.failure_event.message),
+        _post_alert(
+            context, slack_webhook, steps, run_error=None if steps else first_line(context.failure_event.message)
         )
-        if slack_webhook.post(text):
-            context.log.info(f"failure alert sent for run {run.run_id}")
 
     return _alert
 
@@ -265,18 +262,9 @@ def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[tuple
 def failed_check_alert(context: dg.RunStatusSensorContext, slack_webhook: SlackWebhook) -> None:
     """A failed Azure source does not fail its run (the partial snapshot is still published); its failing
     `collected` check is what operators must hear about."""
-    run = context.dagster_run
-    checks = failed_error_checks(context.instance, run.run_id)
+    checks = failed_error_checks(context.instance, context.dagster_run.run_id)
     if not checks:
         return
-    text = format_failure(
-        run.run_id,
-        run.job_name,
-        run_partition(run.tags),
-        checks,
-        run_url(os.environ.get(WEBSERVER_URL_ENV), run.run_id),
-        headline="SpotLake run finished with failing checks",
-        items="Failing checks",
+    _post_alert(
+        context, slack_webhook, checks, headline="SpotLake run finished with failing checks", items="Failing checks"
     )
-    if slack_webhook.post(text):
-        context.log.info(f"check alert sent for run {run.run_id}")

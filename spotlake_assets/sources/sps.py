@@ -131,11 +131,9 @@ def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S
         key = context.partition_key
         count = desired_count(key)
         pool, pool_day = pool_for(store, key)
-        state = SpsStateStore(store)
-        known = state.load()
         collector = SpsCollector(
             client=azure.sps_client(),
-            state=state,
+            state=SpsStateStore(store),
             subscriptions=azure.principal().subscriptions,
             clock=clock.now,
         )
@@ -146,8 +144,8 @@ def azure_sps_raw(context: AssetExecutionContext, azure: AzureResource, store: S
             raise SpsCollectionError(f"malformed SPS answer: {exc}") from exc
         rows = in_pool(rows, pool)
         # pairs known invalid, before this run (the collector skipped them) or by it, are not wanted
-        invalid_regions = {r.casefold() for r in (*known.invalid_regions, *run.learned_regions)}
-        invalid_sizes = {s.casefold() for s in (*known.invalid_sizes, *run.learned_sizes)}
+        invalid_regions = {r.casefold() for r in (*run.known_invalid_regions, *run.learned_regions)}
+        invalid_sizes = {s.casefold() for s in (*run.known_invalid_sizes, *run.learned_sizes)}
         learned = pool["RegionCodeSPS"].str.casefold().isin(invalid_regions) | pool[
             "InstanceTypeSPS"
         ].str.casefold().isin(invalid_sizes)

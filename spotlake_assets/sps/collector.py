@@ -77,6 +77,8 @@ class SpsRun:
     failed_requests: int = 0
     learned_regions: set[str] = field(default_factory=set)
     learned_sizes: set[str] = field(default_factory=set)
+    known_invalid_regions: tuple[str, ...] = ()  # persisted before this run (its requests left them out)
+    known_invalid_sizes: tuple[str, ...] = ()
     pairs_used: set[Pair] = field(default_factory=set)
     errors: dict[str, int] = field(default_factory=dict)  # "status detail" -> count, for metadata
 
@@ -93,11 +95,10 @@ class SpsCollector:
     sleep: Callable[[float], None] = time.sleep
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
-    def url_locations(self) -> tuple[str, ...]:
+    def url_locations(self, current: RotationState) -> tuple[str, ...]:
         """The usable URL locations: learned ones, else discovered from Azure's error message and persisted."""
-        known = self.state.load().url_locations
-        if known:
-            return known
+        if current.url_locations:
+            return current.url_locations
         for subscription in self.subscriptions[:3]:
             for _ in range(self.max_attempts):
                 found = self.client.discover_locations(subscription)
@@ -110,8 +111,8 @@ class SpsCollector:
     def collect(self, requests: Sequence[Request], desired_count: int) -> SpsRun:
         if not self.subscriptions:
             raise SpsCollectionError("no Azure subscriptions configured for SPS (AZURE_SUBSCRIPTIONS / AzureAuth)")
-        locations = self.url_locations()
         current = self.state.load()
+        locations = self.url_locations(current)
         pending = deque(
             t
             for t in (
@@ -119,7 +120,7 @@ class SpsCollector:
             )
             if t is not None
         )
-        run = SpsRun()
+        run = SpsRun(known_invalid_regions=current.invalid_regions, known_invalid_sizes=current.invalid_sizes)
         learned = Learned()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sps") as pool:

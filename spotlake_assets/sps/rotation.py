@@ -6,7 +6,7 @@ also carries what the collector learned: invalid regions, invalid sizes and the 
 
 Every function returns a new state and never mutates its input, so a caller can write the new state with a
 conditional put *before* calling Azure (a reserved call counts even if it later fails) and, on a conflicting
-write, re-read, re-reserve and carry its learned lists over with merge_learned.
+write, re-read and apply the same change again (resources/sps_state.py).
 """
 
 from __future__ import annotations
@@ -200,14 +200,3 @@ def learn_invalid_size(state: RotationState, size: str) -> RotationState:
 def set_url_locations(state: RotationState, locations: Iterable[str]) -> RotationState:
     """Replace the discovered URL locations (from the 'supported locations are ...' error)."""
     return replace(state, url_locations=tuple(locations))
-
-
-def merge_learned(base: RotationState, other: RotationState) -> RotationState:
-    """`base` with the union of both states' learned lists: after a conflicting write, re-read the stored
-    state as `base`, re-reserve on it, and merge what this run learned (`other`) so none of it is lost."""
-    return replace(
-        base,
-        invalid_regions=base.invalid_regions + other.invalid_regions,
-        invalid_sizes=base.invalid_sizes + other.invalid_sizes,
-        url_locations=base.url_locations + other.url_locations,
-    )

@@ -13,13 +13,8 @@ SOVEREIGN_PREFIXES = ("usgov", "usdod", "ussec", "usnat", "china")
 SOVEREIGN_CODES = frozenset({"germanycentral", "germanynortheast"})
 
 
-def is_sovereign(region_code: str) -> bool:
-    code = region_code.strip().casefold()
-    return code.startswith(SOVEREIGN_PREFIXES) or code in SOVEREIGN_CODES
-
-
 def sovereign_mask(region_codes: pd.Series) -> pd.Series:
-    """Vectorised is_sovereign for a column of region codes."""
+    """Which region codes of a column belong to a sovereign cloud."""
     codes = region_codes.astype("string").str.strip().str.casefold()
     return (codes.str.startswith(SOVEREIGN_PREFIXES) | codes.isin(SOVEREIGN_CODES)).fillna(False).astype(bool)
 
