@@ -1,0 +1,25 @@
+"""Every stored byte of three partitions equals the recording made before the graph was rewired
+(tests/golden.py): S3 objects of the write bucket and DynamoDB items, compared by digest."""
+
+from __future__ import annotations
+
+import json
+
+from .golden import FIXTURE, PARTITIONS, SEED, digests
+from .stack import start, use_stack
+
+
+def test_three_partitions_store_exactly_the_recorded_objects_and_items(monkeypatch):
+    from spotlake_assets.local.run import run_partitions
+
+    recorded = json.loads(FIXTURE.read_text())
+    with start(seed=SEED) as stack:
+        use_stack(stack, monkeypatch)
+        report = run_partitions(stack, PARTITIONS)
+        assert report.success, report.failures
+        now = digests(stack)
+    assert sorted(now["s3"]) == sorted(recorded["s3"])
+    changed = sorted(key for key in now["s3"] if now["s3"][key] != recorded["s3"][key])
+    assert changed == []
+    assert sorted(now["dynamodb"]) == sorted(recorded["dynamodb"])
+    assert [k for k in now["dynamodb"] if now["dynamodb"][k] != recorded["dynamodb"][k]] == []
