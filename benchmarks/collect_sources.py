@@ -70,9 +70,9 @@ class PeakRss:
 def measure_one(what: str, concurrency: int) -> None:
     """One measurement in this (fresh) process, against the stack named by the SPOTLAKE_* environment."""
     from resources.settings import load_settings
+    from spotlake_assets.core.transforms.eviction import clean_eviction
+    from spotlake_assets.core.transforms.price import clean_prices
     from spotlake_assets.defs import azure_resource
-    from spotlake_assets.transforms.eviction import clean_eviction
-    from spotlake_assets.transforms.price import clean_prices
 
     azure = azure_resource(load_settings(), price_page_concurrency=concurrency)
     http = azure.http()

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.partitions import DESIRED_COUNT_CYCLE, PARTITION_LENGTH
-from spotlake_assets.transforms.state import ROW_COLUMNS
 
 ZONES = ("1", "2", "3", "Single")
 TIER = "Standard"
@@ -149,7 +149,7 @@ class OperationCounter:
 
 def timed_query(client: Any, table: str, label: str, **request: Any) -> str:
     """One query_history call: its time, the items DynamoDB read, the calls sent, and what came back."""
-    from spotlake_assets.history.query import query_history
+    from resources.history_query import query_history
 
     counter = OperationCounter(client)
     began = time.perf_counter()
@@ -166,7 +166,7 @@ def timed_query(client: Any, table: str, label: str, **request: Any) -> str:
 
 def load(endpoint: str, instance_type: str, start: datetime, days: float, seed: int) -> str:
     """A new table holding `days` of synthetic history; prints the generate and write times."""
-    from resources.dynamodb import DynamoDBHistory
+    from resources.history_table import DynamoDBHistory
 
     began = time.perf_counter()
     synthetic = synthetic_history(instance_type, start, days, seed=seed)

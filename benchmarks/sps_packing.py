@@ -12,7 +12,7 @@ import random
 import sys
 import time
 
-from spotlake_assets.sps.packing import packing_report
+from spotlake_assets.core.sps.packing import packing_report
 
 
 def synthetic_pairs(seed: int, n_regions: int = 60, n_sizes: int = 700) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from spotlake_assets.transforms.price import drop_unwanted_items, items_frame
+from spotlake_assets.core.transforms.price import drop_unwanted_items, items_frame
 
 from .http import Pacer, RetryingClient
 

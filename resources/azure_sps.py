@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from spotlake_assets.sps.answers import parse_invalid_region, parse_invalid_size, parse_supported_locations
+from spotlake_assets.core.sps.answers import parse_invalid_region, parse_invalid_size, parse_supported_locations
 
 from .http import HttpRequestError, RetryingClient, RetryPolicy
 

@@ -2,7 +2,7 @@
 back with fallback to the read bucket and, for backfills, to legacy `.pkl.gz` snapshots in a trusted
 import bucket.
 
-Keys come from spotlake_assets.storage_keys.key_stem, so raw snapshots sit in the legacy layout
+Keys come from spotlake_assets.core.layout.key_stem, so raw snapshots sit in the legacy layout
 (`rawdata/azure/spot_price/YYYY/MM/DD/HH-MM_spot_price.parquet`) beside the legacy `.pkl.gz` files.
 """
 
@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spotlake_assets.storage_keys import LEGACY_PICKLE, PARQUET, key_stem
+from spotlake_assets.core.layout import LEGACY_PICKLE, PARQUET, key_stem
 
 from .s3 import S3Store
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from spotlake_assets.sps.rotation import RotationState
+from spotlake_assets.core.sps.rotation import RotationState
 
 from .s3 import PreconditionFailed, S3Store
 

@@ -12,7 +12,12 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .timekeys import PARTITION_LENGTH, data_time, newest_closed_partition, partition_key_for_data_time
+from spotlake_assets.core.timekeys import (
+    PARTITION_LENGTH,
+    data_time,
+    newest_closed_partition,
+    partition_key_for_data_time,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +87,7 @@ def dev(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["history"]:  # the query has its own parser (spotlake_assets/history/query.py)
-        from .history.query import main as history_main
+        from resources.history_query import main as history_main
 
         sys.exit(history_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="spotlake", description=__doc__)

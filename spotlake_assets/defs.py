@@ -6,16 +6,17 @@ from dagster import Definitions
 
 from resources.azure import AzureResource
 from resources.clock import Clock
-from resources.dynamodb import DynamoDBHistory
+from resources.history_table import DynamoDBHistory
 from resources.io_manager import SplitBucketParquetIOManager
 from resources.s3 import S3Store
 from resources.settings import Settings
+from resources.slack import SlackWebhook
 
 from .dataset.history import azure_dynamodb_history
 from .dataset.outputs import azure_public_outputs
 from .dataset.snapshot import azure_spot_snapshot
 from .jobs import collect_job, collect_schedule, request_pool_job, request_pool_schedule
-from .ops.alerts import SlackWebhook, failed_check_alert, run_failure_alert
+from .sensors import failed_check_alert, run_failure_alert
 from .sources.eviction import azure_eviction_raw
 from .sources.price import azure_price_raw
 from .sources.sps import azure_sps_raw, azure_sps_request_pool

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
 
-from .timekeys import (  # noqa: F401 - re-exported: the rules belong with the partitions for most callers
+from spotlake_assets.core.timekeys import (  # noqa: F401 - re-exported: the rules belong with the partitions for most callers
     DEFAULT_PARTITION_START,
     DESIRED_COUNT_CYCLE,
     PARTITION_FMT,

@@ -25,9 +25,8 @@ def digests(stack) -> dict:
     """{"s3": {key: sha256}, "dynamodb": {"pk|sk": sha256 of the item's canonical JSON}}."""
     s3 = s3_client(stack)
     bucket = stack.settings.write_bucket
-    objects = {
-        key: _digest(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in sorted(bucket_state(stack, bucket))
-    }
+    keys = sorted(bucket_state(stack, bucket))
+    objects = {key: _digest(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys}
     items = {
         f"{item['pk']['S']}|{item['sk']['S']}": _digest(json.dumps(item, sort_keys=True).encode())
         for item in table_items(stack)

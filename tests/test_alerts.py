@@ -14,10 +14,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from resources import slack
+from resources.slack import SlackWebhook
 from spotlake_assets.local.aws import local_client
-from spotlake_assets.ops import alerts
-from spotlake_assets.ops.alerts import (
-    SlackWebhook,
+from spotlake_assets.sensors import (
+    RESOURCE_KEY,
     failed_check_alert,
     format_failure,
     run_failure_alert,
@@ -163,7 +164,7 @@ def test_post_gives_up_after_max_tries_without_raising_or_leaking_the_url(
     webhook: SlackWebhook, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver.script += [Answer(500, body="boom")] * 10
-    with caplog.at_level(logging.INFO, logger=alerts.__name__):
+    with caplog.at_level(logging.INFO, logger=slack.__name__):
         assert webhook.post("hello") is False
     assert len(receiver.posts) == 4
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -182,7 +183,7 @@ def test_post_to_a_closed_port_fails_quietly(
 ) -> None:
     monkeypatch.setenv(URL_ENV, f"http://127.0.0.1:9/services/{SECRET}")  # discard port: nothing listens
     hook = SlackWebhook(url_env_var=URL_ENV, timeout_seconds=0.3, max_tries=2, backoff_base_seconds=0.01)
-    with caplog.at_level(logging.ERROR, logger=alerts.__name__):
+    with caplog.at_level(logging.ERROR, logger=slack.__name__):
         assert hook.post("hello") is False
     assert "no response after 2 tries" in caplog.text
     assert "SECRET" not in caplog.text
@@ -192,8 +193,8 @@ def test_no_webhook_configured_is_a_noop_logged_once(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.delenv(URL_ENV, raising=False)
-    alerts._warn_no_webhook_once.cache_clear()  # a fresh "process" for this test
-    with caplog.at_level(logging.INFO, logger=alerts.__name__):
+    slack._warn_no_webhook_once.cache_clear()  # a fresh "process" for this test
+    with caplog.at_level(logging.INFO, logger=slack.__name__):
         assert SlackWebhook(url_env_var=URL_ENV).post("one") is False
         assert SlackWebhook(url_env_var=URL_ENV).post("two") is False
     lines = [r.getMessage() for r in caplog.records]
@@ -231,7 +232,7 @@ def test_missing_ssm_parameter_is_logged_by_name(
         ssm_endpoint_url=aws_endpoint,
         region_name="us-west-2",
     )
-    with caplog.at_level(logging.ERROR, logger=alerts.__name__):
+    with caplog.at_level(logging.ERROR, logger=slack.__name__):
         assert hook.post("hello") is False
     assert "cannot read SSM parameter 'no_such_parameter' (ParameterNotFound)" in caplog.text
 
@@ -269,7 +270,7 @@ def test_sensor_posts_one_alert_for_a_failed_run(
             dagster_instance=instance,
             dagster_run=result.dagster_run,
             dagster_event=result.get_run_failure_event(),
-            resources={alerts.RESOURCE_KEY: webhook},
+            resources={RESOURCE_KEY: webhook},
         )
         run_failure_alert(context)
 
@@ -285,7 +286,7 @@ def test_sensor_posts_one_alert_for_a_failed_run(
 def test_failure_sensor_defaults() -> None:
     assert run_failure_alert.minimum_interval_seconds == 30
     assert run_failure_alert.default_status == dg.DefaultSensorStatus.RUNNING
-    assert run_failure_alert.required_resource_keys == {alerts.RESOURCE_KEY}
+    assert run_failure_alert.required_resource_keys == {RESOURCE_KEY}
 
 
 # --- a run that succeeded with a failing ERROR check (a failed source, a partial snapshot) ---------------
@@ -311,7 +312,7 @@ def test_check_sensor_posts_failing_error_checks_of_a_successful_run(
             dagster_instance=instance,
             dagster_run=result.dagster_run,
             dagster_event=result.get_run_success_event(),
-            resources={alerts.RESOURCE_KEY: webhook},
+            resources={RESOURCE_KEY: webhook},
         )
         failed_check_alert(context)
 
@@ -327,7 +328,7 @@ def test_check_sensor_is_quiet_when_checks_pass(webhook: SlackWebhook, receiver:
         assert result.success
         context = dg.build_run_status_sensor_context(
             sensor_name=failed_check_alert.name, dagster_instance=instance, dagster_run=result.dagster_run,
-            dagster_event=result.get_run_success_event(), resources={alerts.RESOURCE_KEY: webhook},
+            dagster_event=result.get_run_success_event(), resources={RESOURCE_KEY: webhook},
         )
         failed_check_alert(context)
     assert receiver.posts == []

@@ -8,12 +8,12 @@ import pytest
 
 from resources.io_manager import read_frame
 from resources.s3 import WriteRefusedError
+from spotlake_assets.core.layout import raw_key_stem
 from spotlake_assets.defs import build_resources
 from spotlake_assets.local.stack import LocalStack
 from spotlake_assets.partitions import data_time
 from spotlake_assets.sources.eviction import azure_eviction_raw
 from spotlake_assets.sources.price import azure_price_raw
-from spotlake_assets.storage_keys import raw_key_stem
 
 from .stack import bucket_state, check_evaluations, failure_messages, metadata, run_assets, s3_client, start
 

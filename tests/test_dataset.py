@@ -12,13 +12,13 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from resources.io_manager import read_frame
+from spotlake_assets.core.layout import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, key_stem, public_csv_key, raw_key_stem
+from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.dataset.history import azure_dynamodb_history
 from spotlake_assets.dataset.outputs import azure_public_outputs
 from spotlake_assets.dataset.snapshot import azure_spot_snapshot
 from spotlake_assets.local.run import run_partitions
 from spotlake_assets.partitions import desired_count
-from spotlake_assets.storage_keys import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, key_stem, public_csv_key, raw_key_stem
-from spotlake_assets.transforms.state import ROW_COLUMNS
 
 from .stack import check_evaluations, fail_sps_source, forget_merged, s3_client, start, table_items, use_stack
 

@@ -11,16 +11,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from resources.dynamodb import (
+from resources.history_table import (
     DynamoDBHistory,
     DynamoDBHistoryError,
     WriteRefusedError,
     batch_write,
     row_items,
 )
-from spotlake_assets.history import keys
+from spotlake_assets.core import history_keys as keys
+from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.local.aws import local_client
-from spotlake_assets.transforms.state import ROW_COLUMNS
 
 AWS_REGION = "us-west-2"
 

@@ -21,8 +21,8 @@ from benchmarks.history_query import (
     synthetic_history,
     write_history,
 )
-from resources.dynamodb import DynamoDBHistory
-from spotlake_assets.history.query import RECORD_FIELDS, main, query_history, render_csv, render_json
+from resources.history_query import RECORD_FIELDS, main, query_history, render_csv, render_json
+from resources.history_table import DynamoDBHistory
 from spotlake_assets.local.aws import local_client
 
 AWS_REGION = "us-west-2"

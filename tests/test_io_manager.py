@@ -14,9 +14,9 @@ from resources.io_manager import (
     frame_from_parquet,
     frame_to_parquet,
 )
+from spotlake_assets.core.layout import key_stem
 from spotlake_assets.local.aws import provision
 from spotlake_assets.partitions import ten_minute_partitions
-from spotlake_assets.storage_keys import key_stem
 
 from .conftest import AWS_REGION
 

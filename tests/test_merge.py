@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from spotlake_assets.partitions import DESIRED_COUNT_CYCLE
-from spotlake_assets.transforms.merge import (
+from spotlake_assets.core.transforms.merge import (
     PRICE_COLUMNS,
     SPS_COLUMNS,
     changed_rows,
     merge_snapshot,
     step_below,
 )
-from spotlake_assets.transforms.state import ROW_COLUMNS, ROW_DTYPES, state_to_frame
+from spotlake_assets.core.transforms.state import ROW_COLUMNS, ROW_DTYPES, state_to_frame
+from spotlake_assets.partitions import DESIRED_COUNT_CYCLE
 
 T0 = datetime(2026, 11, 28, 10, 20, tzinfo=UTC)
 REGIONS = {

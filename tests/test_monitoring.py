@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from spotlake_assets.ops.monitoring import measure, run_metadata
+from spotlake_assets.monitoring import measure, run_metadata
 
 MIB = 2**20
 

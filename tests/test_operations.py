@@ -13,6 +13,7 @@ from dagster import AssetKey, DagsterInstance, build_schedule_context, materiali
 
 from resources.clock import Clock
 from resources.io_manager import read_frame
+from spotlake_assets.core.layout import LATEST_JSON_KEY, key_stem, public_csv_key, raw_key_stem
 from spotlake_assets.dataset.history import azure_dynamodb_history
 from spotlake_assets.dataset.outputs import azure_public_outputs
 from spotlake_assets.dataset.snapshot import azure_spot_snapshot
@@ -24,7 +25,6 @@ from spotlake_assets.partitions import data_time
 from spotlake_assets.sources.eviction import azure_eviction_raw
 from spotlake_assets.sources.price import azure_price_raw
 from spotlake_assets.sources.sps import azure_sps_raw
-from spotlake_assets.storage_keys import LATEST_JSON_KEY, key_stem, public_csv_key, raw_key_stem
 
 from .stack import fail_sps_source, forget_merged, run_assets, s3_client, start, table_items, use_stack
 

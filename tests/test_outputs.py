@@ -8,8 +8,8 @@ import json
 
 import pandas as pd
 
-from spotlake_assets.transforms.outputs import latest_frame, latest_json, merge_selector, snapshot_csv_gz
-from spotlake_assets.transforms.state import MARKET_COLUMNS, ROW_COLUMNS, WORKLOAD_COLUMNS, make_state
+from spotlake_assets.core.transforms.outputs import latest_frame, latest_json, merge_selector, snapshot_csv_gz
+from spotlake_assets.core.transforms.state import MARKET_COLUMNS, ROW_COLUMNS, WORKLOAD_COLUMNS, make_state
 
 
 def row(size: str, zone: str, count: int, t2: int = 0, t3: int = 0, region: str = "US East") -> dict:

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from spotlake_assets.sps.answers import (
+from spotlake_assets.core.sps.answers import (
     COLUMNS,
     parse_invalid_region,
     parse_invalid_size,

@@ -14,13 +14,13 @@ from dagster import DagsterInstance
 
 from resources.io_manager import read_frame
 from resources.sps_state import STATE_KEY
+from spotlake_assets.core.layout import key_stem, raw_key_stem
+from spotlake_assets.core.sps.answers import COLUMNS
+from spotlake_assets.core.sps.rotation import CALLS_PER_WINDOW, RotationState, pair_order
 from spotlake_assets.defs import build_resources
 from spotlake_assets.partitions import data_time, desired_count
 from spotlake_assets.sources.price import azure_price_raw
 from spotlake_assets.sources.sps import azure_sps_raw, azure_sps_request_pool
-from spotlake_assets.sps.answers import COLUMNS
-from spotlake_assets.sps.rotation import CALLS_PER_WINDOW, RotationState, pair_order
-from spotlake_assets.storage_keys import key_stem, raw_key_stem
 
 from .stack import check_evaluations, metadata, run_assets, start
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from benchmarks.sps_packing import synthetic_pairs
-from spotlake_assets.sps.packing import (
+from spotlake_assets.core.sps.packing import (
     Request,
     baseline_requests,
     lower_bound,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spotlake_assets.sps.rotation import (
+from spotlake_assets.core.sps.rotation import (
     CLOCK_SKEW,
     RotationState,
     learn_invalid_region,

@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from spotlake_assets.transforms.state import (
+from spotlake_assets.core.transforms.state import (
     MARKET_COLUMNS,
     ROW_COLUMNS,
     ROW_DTYPES,

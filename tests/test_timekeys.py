@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spotlake_assets.timekeys import (
+from spotlake_assets.core.timekeys import (
     DESIRED_COUNT_CYCLE,
     data_time,
     desired_count,

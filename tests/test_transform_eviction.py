@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from spotlake_assets.transforms.eviction import EVICTION_RATE_TO_IF, IF_COLUMNS, clean_eviction
+from spotlake_assets.core.transforms.eviction import EVICTION_RATE_TO_IF, IF_COLUMNS, clean_eviction
 
 
 def rows(*triples):

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from spotlake_assets.transforms.price import PRICE_COLUMNS, clean_prices, items_frame
+from spotlake_assets.core.transforms.price import PRICE_COLUMNS, clean_prices, items_frame
 
 AT = datetime(2026, 11, 28, 10, 20, tzinfo=UTC)
 

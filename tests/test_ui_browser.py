@@ -26,7 +26,7 @@ import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from resources.clock import Clock
-from spotlake_assets.timekeys import data_time, newest_closed_partition
+from spotlake_assets.core.timekeys import data_time, newest_closed_partition
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "build" / "test-results" / "ui"

@@ -4,13 +4,13 @@ import json
 
 from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, MaterializeResult, asset
 
-from resources.dynamodb import DynamoDBHistory
+from resources.history_table import DynamoDBHistory
 from resources.s3 import S3Store
+from spotlake_assets.core.layout import key_stem
+from spotlake_assets.core.transforms.state import state_from_frame
+from spotlake_assets.monitoring import measure, run_metadata
 
-from ..ops.monitoring import measure, run_metadata
 from ..partitions import TEN_MINUTE_PARTITIONS, data_time
-from ..storage_keys import key_stem
-from ..transforms.state import state_from_frame
 from .partitioned import by_partition
 
 

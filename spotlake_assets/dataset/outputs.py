@@ -5,12 +5,12 @@ import json
 from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from resources.s3 import PreconditionFailed, S3Store
+from spotlake_assets.core.layout import LATEST_JSON_KEY, LATEST_MARKER_KEY, QUERY_SELECTOR_KEY, public_csv_key
+from spotlake_assets.core.transforms.outputs import latest_json, merge_selector, snapshot_csv_gz
+from spotlake_assets.core.transforms.state import state_from_frame
+from spotlake_assets.monitoring import measure, run_metadata
 
-from ..ops.monitoring import measure, run_metadata
 from ..partitions import TEN_MINUTE_PARTITIONS, data_time, format_time
-from ..storage_keys import LATEST_JSON_KEY, LATEST_MARKER_KEY, QUERY_SELECTOR_KEY, public_csv_key
-from ..transforms.outputs import latest_json, merge_selector, snapshot_csv_gz
-from ..transforms.state import state_from_frame
 from .partitioned import by_partition
 
 JSON = "application/json"

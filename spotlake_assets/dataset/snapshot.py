@@ -18,8 +18,12 @@ from dagster import (
 
 from resources.io_manager import MissingSnapshotError, frame_from_parquet, read_frame
 from resources.s3 import S3Store
+from spotlake_assets.core.checks import SNAPSHOT_CHECKS, evaluate_snapshot
+from spotlake_assets.core.layout import PARQUET, key_stem, raw_key_stem
+from spotlake_assets.core.transforms.merge import merge_snapshot
+from spotlake_assets.core.transforms.state import MergeState, state_from_frame, state_to_frame
+from spotlake_assets.monitoring import measure, run_metadata
 
-from ..ops.monitoring import measure, run_metadata
 from ..partitions import (
     PARTITION_LENGTH,
     TEN_MINUTE_PARTITIONS,
@@ -27,10 +31,6 @@ from ..partitions import (
     desired_count,
     partition_key_for_data_time,
 )
-from ..storage_keys import PARQUET, key_stem, raw_key_stem
-from ..transforms.merge import merge_snapshot
-from ..transforms.state import MergeState, state_from_frame, state_to_frame
-from .checks import SNAPSHOT_CHECKS, evaluate_snapshot
 
 RAW_SOURCES = {"price": "azure_price_raw", "eviction": "azure_eviction_raw", "sps": "azure_sps_raw"}
 PREVIOUS = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)

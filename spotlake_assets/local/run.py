@@ -8,6 +8,7 @@ from dagster import DagsterInstance, materialize
 
 from resources.clock import Clock
 from resources.io_manager import MissingSnapshotError, read_frame
+from spotlake_assets.core.layout import key_stem
 
 from ..dataset.history import azure_dynamodb_history
 from ..dataset.outputs import azure_public_outputs
@@ -17,7 +18,6 @@ from ..partitions import data_time, desired_count
 from ..sources.eviction import azure_eviction_raw
 from ..sources.price import azure_price_raw
 from ..sources.sps import azure_sps_raw, azure_sps_request_pool
-from ..storage_keys import key_stem
 from .stack import LocalStack
 
 COLLECT = [azure_price_raw, azure_eviction_raw]

@@ -5,9 +5,9 @@ from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
 from resources.azure import AzureResource
 from resources.clock import Clock
 from resources.s3 import S3Store
+from spotlake_assets.core.transforms.eviction import clean_eviction
 
 from ..partitions import TEN_MINUTE_PARTITIONS
-from ..transforms.eviction import clean_eviction
 from .outcome import collected_check, raw_outputs
 
 

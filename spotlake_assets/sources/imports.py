@@ -9,11 +9,10 @@ from dagster import Failure
 
 from resources.io_manager import MissingSnapshotError, read_frame
 from resources.s3 import S3Store
-
-from ..sps.answers import COLUMNS as SPS_COLUMNS
-from ..storage_keys import LEGACY_PICKLE, raw_key_stem
-from ..transforms.eviction import IF_COLUMNS, empty_if_table
-from ..transforms.price import PRICE_COLUMNS, empty_price_table
+from spotlake_assets.core.layout import LEGACY_PICKLE, raw_key_stem
+from spotlake_assets.core.sps.answers import COLUMNS as SPS_COLUMNS
+from spotlake_assets.core.transforms.eviction import IF_COLUMNS, empty_if_table
+from spotlake_assets.core.transforms.price import PRICE_COLUMNS, empty_price_table
 
 RAW_COLUMNS = {
     "azure_price_raw": PRICE_COLUMNS,

@@ -21,10 +21,10 @@ from resources.azure_prices import PriceCollectionError
 from resources.clock import Clock
 from resources.http import HttpRequestError
 from resources.s3 import S3Store
+from resources.sps_collector import SpsCollectionError
+from spotlake_assets.monitoring import measure, run_metadata
 
-from ..ops.monitoring import measure, run_metadata
 from ..partitions import data_time
-from ..sps.collector import SpsCollectionError
 from .imports import failure_marker_key, stored_snapshot
 
 SOURCE_ERRORS = (

@@ -5,9 +5,9 @@ from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
 from resources.azure import AzureResource
 from resources.clock import Clock
 from resources.s3 import S3Store
+from spotlake_assets.core.transforms.price import clean_prices
 
 from ..partitions import TEN_MINUTE_PARTITIONS
-from ..transforms.price import clean_prices
 from .outcome import collected_check, raw_outputs
 
 

@@ -21,20 +21,20 @@ from resources.azure import AzureResource
 from resources.clock import Clock
 from resources.io_manager import MissingSnapshotError, read_frame
 from resources.s3 import S3Store
+from resources.sps_collector import SpsCollectionError, SpsCollector
 from resources.sps_state import SpsStateStore
+from spotlake_assets.core.layout import key_stem, raw_key_stem
+from spotlake_assets.core.sps.answers import score_rows
+from spotlake_assets.core.sps.packing import baseline_requests
+from spotlake_assets.core.sps.pool import build_pool, coverage, in_pool, region_names, requests_of, size_info
+from spotlake_assets.monitoring import measure, run_metadata
 
-from ..ops.monitoring import measure, run_metadata
 from ..partitions import (
     DAILY_PARTITIONS,
     TEN_MINUTE_PARTITIONS,
     desired_count,
     partition_key_for_data_time,
 )
-from ..sps.answers import score_rows
-from ..sps.collector import SpsCollectionError, SpsCollector
-from ..sps.packing import baseline_requests
-from ..sps.pool import build_pool, coverage, in_pool, region_names, requests_of, size_info
-from ..storage_keys import key_stem, raw_key_stem
 from .outcome import collected_check, raw_outputs
 
 SPS_POOL = "azure_sps"  # Dagster concurrency pool: one SPS collection at a time

@@ -10,7 +10,7 @@ Limits (checked before any request, except the point count): end not before star
 `max_points` points in the range (the as-of-start values come on top). Over the cap, the remaining pages are
 only counted (Select=COUNT), so the error says exactly how many points matched.
 
-Command line: `python -m spotlake_assets.history.query --instance-type D2s_v3 --region '*' --zone '*'
+Command line: `python -m resources.history_query --instance-type D2s_v3 --region '*' --zone '*'
 --start 2026-11-01 --end 2026-11-08 --format csv|json [--table T --endpoint-url U]`; table, endpoint and AWS
 region default to the SPOTLAKE_ENV environment's.
 """
@@ -32,8 +32,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..transforms.state import FLOAT_COLUMNS, INT_COLUMNS
-from . import keys
+from spotlake_assets.core import history_keys as keys
+from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS
 
 # The record fields, in legacy-collector.md section 7's order.
 RECORD_FIELDS = [
@@ -306,8 +306,8 @@ def render_csv(records: list[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints CSV or JSON, exits 2 on a bad request and 1 when DynamoDB fails."""
-    from resources.dynamodb import make_client
-    from resources.settings import load_settings
+    from .history_table import make_client
+    from .settings import load_settings
 
     parser = argparse.ArgumentParser(prog="spotlake-history", description="Query the Azure spot history.")
     parser.add_argument("--instance-type", required=True)

@@ -30,8 +30,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
-from spotlake_assets.history import keys
-from spotlake_assets.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
+from spotlake_assets.core import history_keys as keys
+from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
 
 PROD_TABLE = "azure"
 BATCH_SIZE = 25  # BatchWriteItem's limit

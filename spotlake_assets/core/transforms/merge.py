@@ -32,7 +32,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from ..partitions import DESIRED_COUNT_CYCLE, format_time
+from ..timekeys import DESIRED_COUNT_CYCLE, format_time
 from .eviction import IF_COLUMNS
 from .price import PRICE_COLUMNS
 from .regions import sovereign_mask

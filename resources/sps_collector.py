@@ -18,11 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from resources.azure_sps import Outcome, SpsAnswer, SpsClient
-from resources.sps_state import SpsStateStore
-
-from .packing import Request
-from .rotation import (
+from spotlake_assets.core.sps.packing import Request
+from spotlake_assets.core.sps.rotation import (
     Pair,
     RotationState,
     learn_invalid_region,
@@ -31,6 +28,9 @@ from .rotation import (
     reserve,
     set_url_locations,
 )
+
+from .azure_sps import Outcome, SpsAnswer, SpsClient
+from .sps_state import SpsStateStore
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..transforms.state import SERIES_KEYS, with_keys
+from .transforms.state import SERIES_KEYS, with_keys
 
 SCORES = {-1, 1, 2, 3}
 IF_VALUES = {-1.0, 1.0, 1.5, 2.0, 2.5, 3.0}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .partitions import data_time, desired_count
+from .timekeys import data_time, desired_count
 
 # asset name -> key template; {t:...} is the partition's data time (end of its window)
 RAW_KEY_TEMPLATES: dict[str, str] = {
