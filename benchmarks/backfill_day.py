@@ -7,7 +7,6 @@ Run: `python -m benchmarks.backfill_day [--partitions 144]`.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -18,16 +17,13 @@ def main() -> None:
     args = parser.parse_args()
     day = datetime(2026, 11, 25, tzinfo=UTC)
     keys = [(day + timedelta(minutes=10 * i)).strftime("%Y-%m-%d-%H:%M") for i in range(args.partitions)]
-    os.environ["SPOTLAKE_PARTITION_START"] = keys[0]
+    from dagster import DagsterInstance
 
-    from dagster import DagsterInstance, materialize
-
-    from resources.clock import Clock
     from spotlake_assets.defs import build_resources
-    from spotlake_assets.local.run import COLLECT, MERGE_AND_PUBLISH, run_partitions
+    from spotlake_assets.local.run import run_partitions, run_range
     from spotlake_assets.local.stack import start_local_stack, use_stack_environment
 
-    with start_local_stack(seed=3) as stack:
+    with start_local_stack(seed=3, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
         use_stack_environment(stack)
         resources = build_resources(stack.settings)
         history, store = resources["history"], resources["store"]
@@ -45,14 +41,9 @@ def main() -> None:
         for key in store.list_keys("dagster/azure/azure_spot") + store.list_keys("rawdata/azure/2026"):
             store.client.delete_object(Bucket=store.write_bucket, Key=key)
 
-        resources["clock"] = Clock(frozen_at=(day + timedelta(days=2)).isoformat())
         with DagsterInstance.ephemeral() as instance:
             start = time.perf_counter()
-            result = materialize(
-                COLLECT + MERGE_AND_PUBLISH, resources=resources, instance=instance,
-                tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
+            result = run_range(stack, keys, day + timedelta(days=2), instance)
             backfill = time.perf_counter() - start
             runs = len(instance.get_runs())
         assert result.success

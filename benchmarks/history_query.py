@@ -2,7 +2,7 @@
 
 Run: `python -m benchmarks.history_query [--days 30] [--all-regions-days 3] [--seed 0]` (about 6 minutes). It
 starts a moto server (the local stack's DynamoDB), writes the changed rows of every region, zone and desired
-count plus daily checkpoints through DynamoDBHistory, and prints the write time, then the query time, records,
+count plus daily checkpoints through HistoryTable, and prints the write time, then the query time, records,
 calls and items read (as DynamoDB counts them, `ScannedCount`) for one region over the whole month.
 
 The all-regions queries run on a second table of `--all-regions-days` only: moto sorts the whole table for
@@ -11,7 +11,7 @@ takes seconds and the run would take tens of minutes. They show one day of all r
 `--all-regions-days` refused by the 20,000-point cap with the exact count. Times are moto's; items read and
 calls are what DynamoDB bills.
 
-The synthetic history (also used by tests/test_history_query.py) follows design.md "Partitions": every 10
+The synthetic history (also used by tests/test_history_query.py) follows docs/design.md "Partitions and time": every 10
 minutes a region's price moves with probability `price_change_rate` (a point for each of its series), and each
 series at the partition's desired count gets a new Score/T2/T3 with probability `score_change_rate`.
 """
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spotlake_assets.core.timekeys import DESIRED_COUNT_CYCLE, PARTITION_LENGTH
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
-from spotlake_assets.partitions import DESIRED_COUNT_CYCLE, PARTITION_LENGTH
 
 ZONES = ("1", "2", "3", "Single")
 TIER = "Standard"
@@ -124,7 +124,7 @@ def synthetic_history(
 
 
 def write_history(history: Any, synthetic: SyntheticHistory) -> int:
-    """Write the points and the checkpoints with a DynamoDBHistory; returns the items written."""
+    """Write the points and the checkpoints with a HistoryTable; returns the items written."""
     written = history.write_rows(synthetic.points)
     for as_of, state in synthetic.checkpoints.items():
         written += history.write_checkpoint(state, as_of)
@@ -166,12 +166,12 @@ def timed_query(client: Any, table: str, label: str, **request: Any) -> str:
 
 def load(endpoint: str, instance_type: str, start: datetime, days: float, seed: int) -> str:
     """A new table holding `days` of synthetic history; prints the generate and write times."""
-    from resources.history_table import DynamoDBHistory
+    from resources.history_table import HistoryTable
 
     began = time.perf_counter()
     synthetic = synthetic_history(instance_type, start, days, seed=seed)
     print(f"{days:g} days: generated {len(synthetic.points)} points in {time.perf_counter() - began:.1f} s")
-    history = DynamoDBHistory(
+    history = HistoryTable(
         table_name=f"azure-bench-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, write_workers=16
     )
     history.ensure_table()

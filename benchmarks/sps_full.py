@@ -7,7 +7,6 @@ Run: `python -m benchmarks.sps_full [--rate-429 0.2 --rate-500 0.05]`.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from dagster import DagsterInstance, materialize
@@ -20,14 +19,15 @@ def main() -> None:
     parser.add_argument("--rate-500", type=float, default=0.0)
     args = parser.parse_args()
     first, partition = "2026-11-26-00:00", "2026-11-26-10:00"
-    os.environ["SPOTLAKE_PARTITION_START"] = first
 
     from resources.clock import Clock
-    from spotlake_assets.defs import build_resources
+    from spotlake_assets.core import names
+    from spotlake_assets.core.timekeys import data_time
+    from spotlake_assets.defs import build_assets, build_resources
     from spotlake_assets.local.stack import start_local_stack, use_stack_environment
-    from spotlake_assets.partitions import data_time
-    from spotlake_assets.sources.price import azure_price_raw
-    from spotlake_assets.sources.sps import azure_sps_raw, azure_sps_request_pool
+    from spotlake_assets.partitions import Partitions
+
+    assets = build_assets(Partitions.starting_at(first))
 
     with start_local_stack(
         scale="full",
@@ -41,13 +41,14 @@ def main() -> None:
         use_stack_environment(stack)
         resources = build_resources(stack.settings)
 
-        def run(assets, key, at):
+        def run(asset, key, at):
             stack.emulator.set_time(at)
             resources["clock"] = Clock(frozen_at=at.isoformat())
             with DagsterInstance.ephemeral() as instance:
                 start = time.perf_counter()
                 result = materialize(
                     assets,
+                    selection=[asset],
                     partition_key=key,
                     resources=resources,
                     instance=instance,
@@ -57,13 +58,13 @@ def main() -> None:
             [mat] = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
             return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}, seconds
 
-        run([azure_price_raw], first, data_time(first))
-        pool, pool_s = run([azure_sps_request_pool], first[:10], data_time(first))
+        run(names.PRICE_RAW, first, data_time(first))
+        pool, pool_s = run(names.SPS_REQUEST_POOL, first[:10], data_time(first))
         print(
             f"pool: {pool['pairs']} pairs, {pool['requests']} requests packed vs {pool['baseline_requests']} "
             f"baseline ({pool_s:.1f} s)"
         )
-        sps, sps_s = run([azure_sps_raw], partition, data_time(partition))
+        sps, sps_s = run(names.SPS_RAW, partition, data_time(partition))
         keys = (
             "desired_count",
             "requests_planned",

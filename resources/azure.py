@@ -10,6 +10,7 @@ from .azure_graph import ResourceGraphClient
 from .azure_prices import RetailPricesClient
 from .azure_sps import SpsClient
 from .http import RetryingClient, RetryPolicy
+from .retry import Backoff
 
 
 class AzureResource(ConfigurableResource):
@@ -42,8 +43,7 @@ class AzureResource(ConfigurableResource):
         policy = RetryPolicy(
             max_tries=self.max_tries,
             timeout_seconds=self.timeout_seconds,
-            backoff_base_seconds=self.backoff_base_seconds,
-            backoff_max_seconds=self.backoff_max_seconds,
+            backoff=Backoff(base_seconds=self.backoff_base_seconds, max_seconds=self.backoff_max_seconds),
         )
         return RetryingClient(policy=policy)
 

@@ -1,4 +1,4 @@
-"""The web site's history query over the DynamoDB time series (legacy-collector.md section 7).
+"""The web site's history query over the DynamoDB time series (docs/contract.md "The time series").
 
 `query_history` returns the points of one instance type in [start, end] (one region or all, one zone or all),
 plus, for every matching series with a value before start, that value as of start (the series' last point
@@ -35,7 +35,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS
 
-# The record fields, in legacy-collector.md section 7's order.
+# The record fields, in the order of docs/contract.md "Stored objects".
 RECORD_FIELDS = [
     "id", "InstanceTier", "InstanceType", "Region", "AvailabilityZone",
     "OndemandPrice", "SpotPrice", "Savings", "IF", "Score", "DesiredCount", "T2", "T3", "Time",
@@ -249,7 +249,7 @@ def to_record(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _target(client_or_resource: Any, table_name: str | None) -> tuple[Any, str]:
-    """(client, table) from a DynamoDBHistory resource, or from a boto3 client plus `table_name`."""
+    """(client, table) from a HistoryTable resource, or from a boto3 client plus `table_name`."""
     if hasattr(client_or_resource, "table_name") and hasattr(client_or_resource, "client"):
         return client_or_resource.client, table_name or client_or_resource.table_name
     if not table_name:
@@ -306,7 +306,7 @@ def render_csv(records: list[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints CSV or JSON, exits 2 on a bad request and 1 when DynamoDB fails."""
-    from .history_table import make_client
+    from .aws import make_client
     from .settings import load_settings
 
     parser = argparse.ArgumentParser(prog="spotlake-history", description="Query the Azure spot history.")
@@ -321,7 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--endpoint-url", help="default: the environment's AWS endpoint")
     args = parser.parse_args(argv)
     settings = load_settings()
-    client = make_client(args.endpoint_url or settings.aws_endpoint_url, settings.aws_region)
+    client = make_client(
+        "dynamodb", endpoint_url=args.endpoint_url or settings.aws_endpoint_url, region_name=settings.aws_region
+    )
     try:
         records = query_history(
             client,

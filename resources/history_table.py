@@ -1,17 +1,18 @@
 """The Azure time series in DynamoDB: idempotent loads of changed rows, daily checkpoints, the regions index.
 
-Key design: spotlake_assets/history/keys.py. Loads use `BatchWriteItem` (25 items a call, calls in parallel);
-`UnprocessedItems` are retried with exponential backoff and jitter for a bounded number of rounds, then a
-clear error says how many items are left. Numbers go to DynamoDB as numbers built from the value's decimal
-string (never a binary float, never NaN): missing numbers are stored as the dataset shows them (-1, and 0
-for T2/T3), missing strings as `N/A`.
+Item keys: spotlake_assets/core/history_keys.py. Loads use `BatchWriteItem` (25 items a call, calls in
+parallel); `UnprocessedItems` are retried with backoff for a bounded number of rounds, then a clear error says how
+many items are left. Numbers go to DynamoDB as numbers built from the value's decimal string (never a binary
+float, never NaN): missing numbers are stored as the dataset shows them (-1, and 0 for T2/T3), missing strings as
+`N/A`.
 
-Only the prod environment may write the production table `azure`: any other `env` is refused before a
-client exists (legacy-collector.md section 6: test must never write prod).
+Only the prod environment may write the production table `azure`: any other `env` is refused before a client
+exists (docs/design.md "Environments": test must never write prod).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -23,51 +24,32 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import dagster as dg
 import pandas as pd
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
 from spotlake_assets.core import history_keys as keys
+from spotlake_assets.core import layout
 from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
 
-PROD_TABLE = "azure"
+from .aws import describe_error, error_code, make_client
+from .retry import Backoff
+from .s3 import S3Store
+from .settings import PROD_TABLE
+
 BATCH_SIZE = 25  # BatchWriteItem's limit
 STRING_COLUMNS = [col for col in ROW_COLUMNS if col not in FLOAT_COLUMNS and col not in INT_COLUMNS]
-# What a missing number is stored as: the dataset's fill (legacy-collector.md 4.5).
+# What a missing number is stored as: the dataset's fill (docs/contract.md "Missing values").
 MISSING_NUMBER = {**dict.fromkeys(FLOAT_COLUMNS + INT_COLUMNS, -1), "T2": 0, "T3": 0}
 
 
-class DynamoDBHistoryError(RuntimeError):
+class HistoryTableError(RuntimeError):
     """A DynamoDB request of the history store failed."""
 
 
-class WriteRefusedError(DynamoDBHistoryError):
+class WriteRefusedError(HistoryTableError):
     """A non-prod environment aimed at the production table (raised before any request)."""
-
-
-def make_client(endpoint_url: str | None, region_name: str, max_pool_connections: int = 16) -> Any:
-    """A DynamoDB client with bounded standard retries (throttling included) and timeouts."""
-    config = Config(
-        region_name=region_name,
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=5,
-        read_timeout=30,
-        max_pool_connections=max_pool_connections,
-    )
-    # a session of its own: boto3's default session is not safe to share between threads
-    return boto3.session.Session().client("dynamodb", endpoint_url=endpoint_url, config=config)
-
-
-def describe_error(exc: Exception) -> str:
-    """`HTTP status Code: message` of a botocore error (no request data, so no secret)."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return f"HTTP {status} {error.get('Code', '')}: {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"
 
 
 def to_number(value: Any, column: str) -> dict[str, str]:
@@ -128,25 +110,24 @@ def batch_write(
     requests: list[dict[str, Any]],
     *,
     max_rounds: int,
-    base_delay: float,
-    max_delay: float,
+    backoff: Backoff,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """Write up to 25 requests with `BatchWriteItem`, retrying `UnprocessedItems` with exponential backoff and
-    jitter for at most `max_rounds` calls; raises DynamoDBHistoryError naming the table and the items left."""
+    """Write up to 25 requests with `BatchWriteItem`, retrying `UnprocessedItems` with backoff for at most
+    `max_rounds` calls; raises HistoryTableError naming the table and the items left."""
     pending = requests
+    rng = random.Random()
     for attempt in range(max_rounds):
         if attempt:
-            ceiling = min(max_delay, base_delay * 2 ** (attempt - 1))
-            sleep(ceiling / 2 + random.uniform(0, ceiling / 2))  # "equal jitter": spread out retrying writers
+            sleep(backoff.delay(attempt - 1, rng=rng))
         try:
             response = client.batch_write_item(RequestItems={table: pending})
         except (ClientError, BotoCoreError) as exc:
-            raise DynamoDBHistoryError(f"BatchWriteItem on table {table!r} failed: {describe_error(exc)}") from exc
+            raise HistoryTableError(f"BatchWriteItem on table {table!r} failed: {describe_error(exc)}") from exc
         pending = response.get("UnprocessedItems", {}).get(table, [])
         if not pending:
             return
-    raise DynamoDBHistoryError(
+    raise HistoryTableError(
         f"BatchWriteItem on table {table!r}: {len(pending)} of {len(requests)} items still unprocessed after "
         f"{max_rounds} rounds (table throttled or capacity exhausted)"
     )
@@ -161,7 +142,7 @@ def _as_of_time(as_of: str | date | datetime) -> str:
     return keys.check_time(as_of)
 
 
-class DynamoDBHistory(dg.ConfigurableResource):
+class HistoryTable(dg.ConfigurableResource):
     """The changed rows of the Azure dataset as a time series in one DynamoDB table (see keys.py)."""
 
     table_name: str
@@ -188,12 +169,17 @@ class DynamoDBHistory(dg.ConfigurableResource):
                         raise WriteRefusedError(
                             f"refused to use the production table {PROD_TABLE!r} in environment {self.env!r}"
                         )
-                    self._client = make_client(self.endpoint_url, self.region_name, max(16, self.write_workers))
+                    self._client = make_client(
+                        "dynamodb",
+                        endpoint_url=self.endpoint_url,
+                        region_name=self.region_name,
+                        max_pool_connections=max(16, self.write_workers),
+                    )
         return self._client
 
-    def _fail(self, operation: str, exc: Exception) -> DynamoDBHistoryError:
+    def _fail(self, operation: str, exc: Exception) -> HistoryTableError:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
-        return DynamoDBHistoryError(f"{operation} on table {self.table_name!r}{where} failed: {describe_error(exc)}")
+        return HistoryTableError(f"{operation} on table {self.table_name!r}{where} failed: {describe_error(exc)}")
 
     def ensure_table(self, client: Any = None) -> bool:
         """Create the table (pk/sk strings, on-demand billing) if it is missing; True if it was created.
@@ -203,7 +189,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
             client.describe_table(TableName=self.table_name)
             return False
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            if error_code(exc) != "ResourceNotFoundException":
                 raise self._fail("DescribeTable", exc) from exc
         try:
             client.create_table(
@@ -220,7 +206,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
             )
         except ClientError as exc:
             # ResourceInUseException: a concurrent creator won, wait for its table below
-            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            if error_code(exc) != "ResourceInUseException":
                 raise self._fail("CreateTable", exc) from exc
         client.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig={"Delay": 1})
         return True
@@ -270,8 +256,7 @@ class DynamoDBHistory(dg.ConfigurableResource):
                     self.table_name,
                     chunk,
                     max_rounds=self.max_write_rounds,
-                    base_delay=self.backoff_base_seconds,
-                    max_delay=self.backoff_max_seconds,
+                    backoff=Backoff(base_seconds=self.backoff_base_seconds, max_seconds=self.backoff_max_seconds),
                 )
                 for chunk in chunks
             ]
@@ -294,6 +279,18 @@ class DynamoDBHistory(dg.ConfigurableResource):
         self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
         self._write_items(items)
         return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
+
+    def replace_partition_points(self, store: S3Store, partition_key: str, rows: pd.DataFrame) -> tuple[int, int]:
+        """Write a partition's points, then delete those an earlier run of it wrote and this one does not (a
+        re-collected or re-merged partition must not leave stale points). The keys written are kept in the
+        partition's manifest in S3 (this environment's bucket only). Returns (written, deleted)."""
+        manifest = layout.history_manifest_key(partition_key)
+        previous = store.get_from(store.write_bucket, manifest)
+        written = self.write_points(rows)
+        stale = set(map(tuple, json.loads(previous))) - set(written) if previous else set()
+        deleted = self.delete_points(sorted(stale))
+        store.put(manifest, json.dumps(sorted(written)).encode(), content_type="application/json")
+        return len(written), deleted
 
     def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
         """Store one checkpoint item per (type, region) holding the last stored row of each of its series.

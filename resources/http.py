@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from .retry import Backoff
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -37,16 +39,7 @@ class HttpRequestError(RuntimeError):
 class RetryPolicy:
     max_tries: int = 6
     timeout_seconds: float = 50.0  # the legacy SPS collector saw answers take up to 50 s
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-    max_retry_after_seconds: float = 120.0  # never trust a server to park us longer than this in one wait
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Exponential backoff with full jitter, or the server's wait plus a little jitter when it gave one."""
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after_seconds) + rng.uniform(0, self.backoff_base_seconds)
-        cap = min(self.backoff_max_seconds, self.backoff_base_seconds * 2**attempt)
-        return rng.uniform(0, cap)
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 def parse_retry_after(headers: Any) -> float | None:
@@ -130,7 +123,7 @@ class RetryingClient:
                 break
             with self._lock:
                 self.retries += 1
-                wait = self.policy.delay(attempt, retry_after, self._rng)
+                wait = self.policy.backoff.delay(attempt, retry_after, self._rng)
             log.info("%s: %s, retry %d/%d in %.2fs", endpoint, last_status or detail, attempt + 1, tries - 1, wait)
             self.sleep(wait)
         raise HttpRequestError(endpoint, last_status, detail, tries)

@@ -1,29 +1,34 @@
-"""The IO manager of every asset: pandas DataFrames as Parquet in S3, written to the write bucket, read
-back with fallback to the read bucket and, for backfills, to legacy `.pkl.gz` snapshots in a trusted
-import bucket.
+"""How asset outputs are stored and inputs loaded: pandas frames as Parquet in S3 (docs/design.md "Storage").
 
-Keys come from spotlake_assets.core.layout.key_stem, so raw snapshots sit in the legacy layout
-(`rawdata/azure/spot_price/YYYY/MM/DD/HH-MM_spot_price.parquet`) beside the legacy `.pkl.gz` files.
+The loading rules, all here:
+- An output of a partitioned asset is an iterable of `(partition key, frame)` pairs, one per partition of the run,
+  whatever their number (a scheduled run has one, a single-run backfill many). Each frame is written as soon as
+  it comes, to the write bucket. A frame of `None` says the partition's source failed while it was live: a
+  failure marker is stored instead, so that a later import tells "failed then" from "never collected".
+- An input is a mapping {upstream partition key: frame or None}, read when a key is accessed (so a ranged run
+  holds one partition at a time). A partition is looked up in the write bucket, then the read bucket; None
+  when it failed or was never stored: the merge then treats that source as missing.
+- The merge's previous state is read by `PreviousStateLoader`, from the write bucket only: `test` must never
+  continue production's history.
 """
 
-import io
-import typing
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spotlake_assets.core.layout import LEGACY_PICKLE, PARQUET, key_stem
+from spotlake_assets.core import layout, names, timekeys
+from spotlake_assets.core.transforms.state import MergeState, state_from_frame
 
 from .s3 import S3Store
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
-
-
-class MissingSnapshotError(LookupError):
-    """No stored object for an asset partition in any bucket the store reads."""
+PartitionFrames = Iterable[tuple[str, pd.DataFrame | None]]  # what every partitioned asset returns
 
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
@@ -39,97 +44,111 @@ def frame_from_parquet(data: bytes) -> pd.DataFrame:
     return pq.read_table(pa.BufferReader(data)).to_pandas()
 
 
-def _frame_from_legacy_pickle(data: bytes, where: str) -> pd.DataFrame:
-    """A legacy gzip-pickled DataFrame. Unpickling runs code chosen by the file's author: only for the trusted
-    legacy import bucket, never for a bucket others can write. pandas' reader also copes with pickles written
-    by the older pandas versions the legacy collector ran."""
-    frame = pd.read_pickle(io.BytesIO(data), compression="gzip")  # trusted bucket only, see docstring
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"legacy snapshot {where} holds a {type(frame).__name__}, not a pandas DataFrame")
-    return frame
+@dataclass(frozen=True)
+class Stored:
+    """What is stored for one asset partition: a frame, a failure marker, or nothing."""
+
+    status: Literal["stored", "failed", "missing"]
+    frame: pd.DataFrame | None = None
+    tried: tuple[str, ...] = ()  # the objects looked for, for error messages
 
 
-def read_frame(store: S3Store, stem: str) -> pd.DataFrame:
-    """The frame stored under `stem`: `<stem>.parquet` in the write bucket, then the read bucket; then, only
-    when store.legacy_import_bucket is set, the legacy `<stem>.pkl.gz` there (a trusted bucket).
-    Raises MissingSnapshotError listing every location tried."""
-    parquet_key = stem + PARQUET
-    found = store.get_with_source(parquet_key)
-    if found is not None:
-        return frame_from_parquet(found[0])
-    tried = [f"s3://{bucket}/{parquet_key}" for bucket in store.read_order]
-    if store.legacy_import_bucket:
-        legacy = f"s3://{store.legacy_import_bucket}/{stem}{LEGACY_PICKLE}"
-        data = store.get_from(store.legacy_import_bucket, stem + LEGACY_PICKLE)
-        if data is not None:
-            return _frame_from_legacy_pickle(data, legacy)
-        tried.append(legacy)
-    raise MissingSnapshotError(f"no stored snapshot; tried {', '.join(tried)}")
+@dataclass(frozen=True)
+class PartitionStore:
+    """Frames of asset partitions in the environment's buckets, at the keys of spotlake_assets.core.layout."""
+
+    store: S3Store
+
+    def save(self, asset: str, partition_key: str, frame: pd.DataFrame | None, run_id: str) -> tuple[str, int]:
+        """Store a partition's frame (or its failure marker when None); returns (key, bytes written)."""
+        if frame is None:
+            key = layout.failure_marker_key(asset, partition_key)
+            body = json.dumps({"collected": False, "run_id": run_id}).encode()
+            self.store.put(key, body, content_type="application/json")
+            return key, len(body)
+        key = layout.frame_key(asset, partition_key)
+        body = frame_to_parquet(frame)
+        self.store.put(key, body, content_type=PARQUET_CONTENT_TYPE)
+        return key, len(body)
+
+    def find(self, asset: str, partition_key: str) -> Stored:
+        """The partition's frame from the write bucket, else the read bucket; else its failure marker; else
+        (SPS only) the snapshot of that time at another desired count, as imported legacy history has."""
+        key = layout.frame_key(asset, partition_key)
+        found = self.store.get(key)
+        if found is not None:
+            return Stored("stored", frame_from_parquet(found))
+        marker = layout.failure_marker_key(asset, partition_key)
+        if self.store.get(marker) is not None:
+            return Stored("failed")
+        if asset == names.SPS_RAW:
+            prefix = layout.raw_stems_any_count(partition_key)
+            others = sorted(
+                k for bucket in self.store.read_order for k in self.store.list_keys(prefix, bucket)
+                if k.endswith(layout.PARQUET)
+            )  # fmt: skip
+            if others:
+                return Stored("stored", frame_from_parquet(self.store.get(others[0]) or b""))
+        return Stored("missing", tried=tuple(f"s3://{bucket}/{key}" for bucket in self.store.read_order))
+
+    def load(self, asset: str, partition_key: str) -> pd.DataFrame | None:
+        """The partition's frame, or None when it failed or was never stored."""
+        return self.find(asset, partition_key).frame
 
 
-def write_frame(store: S3Store, stem: str, frame: pd.DataFrame) -> tuple[str, int]:
-    """Write `frame` as `<stem>.parquet` to the write bucket; returns (key, bytes written)."""
-    key = stem + PARQUET
-    body = frame_to_parquet(frame)
-    store.put(key, body, content_type=PARQUET_CONTENT_TYPE)
-    return key, len(body)
+class StoredPartitions(Mapping[str, pd.DataFrame | None]):
+    """{partition key: frame or None} of an upstream asset, read from S3 at each access (never cached, so a
+    ranged run holds one partition at a time: access each key once)."""
+
+    def __init__(self, partitions: PartitionStore, asset: str, keys: Iterable[str]) -> None:
+        self._partitions, self._asset, self._keys = partitions, asset, list(keys)
+
+    def __getitem__(self, key: str) -> pd.DataFrame | None:
+        if key not in self._keys:
+            raise KeyError(f"{self._asset} partition {key} is not an input of this run")
+        return self._partitions.load(self._asset, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _asset_name(context: dg.InputContext | dg.OutputContext) -> str:
-    if not context.has_asset_key:
-        raise dg.Failure(
-            "SplitBucketParquetIOManager stores asset outputs only; this output has no asset key"
-        )
+    if not context.has_asset_key or not context.has_asset_partitions:
+        raise dg.Failure("the Parquet IO manager stores partitioned asset outputs only")
     return context.asset_key.path[-1]
 
 
 class SplitBucketParquetIOManager(dg.ConfigurableIOManager):
-    """Writes asset outputs (pandas DataFrames) as Parquet to the write bucket; loads inputs from the write
-    bucket, the read bucket, then legacy `.pkl.gz` history (see read_frame).
-
-    Legacy pickles are read only from `store.legacy_import_bucket`, which must be a trusted bucket: unpickling
-    runs whatever code the file's author put in it.
-    """
+    """Writes every partitioned asset output as Parquet to the write bucket; loads inputs from the write bucket,
+    then the read bucket (see the module docstring for the rules)."""
 
     store: dg.ResourceDependency[S3Store]
 
-    def handle_output(
-        self, context: dg.OutputContext, obj: pd.DataFrame | Mapping[str, pd.DataFrame] | None
-    ) -> None:
-        """Store one partition's frame; a run over several partitions (single-run backfill) returns
-        {partition_key: frame} with exactly those partitions. None stores nothing.
-
-        Dagster attaches IO-manager metadata to every partition of the run alike, so over several partitions
-        it gives the run's totals and the list of keys.
-        """
-        if obj is None:
-            return
+    def handle_output(self, context: dg.OutputContext, obj: PartitionFrames) -> None:
         name = _asset_name(context)
-        if not context.has_asset_partitions:
-            frames: Mapping[str | None, pd.DataFrame] = {None: obj}  # type: ignore[dict-item]
-        elif isinstance(obj, pd.DataFrame):
-            frames = {context.asset_partition_key: obj}
-        else:
-            expected = set(context.asset_partition_keys)
-            if not isinstance(obj, Mapping) or set(obj) != expected:
-                got = sorted(obj) if isinstance(obj, Mapping) else type(obj).__name__
+        expected = set(context.asset_partition_keys)
+        partitions = PartitionStore(self.store)
+        keys, rows, size, done = [], 0, 0, set()
+        for partition_key, frame in obj:
+            if partition_key not in expected or partition_key in done:
                 raise dg.Failure(
-                    f"asset {name} ran for {len(expected)} partitions and must return "
-                    f"{{partition_key: DataFrame}} for exactly those; got {got}"
+                    f"asset {name} returned partition {partition_key!r} "
+                    f"{'twice' if partition_key in done else 'that this run does not materialize'}"
                 )
-            frames = obj
-        keys, rows, size = [], 0, 0
-        for partition_key, frame in frames.items():
-            if frame is None:  # nothing to store for this partition (e.g. its source failed)
-                continue
-            if not isinstance(frame, pd.DataFrame):
-                raise dg.Failure(
-                    f"asset {name} returned a {type(frame).__name__}; this IO manager stores DataFrames"
-                )
-            key, nbytes = write_frame(self.store, key_stem(name, partition_key), frame)
+            if frame is not None and not isinstance(frame, pd.DataFrame):
+                raise dg.Failure(f"asset {name} returned a {type(frame).__name__}; this IO manager stores DataFrames")
+            key, nbytes = partitions.save(name, partition_key, frame, context.run_id)
+            done.add(partition_key)
             keys.append(key)
-            rows += len(frame)
+            rows += 0 if frame is None else len(frame)
             size += nbytes
+        if done != expected:
+            raise dg.Failure(f"asset {name} returned nothing for partitions {sorted(expected - done)[:10]}")
+        # Dagster gives IO-manager metadata to every partition of the run alike: over several partitions these
+        # are the run's totals and the keys written.
         context.add_output_metadata(
             {
                 "s3_bucket": self.store.write_bucket,
@@ -139,16 +158,37 @@ class SplitBucketParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame | dict[str, pd.DataFrame] | None:
-        """The upstream asset's frame. Several upstream partitions (or an input annotated as a dict) give
-        {partition_key: frame}; an empty partition range (the first partition's "previous") gives None."""
-        name = _asset_name(context)
-        if not context.has_asset_partitions:
-            return read_frame(self.store, key_stem(name, None))
-        partition_keys = context.asset_partition_keys
-        if not partition_keys:
+    def load_input(self, context: dg.InputContext) -> StoredPartitions:
+        return StoredPartitions(PartitionStore(self.store), _asset_name(context), context.asset_partition_keys)
+
+
+class PreviousStateLoader(dg.ConfigurableIOManager):
+    """Loads the state the merge of a run's first partition continues: the state stored for the partition
+    before it, from the write bucket only.
+
+    History begins empty at the partitions definition's first partition and at the first partition ever merged
+    here (no state stored yet). After that a missing previous state is a gap and fails, since starting over would
+    store every series again as if new.
+    """
+
+    store: dg.ResourceDependency[S3Store]
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        raise dg.Failure("PreviousStateLoader only loads; the state is stored by the io_manager")
+
+    def load_input(self, context: dg.InputContext) -> MergeState | None:
+        # Dagster maps a run over [a, b] to the states of [a-1, b-1]; all but a-1 are computed in this run.
+        first = context.step_context.partition_key_range.start
+        previous = timekeys.previous_partition_key(first)
+        data = self.store.get_from(self.store.write_bucket, layout.frame_key(names.STATE, previous))
+        if data is not None:
+            return state_from_frame(frame_from_parquet(data))
+        if first == context.asset_partitions_def.get_first_partition_key() or not self.store.has_any(
+            layout.asset_prefix(names.STATE), self.store.write_bucket
+        ):
             return None
-        wants_dict = typing.get_origin(context.dagster_type.typing_type) in (dict, Mapping)
-        if len(partition_keys) == 1 and not wants_dict:
-            return read_frame(self.store, key_stem(name, partition_keys[0]))
-        return {key: read_frame(self.store, key_stem(name, key)) for key in partition_keys}
+        raise dg.Failure(
+            f"the state of partition {previous} is missing from s3://{self.store.write_bucket}, so {first} cannot "
+            "continue it: materialize the range from the last partition that has a state (a backfill runs a range "
+            "oldest first in one run)"
+        )

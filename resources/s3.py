@@ -1,8 +1,7 @@
 """S3 access with split buckets: every write goes to the write bucket, reads fall back to the read bucket.
 
 `test` replays production's raw data and learned SPS lists from the production bucket but must never change
-it (design.md "Storage", legacy-collector.md section 6). So one guarded primitive, `put_to`, refuses any
-bucket but the write bucket before a client is even created, and every write goes through it.
+it (docs/design.md "Environments"). So the one write primitive, `put`, can only address the write bucket.
 
 Credentials come from the normal boto3 chain (environment, profile, instance/task role); the local stack
 exports fake AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for its moto server.
@@ -10,43 +9,47 @@ exports fake AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY for its moto server.
 
 from __future__ import annotations
 
+import random
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import boto3
 import dagster as dg
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
+
+from .aws import describe_error, error_code, http_status, make_client
+from .retry import Backoff
+from .settings import PROD_BUCKET
 
 # Codes S3 answers for "this key does not exist" (GET says NoSuchKey, HEAD only has a status).
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 # Codes of a lost conditional write: 412 when the condition is false, 409 when a concurrent write raced ours.
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+T = TypeVar("T")
+# Writers that lost a conditional write retry soon: the winner's write is already done.
+UPDATE_BACKOFF = Backoff(base_seconds=0.02, max_seconds=1.0)
 
 
 class S3StoreError(RuntimeError):
     """An S3 request failed for a reason other than a missing key."""
 
 
-class WriteRefusedError(S3StoreError):
-    """A write aimed at a bucket other than the environment's write bucket (raised before any request)."""
-
-
 class PreconditionFailed(S3StoreError):
     """A conditional write lost: the object was created or changed since the writer read it."""
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+class WriteRefusedError(S3StoreError):
+    """A non-prod environment aimed at the production bucket (raised before any request)."""
 
 
-def _status(exc: ClientError) -> int | None:
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+class UpdateConflictError(S3StoreError):
+    """A read-modify-write kept losing to other writers."""
 
 
 def _is_not_found(exc: ClientError) -> bool:
-    return _error_code(exc) in _NOT_FOUND_CODES
+    return error_code(exc) in _NOT_FOUND_CODES
 
 
 class S3Store(dg.ConfigurableResource):
@@ -55,30 +58,28 @@ class S3Store(dg.ConfigurableResource):
 
     write_bucket: str
     read_bucket: str
+    env: str = "local"  # only "prod" may use the production bucket as its write bucket
     endpoint_url: str | None = None  # None: the real AWS endpoint; the local stack points this at moto
     region_name: str = "us-west-2"
-    legacy_import_bucket: str | None = None  # trusted bucket with legacy .pkl.gz history; None: no import
 
     _client: Any = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def client(self) -> Any:
-        """The boto3 S3 client, made on first use (never at definition load) and shared by threads."""
+        """The boto3 S3 client, made on first use (never at definition load) and shared by threads; the
+        production-bucket guard sits here, so no request can be sent before it."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    config = Config(
-                        region_name=self.region_name,
-                        retries={"mode": "standard", "max_attempts": 5},
-                        connect_timeout=5,
-                        read_timeout=60,
-                        # custom endpoints (moto, MinIO) do not serve virtual-hosted bucket names
-                        s3={"addressing_style": "path"} if self.endpoint_url else None,
+                    if self.write_bucket == PROD_BUCKET and self.env != "prod":
+                        raise WriteRefusedError(
+                            f"refused to use the production bucket {PROD_BUCKET!r} as the write bucket in "
+                            f"environment {self.env!r}"
+                        )
+                    self._client = make_client(
+                        "s3", endpoint_url=self.endpoint_url, region_name=self.region_name, read_timeout=60
                     )
-                    # a session of its own: boto3's default session is not safe to share between threads
-                    session = boto3.session.Session()
-                    self._client = session.client("s3", endpoint_url=self.endpoint_url, config=config)
         return self._client
 
     @property
@@ -90,13 +91,7 @@ class S3Store(dg.ConfigurableResource):
 
     def _fail(self, operation: str, bucket: str, key: str, exc: Exception) -> S3StoreError:
         where = f"s3://{bucket}/{key}" + (f" at {self.endpoint_url}" if self.endpoint_url else "")
-        if isinstance(exc, ClientError):
-            detail = (
-                f"HTTP {_status(exc)} {_error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}"
-            )
-        else:
-            detail = f"{type(exc).__name__}: {exc}"
-        return S3StoreError(f"S3 {operation} of {where} failed: {detail.strip()}")
+        return S3StoreError(f"S3 {operation} of {where} failed: {describe_error(exc)}")
 
     # ---- reads
 
@@ -165,18 +160,9 @@ class S3Store(dg.ConfigurableResource):
                 raise self._fail("ListObjectsV2", name, prefix + "*", exc) from exc
         return False
 
-    def get_etag(self, key: str) -> str | None:
-        """ETag of the object in the write bucket, None if it is not there."""
-        found = self.head(key)
-        return None if found is None else found["ETag"]
-
-    def get_for_update(self, key: str) -> tuple[bytes | None, str | None]:
-        """(body, ETag) for a read-modify-write of a state file.
-
-        The ETag is the write bucket's: write back with `put(key, body, if_match=etag)`. When the write bucket
-        has no copy yet, the initial value comes from the read bucket and the ETag is None: write back with
-        `if_none_match=True`, so a concurrent first writer is detected as well.
-        """
+    def _get_for_update(self, key: str) -> tuple[bytes | None, str | None]:
+        """(body, ETag) for a read-modify-write: the ETag is the write bucket's; when the write bucket has no copy
+        yet the initial value comes from the read bucket and the ETag is None (write back with If-None-Match)."""
         found = self._get_object(self.write_bucket, key)
         if found is not None:
             return found
@@ -196,40 +182,14 @@ class S3Store(dg.ConfigurableResource):
         if_none_match: bool = False,
         if_match: str | None = None,
     ) -> str:
-        """Write one object to the write bucket; returns its ETag. See `put_to` for the options."""
-        return self.put_to(
-            self.write_bucket,
-            key,
-            body,
-            content_type=content_type,
-            public=public,
-            if_none_match=if_none_match,
-            if_match=if_match,
-        )
+        """Write one object to the write bucket (atomic per object in S3); returns its ETag. There is no way to
+        write any other bucket.
 
-    def put_to(
-        self,
-        bucket: str,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str | None = None,
-        public: bool = False,
-        if_none_match: bool = False,
-        if_match: str | None = None,
-    ) -> str:
-        """Write one object (atomic per object in S3); returns its ETag. The one path every write takes.
-
-        Any bucket but the write bucket is refused before a client exists or a byte is sent.
         `public=True` sets the legacy public-read ACL (the bucket must allow ACLs).
         `if_none_match=True` creates only if the key is absent; `if_match=etag` replaces only that version.
         A lost condition raises PreconditionFailed.
         """
-        if bucket != self.write_bucket:
-            raise WriteRefusedError(
-                f"refused to write s3://{bucket}/{key}: this environment writes only to bucket "
-                f"{self.write_bucket!r}"
-            )
+        bucket = self.write_bucket
         if if_none_match and if_match is not None:
             raise ValueError(f"put of s3://{bucket}/{key}: if_none_match and if_match exclude each other")
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": body}
@@ -246,12 +206,43 @@ class S3Store(dg.ConfigurableResource):
         except ClientError as exc:
             conditional = if_none_match or if_match is not None
             # If-Match on a key deleted meanwhile answers 404: the expected version is gone, a lost race too
-            if conditional and (_error_code(exc) in _PRECONDITION_CODES or (if_match and _is_not_found(exc))):
+            if conditional and (error_code(exc) in _PRECONDITION_CODES or (if_match and _is_not_found(exc))):
                 condition = "If-None-Match: *" if if_none_match else f"If-Match: {if_match}"
                 raise PreconditionFailed(
-                    f"conditional write of s3://{bucket}/{key} lost ({condition}, HTTP {_status(exc)} "
-                    f"{_error_code(exc)}): another writer changed the object since it was read"
+                    f"conditional write of s3://{bucket}/{key} lost ({condition}, HTTP {http_status(exc)} "
+                    f"{error_code(exc)}): another writer changed the object since it was read"
                 ) from exc
             raise self._fail("PutObject", bucket, key, exc) from exc
         except BotoCoreError as exc:
             raise self._fail("PutObject", bucket, key, exc) from exc
+
+    def update(
+        self,
+        key: str,
+        change: Callable[[bytes | None], tuple[bytes | None, T]],
+        *,
+        content_type: str,
+        public: bool = False,
+        attempts: int = 30,
+        backoff: Backoff = UPDATE_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> T:
+        """Read-modify-write of one object that concurrent runs share (the SPS rotation state, the query
+        selector): `change(current body or None)` returns (new body, or None to leave the object as it is, and a
+        result). The write is conditional on the version read; on a lost race the object is read again and
+        `change` applied again, so no writer's update is lost. The first version may come from the read bucket.
+        Returns the result of the `change` that was written."""
+        rng = random.Random()
+        for attempt in range(attempts):
+            current, etag = self._get_for_update(key)
+            body, result = change(current)
+            if body is None or (body == current and etag is not None):
+                return result
+            try:
+                self.put(key, body, content_type=content_type, public=public, if_none_match=etag is None, if_match=etag)
+                return result
+            except PreconditionFailed:
+                sleep(backoff.delay(attempt, rng=rng))
+        raise UpdateConflictError(
+            f"s3://{self.write_bucket}/{key}: still conflicting with other writers after {attempts} attempts"
+        )

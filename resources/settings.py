@@ -10,12 +10,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START, check_partition_key
+
 VALID_ENVIRONMENTS = ("prod", "test", "local")
 
 # The embedded local stack listens on these ports unless told otherwise (see spotlake_assets/local/stack.py).
 LOCAL_AWS_PORT = 4566
 LOCAL_AZURE_PORT = 4580
 LOCAL_AZURE_LOGIN_PORT = 4581
+
+
+# Production's names: no other environment may write them (S3Store and HistoryTable check again at first use).
+PROD_BUCKET = "spotlake"
+PROD_TABLE = "azure"
 
 
 @dataclass(frozen=True)
@@ -31,17 +38,18 @@ class Settings:
     azure_authority: str = "login.microsoftonline.com"
     azure_ca_bundle: str | None = None  # a CA file for a local TLS login endpoint; None: system CAs
     azure_auth_table: str = "AzureAuth"  # legacy credentials table, read only
-    legacy_import_bucket: str | None = None  # trusted bucket holding legacy .pkl.gz snapshots; None: no import
+    # First 10-minute partition of the definitions (docs/design.md "Partitions"); moving it forward is safe.
+    partition_start: str = DEFAULT_PARTITION_START
 
 
 _DEFAULTS: dict[str, dict[str, object]] = {
-    "prod": dict(write_bucket="spotlake", read_bucket="spotlake", dynamodb_table="azure"),
-    "test": dict(write_bucket="spotlake-test", read_bucket="spotlake", dynamodb_table="azure-test"),
+    "prod": dict(write_bucket=PROD_BUCKET, read_bucket=PROD_BUCKET, dynamodb_table=PROD_TABLE),
+    "test": dict(write_bucket="spotlake-test", read_bucket=PROD_BUCKET, dynamodb_table="azure-test"),
     # local mirrors `test`: a separate write bucket beside a read-only "production-like" bucket,
     # so a laptop exercises the same fallback and write guard.
     "local": dict(
         write_bucket="spotlake-local",
-        read_bucket="spotlake",
+        read_bucket=PROD_BUCKET,
         dynamodb_table="azure-local",
         aws_endpoint_url=f"http://127.0.0.1:{LOCAL_AWS_PORT}",
         azure_prices_url=f"http://127.0.0.1:{LOCAL_AZURE_PORT}/api/retail/prices",
@@ -62,7 +70,7 @@ ENV_VARS: dict[str, str] = {
     "azure_authority": "SPOTLAKE_AZURE_AUTHORITY",
     "azure_ca_bundle": "SPOTLAKE_AZURE_CA_BUNDLE",
     "azure_auth_table": "SPOTLAKE_AZURE_AUTH_TABLE",
-    "legacy_import_bucket": "SPOTLAKE_LEGACY_IMPORT_BUCKET",
+    "partition_start": "SPOTLAKE_PARTITION_START",
 }
 assert set(ENV_VARS) == {f.name for f in fields(Settings)} - {"env"}
 
@@ -82,6 +90,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(env=env, **_DEFAULTS[env])  # type: ignore[arg-type]
     overrides = {name: environ[var].strip() for name, var in ENV_VARS.items() if environ.get(var, "").strip()}
     settings = replace(settings, **overrides)
+    try:
+        check_partition_key(settings.partition_start)
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_VARS['partition_start']}: {exc}") from None
     for name in ("write_bucket", "read_bucket", "dynamodb_table"):
         if not getattr(settings, name):
             raise SettingsError(f"setting {name} ({ENV_VARS[name]}) must not be empty")

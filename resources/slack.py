@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
 from .http import HttpRequestError, RetryingClient, RetryPolicy
+from .retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,9 @@ class SlackWebhook(dg.ConfigurableResource):
             policy=RetryPolicy(
                 max_tries=self.max_tries,
                 timeout_seconds=self.timeout_seconds,
-                backoff_base_seconds=self.backoff_base_seconds,
-                backoff_max_seconds=8.0,
-                max_retry_after_seconds=10.0,
+                backoff=Backoff(
+                    base_seconds=self.backoff_base_seconds, max_seconds=8.0, max_server_wait_seconds=10.0
+                ),
             )
         )
         try:

@@ -1,9 +1,9 @@
-"""SpotLake's Azure collector: assets, checks, jobs and the embedded local stack."""
+"""SpotLake's Azure collector.
 
-import warnings
-
-from dagster import BetaWarning
-
-# BackfillPolicy.single_run() is how a day of backfill becomes one run (design.md); the beta notice about it
-# would otherwise print once per asset at every load.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=BetaWarning)
+Layers, each importing only those before it (tests/test_layers.py checks):
+- `core/`: the pure core: time rules, key layout, pandas transforms, SPS planning (no Dagster, no I/O library);
+- `resources/` (top-level package): settings, S3, DynamoDB, Azure clients, the IO managers;
+- `sources/`, `dataset/`: the Dagster assets; `jobs.py`, `sensors.py`, `defs.py`: the rest of the definitions;
+- `local/`: the embedded local stack (Azure emulator, moto server) and `cli.py`.
+See docs/design.md.
+"""

@@ -12,12 +12,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from spotlake_assets.core.timekeys import (
-    PARTITION_LENGTH,
-    data_time,
-    newest_closed_partition,
-    partition_key_for_data_time,
-)
+from .core.timekeys import newest_closed_partition, partitions_ending_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,15 +25,12 @@ def _stack_args(parser: argparse.ArgumentParser) -> None:
 def run_local(args: argparse.Namespace) -> int:
     """Run the whole graph for consecutive partitions on a fresh local stack and print a summary."""
     end = args.end or newest_closed_partition(datetime.now(UTC))
-    keys = [
-        partition_key_for_data_time(data_time(end) - PARTITION_LENGTH * i) for i in reversed(range(args.partitions))
-    ]
-    # History begins at the first partition run here (its state starts empty); set before the assets load.
-    os.environ["SPOTLAKE_PARTITION_START"] = keys[0]
+    keys = partitions_ending_at(end, args.partitions)
     from .local.run import run_partitions, summary_lines
     from .local.stack import start_local_stack, use_stack_environment
 
-    with start_local_stack(seed=args.seed, scale=args.scale) as stack:
+    # the definitions start at the first partition run here, so any range can be replayed
+    with start_local_stack(seed=args.seed, scale=args.scale, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
         use_stack_environment(stack)
         print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
         print(
@@ -47,6 +39,24 @@ def run_local(args: argparse.Namespace) -> int:
         report = run_partitions(stack, keys)
         print("\n".join(summary_lines(report, stack.settings.write_bucket)))
         return 0 if report.success else 1
+
+
+def import_legacy(args: argparse.Namespace) -> int:
+    """Convert legacy .pkl.gz snapshots of a range of partitions into Parquet in the environment's write bucket."""
+    from resources.aws import make_client
+    from resources.legacy_history import import_partitions
+    from resources.settings import load_settings
+
+    from .defs import build_resources
+
+    settings = load_settings()
+    keys = partitions_ending_at(args.end, args.partitions)
+    client = make_client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    report = import_partitions(client, args.bucket, build_resources(settings)["store"], keys)  # type: ignore[arg-type]
+    print(f"converted {len(report.written)} legacy snapshots of {len(keys)} partitions to s3://{settings.write_bucket}")
+    for where in report.missing:
+        print(f"  not found: {where}")
+    return 0
 
 
 def local_stack(args: argparse.Namespace) -> int:
@@ -97,6 +107,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partitions", type=int, default=3, help="how many consecutive partitions (default 3)")
     _stack_args(p)
     p.set_defaults(func=run_local)
+    p = sub.add_parser(
+        "import-legacy",
+        help="convert the legacy collector's .pkl.gz snapshots to Parquet (run on a trusted machine only)",
+    )
+    p.add_argument("--bucket", required=True, help="the legacy bucket to read (a bucket you trust: pickles run code)")
+    p.add_argument("--end", required=True, help="last partition key YYYY-MM-DD-HH:MM")
+    p.add_argument("--partitions", type=int, default=1, help="how many consecutive partitions up to --end")
+    p.set_defaults(func=import_legacy)
     p = sub.add_parser("local-stack", help="serve the local stack until interrupted")
     _stack_args(p)
     p.add_argument("--free-ports", action="store_true", help="let the OS pick ports instead of the fixed local ones")

@@ -1,35 +1,38 @@
-"""Assembles the one Definitions object for an environment's settings."""
+"""Assembles the one Definitions object of an environment from its settings (nothing here opens a connection)."""
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import AssetsDefinition, Definitions
 
 from resources.azure import AzureResource
 from resources.clock import Clock
-from resources.history_table import DynamoDBHistory
-from resources.io_manager import SplitBucketParquetIOManager
+from resources.history_table import HistoryTable
+from resources.io_manager import PreviousStateLoader, SplitBucketParquetIOManager
 from resources.s3 import S3Store
 from resources.settings import Settings
 from resources.slack import SlackWebhook
 
-from .dataset.history import azure_dynamodb_history
-from .dataset.outputs import azure_public_outputs
-from .dataset.snapshot import azure_spot_snapshot
-from .jobs import collect_job, collect_schedule, request_pool_job, request_pool_schedule
+from .dataset.history import build_history_asset
+from .dataset.outputs import build_outputs_asset
+from .dataset.snapshot import build_snapshot_asset
+from .jobs import build_jobs
+from .partitions import Partitions, quiet_beta_notices
 from .sensors import failed_check_alert, run_failure_alert
-from .sources.eviction import azure_eviction_raw
-from .sources.price import azure_price_raw
-from .sources.sps import azure_sps_raw, azure_sps_request_pool
+from .sources.eviction import build_eviction_asset
+from .sources.price import build_price_asset
+from .sources.sps import build_sps_assets
 
-ASSETS = [
-    azure_price_raw,
-    azure_eviction_raw,
-    azure_sps_request_pool,
-    azure_sps_raw,
-    azure_spot_snapshot,
-    azure_dynamodb_history,
-    azure_public_outputs,
-]
+
+def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
+    with quiet_beta_notices():
+        return [
+            build_price_asset(partitions),
+            build_eviction_asset(partitions),
+            *build_sps_assets(partitions),
+            build_snapshot_asset(partitions),
+            build_history_asset(partitions),
+            build_outputs_asset(partitions),
+        ]
 
 
 def azure_resource(settings: Settings, **overrides: object) -> AzureResource:
@@ -46,8 +49,8 @@ def azure_resource(settings: Settings, **overrides: object) -> AzureResource:
     return AzureResource(**{**fields, **overrides})
 
 
-def history_resource(settings: Settings) -> DynamoDBHistory:
-    return DynamoDBHistory(
+def history_resource(settings: Settings) -> HistoryTable:
+    return HistoryTable(
         table_name=settings.dynamodb_table,
         endpoint_url=settings.aws_endpoint_url,
         region_name=settings.aws_region,
@@ -55,21 +58,22 @@ def history_resource(settings: Settings) -> DynamoDBHistory:
     )
 
 
-def build_resources(settings: Settings) -> dict[str, object]:
-    """Every resource, configured from settings alone: nothing here opens a connection."""
+def build_resources(settings: Settings, clock: Clock | None = None) -> dict[str, object]:
+    """Every resource, configured from settings alone; `clock` pins "now" (the local run replays partitions)."""
     store = S3Store(
+        env=settings.env,
         write_bucket=settings.write_bucket,
         read_bucket=settings.read_bucket,
         endpoint_url=settings.aws_endpoint_url,
         region_name=settings.aws_region,
-        legacy_import_bucket=settings.legacy_import_bucket,
     )
     return {
         "store": store,
         "io_manager": SplitBucketParquetIOManager(store=store),
+        "previous_state_loader": PreviousStateLoader(store=store),
         "azure": azure_resource(settings),
         "history": history_resource(settings),
-        "clock": Clock(),
+        "clock": clock or Clock(),
         # the legacy kept the webhook URL in SSM; SPOTLAKE_SLACK_WEBHOOK_URL wins when set
         "slack_webhook": SlackWebhook(
             ssm_parameter=None if settings.env == "local" else "error_notification_slack_webhook_url",
@@ -79,11 +83,13 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def build_definitions(settings: Settings) -> Definitions:
+def build_definitions(settings: Settings, clock: Clock | None = None) -> Definitions:
+    partitions = Partitions.starting_at(settings.partition_start)
+    jobs, schedules = build_jobs(partitions)
     return Definitions(
-        assets=ASSETS,
-        jobs=[collect_job, request_pool_job],
-        schedules=[collect_schedule, request_pool_schedule],
+        assets=build_assets(partitions),
+        jobs=jobs,
+        schedules=schedules,
         sensors=[run_failure_alert, failed_check_alert],
-        resources=build_resources(settings),
+        resources=build_resources(settings, clock),
     )

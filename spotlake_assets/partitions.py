@@ -1,40 +1,63 @@
-"""Dagster partition definitions: 10-minute UTC windows and days, starting at SPOTLAKE_PARTITION_START.
+"""The Dagster partitions of the collector: 10-minute UTC windows and days, from the start the settings give.
 
-The time rules themselves (data time = end of the window, desired counts) are in timekeys.py.
+The time rules themselves (data time = end of the window, desired counts) are Dagster-free, in core/timekeys.py.
 """
 
 from __future__ import annotations
 
-from dagster import DailyPartitionsDefinition, TimeWindowPartitionsDefinition
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
-from spotlake_assets.core.timekeys import (  # noqa: F401 - re-exported: the rules belong with the partitions for most callers
-    DEFAULT_PARTITION_START,
-    DESIRED_COUNT_CYCLE,
-    PARTITION_FMT,
-    PARTITION_LENGTH,
-    PARTITION_MINUTES,
-    data_time,
-    desired_count,
-    format_time,
-    newest_closed_partition,
-    parse_partition_key,
-    partition_key_for_data_time,
-    partition_start,
+from dagster import (
+    BackfillPolicy,
+    BetaWarning,
+    DailyPartitionsDefinition,
+    TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
 )
 
+from .core.timekeys import PARTITION_FMT, parse_partition_key
 
-def ten_minute_partitions(start: str) -> TimeWindowPartitionsDefinition:
-    return TimeWindowPartitionsDefinition(
-        cron_schedule="*/10 * * * *", start=start, fmt=PARTITION_FMT, timezone="UTC"
+
+@contextmanager
+def quiet_beta_notices() -> Iterator[None]:
+    """BackfillPolicy.single_run() (a day of backfill is one run, docs/design.md "Backfills") and mappings that may
+    point before the first or after the last partition are beta: their notices would print at every load."""
+    with warnings.catch_warnings():
+        for parameter in ("backfill_policy", "allow_nonexistent_upstream_partitions"):
+            warnings.filterwarnings("ignore", message=f"Parameter `{parameter}`", category=BetaWarning)
+        yield
+
+
+with quiet_beta_notices():
+    ONE_RUN = BackfillPolicy.single_run()
+    # The merge's self-dependency: each partition continues the state of the one before.
+    PREVIOUS_PARTITION = TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+    # A day's request pool is built from its first price snapshot by data time, which belongs to the day before's
+    # last partition (data time 00:00); the mapping offers both days and the pool asset picks it.
+    DAY_AND_DAY_BEFORE = TimeWindowPartitionMapping(start_offset=-1, allow_nonexistent_upstream_partitions=True)
+    # A 10-minute partition uses its day's pool, or the day before's until today's exists (144 partitions = a day).
+    POOL_OF_DAY_OR_DAY_BEFORE = TimeWindowPartitionMapping(
+        start_offset=-144, allow_nonexistent_upstream_partitions=True
     )
 
 
-def daily_partitions(start: str) -> DailyPartitionsDefinition:
-    # end_offset=1: today is a partition already, its pool is built from today's first price snapshot
-    return DailyPartitionsDefinition(
-        start_date=parse_partition_key(start).strftime("%Y-%m-%d"), timezone="UTC", end_offset=1
-    )
+@dataclass(frozen=True)
+class Partitions:
+    ten_minutes: TimeWindowPartitionsDefinition
+    days: DailyPartitionsDefinition
 
-
-TEN_MINUTE_PARTITIONS = ten_minute_partitions(partition_start())
-DAILY_PARTITIONS = daily_partitions(partition_start())
+    @classmethod
+    def starting_at(cls, start: str) -> Partitions:
+        """10-minute windows from `start` (a partition key) and the days from its date."""
+        return cls(
+            ten_minutes=TimeWindowPartitionsDefinition(
+                cron_schedule="*/10 * * * *", start=start, fmt=PARTITION_FMT, timezone="UTC"
+            ),
+            # end_offset=1: today is a partition already, its pool is built from today's first price snapshot
+            days=DailyPartitionsDefinition(
+                start_date=parse_partition_key(start).strftime("%Y-%m-%d"), timezone="UTC", end_offset=1
+            ),
+        )

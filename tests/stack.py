@@ -9,12 +9,29 @@ import boto3
 from dagster import AssetsDefinition, DagsterInstance, materialize
 
 from resources.clock import Clock
-from spotlake_assets.defs import azure_resource, build_resources
+from resources.io_manager import PartitionStore
+from resources.s3 import S3Store
+from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START
+from spotlake_assets.defs import azure_resource, build_assets, build_resources
 from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
 from spotlake_assets.local.stack import LocalStack, start_local_stack
+from spotlake_assets.partitions import Partitions
 
 FAST_FAULTS = dict(retry_after_seconds=0, timeout_seconds=1.5)
 FAST_AZURE = dict(timeout_seconds=0.5, backoff_base_seconds=0.01, backoff_max_seconds=0.05)
+
+
+def graph(*names: str, start: str = DEFAULT_PARTITION_START) -> list[AssetsDefinition]:
+    """The assets of the definitions that produce any of `names` (all of them when none is given)."""
+    assets = build_assets(Partitions.starting_at(start))
+    if not names:
+        return assets
+    return [a for a in assets if {k.to_user_string() for k in a.keys} & set(names)]
+
+
+def load_frame(store: S3Store, asset: str, partition_key: str):
+    """The stored frame of an asset partition (None when failed or never stored), as the IO manager reads it."""
+    return PartitionStore(store).load(asset, partition_key)
 
 
 def start(env_name: str = "local", seed: int = 11, **knobs) -> LocalStack:
@@ -79,13 +96,15 @@ def run_assets(
     resources["azure"] = azure_resource(stack.settings, max_tries=max_tries, **{**FAST_AZURE, **azure_overrides})
     resources["clock"] = Clock(frozen_at=now.isoformat())
     if instance is not None:
-        return materialize(
-            assets, partition_key=partition, resources=resources, instance=instance, raise_on_error=False
-        )
+        return materialize_only(assets, resources, instance, partition_key=partition, raise_on_error=False)
     with DagsterInstance.ephemeral() as ephemeral:
-        return materialize(
-            assets, partition_key=partition, resources=resources, instance=ephemeral, raise_on_error=False
-        )
+        return materialize_only(assets, resources, ephemeral, partition_key=partition, raise_on_error=False)
+
+
+def materialize_only(assets: Sequence[AssetsDefinition], resources: dict, instance: DagsterInstance, **kwargs):
+    """Materialize `assets` (their upstream assets are loaded from storage, as in a job that selects them)."""
+    selection = [key for a in assets for key in a.keys]
+    return materialize(graph(), selection=selection, resources=resources, instance=instance, **kwargs)
 
 
 def metadata(result, asset: str) -> dict:

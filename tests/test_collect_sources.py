@@ -6,30 +6,44 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from resources.io_manager import read_frame
-from resources.s3 import WriteRefusedError
-from spotlake_assets.core.layout import raw_key_stem
+from resources.s3 import S3Store, WriteRefusedError
+from spotlake_assets.core.layout import frame_key
+from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.defs import build_resources
 from spotlake_assets.local.stack import LocalStack
-from spotlake_assets.partitions import data_time
-from spotlake_assets.sources.eviction import azure_eviction_raw
-from spotlake_assets.sources.price import azure_price_raw
 
-from .stack import bucket_state, check_evaluations, failure_messages, metadata, run_assets, s3_client, start
+from .stack import (
+    bucket_state,
+    check_evaluations,
+    failure_messages,
+    graph,
+    load_frame,
+    metadata,
+    run_assets,
+    s3_client,
+    start,
+)
 
 PARTITION = "2026-11-27-10:10"
 T = data_time(PARTITION)
-SOURCES = [azure_price_raw, azure_eviction_raw]
+SOURCES = graph("azure_price_raw", "azure_eviction_raw")
 
 
 def collect(stack: LocalStack, monkeypatch, *, partition: str = PARTITION, max_tries: int = 8, now=None):
     """Materialize price and IF for a partition with the resources the environment would build."""
-    return run_assets(stack, monkeypatch, SOURCES, partition, now or data_time(partition), max_tries=max_tries,
-                      set_emulator_time=False)
+    return run_assets(
+        stack,
+        monkeypatch,
+        SOURCES,
+        partition,
+        now or data_time(partition),
+        max_tries=max_tries,
+        set_emulator_time=False,
+    )
 
 
 def stored(stack: LocalStack, asset: str, partition: str = PARTITION) -> pd.DataFrame:
-    return read_frame(build_resources(stack.settings)["store"], raw_key_stem(asset, partition))
+    return load_frame(build_resources(stack.settings)["store"], asset, partition)
 
 
 def start_at_t(env_name: str = "local", **knobs) -> LocalStack:
@@ -52,8 +66,15 @@ def test_price_and_if_land_in_the_write_bucket_in_legacy_layout(stack, monkeypat
     assert "rawdata/azure/spot_if/2026/11/27/10-20_spot_if.parquet" in keys
 
     price = stored(stack, "azure_price_raw")
-    assert list(price.columns) == ["InstanceTier", "InstanceType", "Region", "armRegionName", "OndemandPrice",
-                                   "SpotPrice", "Savings"]
+    assert list(price.columns) == [
+        "InstanceTier",
+        "InstanceType",
+        "Region",
+        "armRegionName",
+        "OndemandPrice",
+        "SpotPrice",
+        "Savings",
+    ]
     assert metadata(result, "azure_price_raw")["rows"] == len(price) > 0
     regions = set(price["armRegionName"])
     assert "germanywestcentral" in regions
@@ -118,14 +139,14 @@ def test_a_past_partition_is_not_collected_live(stack, monkeypatch):
 
 
 def test_test_environment_writes_only_the_test_bucket(monkeypatch):
-    """In `test` the production bucket (the read bucket) is byte-for-byte untouched by a materialization,
-    and a write aimed at it is refused before any request is sent."""
+    """In `test` the production bucket (the read bucket) is byte-for-byte untouched by a materialization, and a
+    store aimed at it is refused before any request is sent."""
     with start_at_t(env_name="test") as stack:
         prod, test = stack.settings.read_bucket, stack.settings.write_bucket
         assert (prod, test) == ("spotlake", "spotlake-test")
         s3 = s3_client(stack)
         # production holds history, including an object at the very key this run writes
-        s3.put_object(Bucket=prod, Key=raw_key_stem("azure_price_raw", PARTITION) + ".parquet", Body=b"prod bytes")
+        s3.put_object(Bucket=prod, Key=frame_key("azure_price_raw", PARTITION), Body=b"prod bytes")
         s3.put_object(Bucket=prod, Key="sps-collector/azure/saved_variable/invalid_regions.json", Body=b"[]")
         before = bucket_state(stack, prod)
 
@@ -133,10 +154,14 @@ def test_test_environment_writes_only_the_test_bucket(monkeypatch):
         assert bucket_state(stack, prod) == before
         assert any(k.startswith("rawdata/azure/spot_price/") for k in bucket_state(stack, test))
 
-        store = build_resources(stack.settings)["store"]
-        sent: list[str] = []
-        store.client.meta.events.register("before-send.s3.*", lambda request, **_: sent.append(request.url))
-        with pytest.raises(WriteRefusedError, match="spotlake"):
-            store.put_to(prod, "latest_data/latest_azure.json", b"{}")
-        assert sent == []
+        settings = stack.settings
+        misaimed = S3Store(
+            env="test",
+            write_bucket=prod,
+            read_bucket=prod,
+            endpoint_url=settings.aws_endpoint_url,
+            region_name="us-west-2",
+        )
+        with pytest.raises(WriteRefusedError, match="'spotlake'.*test"):
+            misaimed.put("latest_data/latest_azure.json", b"{}")
         assert bucket_state(stack, prod) == before

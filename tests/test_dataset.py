@@ -9,18 +9,25 @@ import json
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance
 
-from resources.io_manager import read_frame
-from spotlake_assets.core.layout import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, key_stem, public_csv_key, raw_key_stem
+from spotlake_assets.core.layout import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, frame_key, public_csv_key
+from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START, desired_count
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
-from spotlake_assets.dataset.history import azure_dynamodb_history
-from spotlake_assets.dataset.outputs import azure_public_outputs
-from spotlake_assets.dataset.snapshot import azure_spot_snapshot
 from spotlake_assets.local.run import run_partitions
-from spotlake_assets.partitions import desired_count
 
-from .stack import check_evaluations, fail_sps_source, forget_merged, s3_client, start, table_items, use_stack
+from .stack import (
+    check_evaluations,
+    fail_sps_source,
+    forget_merged,
+    graph,
+    load_frame,
+    materialize_only,
+    s3_client,
+    start,
+    table_items,
+    use_stack,
+)
 
 # data times 23:50 and 00:00: the one pair of consecutive partitions with the same desired count (1)
 LAST_OF_DAY = ["2026-11-26-23:40", "2026-11-26-23:50"]
@@ -48,7 +55,7 @@ def test_k_drifted_series_write_exactly_k_items(monkeypatch):
         resources = use_stack(stack, monkeypatch)
         assert run_partitions(stack, LAST_OF_DAY[:1]).success
         before = len(points(table_items(stack)))
-        sps = read_frame(resources["store"], raw_key_stem("azure_sps_raw", LAST_OF_DAY[0]))
+        sps = load_frame(resources["store"], "azure_sps_raw", LAST_OF_DAY[0])
         scored = sps[sps["Score"] > 0].sort_values(["RegionCodeSPS", "InstanceTypeSPS", "AvailabilityZone"])
         k = 3
         overrides = {}
@@ -128,17 +135,17 @@ def test_one_run_backfill_equals_the_live_runs(monkeypatch):
         store = resources["store"]
         assert run_partitions(stack, RANGE).success
         live_items = table_items(stack)
-        live_state = store.get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet")
+        live_state = store.get(frame_key("azure_spot_state", RANGE[-1]))
         live_csv = store.get(public_csv_key(RANGE[-1]))
 
         forget_merged(stack, resources)
         assert table_items(stack) == []
 
         with DagsterInstance.ephemeral() as instance:
-            result = materialize(
-                [azure_spot_snapshot, azure_dynamodb_history, azure_public_outputs],
-                resources=resources,
-                instance=instance,
+            result = materialize_only(
+                graph("azure_spot_snapshot", "azure_dynamodb_history", "azure_public_outputs"),
+                resources,
+                instance,
                 tags={"dagster/asset_partition_range_start": RANGE[0], "dagster/asset_partition_range_end": RANGE[-1]},
             )
         assert result.success
@@ -151,7 +158,7 @@ def test_one_run_backfill_equals_the_live_runs(monkeypatch):
         assert sorted(merged) == RANGE
         assert check_evaluations(result)[("azure_spot_snapshot", "unique_series")].passed
         assert table_items(stack) == live_items
-        assert store.get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet") == live_state
+        assert store.get(frame_key("azure_spot_state", RANGE[-1])) == live_state
         assert store.get(public_csv_key(RANGE[-1])) == live_csv
 
 
@@ -166,9 +173,7 @@ def test_the_first_partition_ever_starts_from_empty_state_and_a_gap_fails(monkey
 
 
 def test_the_first_partition_of_the_definition_can_be_rerun_once_history_exists(monkeypatch):
-    from spotlake_assets.partitions import TEN_MINUTE_PARTITIONS
-
-    first = TEN_MINUTE_PARTITIONS.get_first_partition_key()
+    first = DEFAULT_PARTITION_START
     with start() as stack:
         use_stack(stack, monkeypatch)
         assert run_partitions(stack, RANGE[:1]).success  # some state exists now
@@ -182,7 +187,7 @@ def test_the_test_environment_never_continues_productions_state(monkeypatch):
         previous = "2026-11-26-09:50"
         # production has a state for the partition before; if test read it, this unreadable body would fail the run
         s3_client(stack).put_object(
-            Bucket=stack.settings.read_bucket, Key=key_stem("azure_spot_state", previous) + ".parquet", Body=b"prod"
+            Bucket=stack.settings.read_bucket, Key=frame_key("azure_spot_state", previous), Body=b"prod"
         )
         report = run_partitions(stack, RANGE[:1])
         assert report.success, report.failures
@@ -194,7 +199,7 @@ def test_rerunning_a_partition_with_other_data_leaves_no_stale_points(monkeypatc
     with start(drift_rate=0) as stack:
         resources = use_stack(stack, monkeypatch)
         assert run_partitions(stack, LAST_OF_DAY).success
-        sps = read_frame(resources["store"], raw_key_stem("azure_sps_raw", LAST_OF_DAY[1]))
+        sps = load_frame(resources["store"], "azure_sps_raw", LAST_OF_DAY[1])
         row = sps[sps["Score"] > 0].sort_values(["RegionCodeSPS", "InstanceTypeSPS", "AvailabilityZone"]).iloc[0]
         zone = "single" if row.AvailabilityZone == "Single" else row.AvailabilityZone
         stack.emulator.configure(

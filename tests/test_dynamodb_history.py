@@ -1,4 +1,4 @@
-"""DynamoDBHistory against a real moto server over HTTP: idempotent loads, exact numbers, checkpoints, the
+"""HistoryTable against a real moto server over HTTP: idempotent loads, exact numbers, checkpoints, the
 regions index, the production-table guard, and the UnprocessedItems retry loop."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from resources.history_table import (
-    DynamoDBHistory,
-    DynamoDBHistoryError,
+    HistoryTable,
+    HistoryTableError,
     WriteRefusedError,
     batch_write,
     row_items,
 )
+from resources.retry import Backoff
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.local.aws import local_client
@@ -36,8 +37,8 @@ def make_rows(*overrides: dict[str, Any]) -> pd.DataFrame:
 
 
 @pytest.fixture
-def store(aws_endpoint: str) -> DynamoDBHistory:
-    history = DynamoDBHistory(
+def store(aws_endpoint: str) -> HistoryTable:
+    history = HistoryTable(
         table_name=f"azure-t-{uuid.uuid4().hex[:10]}", endpoint_url=aws_endpoint, region_name=AWS_REGION
     )
     assert history.ensure_table() is True
@@ -55,9 +56,7 @@ def all_items(admin: Any, table: str) -> list[dict[str, Any]]:
 
 
 def test_rewriting_rows_writes_the_same_items(store, admin):
-    rows = make_rows(
-        {}, {"AvailabilityZone": "2", "DesiredCount": 5}, {"Region": "US West 2", "SpotPrice": 0.02}
-    )
+    rows = make_rows({}, {"AvailabilityZone": "2", "DesiredCount": 5}, {"Region": "US West 2", "SpotPrice": 0.02})
     assert store.write_rows(rows) == 3
     first = all_items(admin, store.table_name)
     assert store.count_items() == 4  # 3 points + the type's regions index item
@@ -86,9 +85,7 @@ def test_numbers_are_exact_decimals_and_missing_values_take_the_dataset_fill(sto
     store.write_rows(rows)
     items = {i["sk"]["S"]: i for i in all_items(admin, store.table_name) if i["pk"]["S"] == "d2s_v3#us east"}
     point = items["2026-11-01 00:10:00#1#01#standard"]
-    assert {
-        c: point[c] for c in ("SpotPrice", "OndemandPrice", "Savings", "IF", "T2", "Score", "DesiredCount")
-    } == {
+    assert {c: point[c] for c in ("SpotPrice", "OndemandPrice", "Savings", "IF", "T2", "Score", "DesiredCount")} == {
         "SpotPrice": {"N": "0.1"},
         "OndemandPrice": {"N": "0.333333"},
         "Savings": {"N": "69.99"},
@@ -151,9 +148,7 @@ def test_regions_index_grows_with_add_and_skips_known_pairs(store, admin):
     assert store.register_regions([("D2s_v3", "US East"), ("d2s_v3", "us east"), ("D4s_v3", "US East")]) == 2
     assert store.register_regions([("D2s_v3", "US East")]) == 0  # known to this process: no request
     # another process (a fresh resource) adds a region: ADD merges, nothing is lost
-    other = DynamoDBHistory(
-        table_name=store.table_name, endpoint_url=store.endpoint_url, region_name=AWS_REGION
-    )
+    other = HistoryTable(table_name=store.table_name, endpoint_url=store.endpoint_url, region_name=AWS_REGION)
     assert other.register_regions([("D2s_v3", "US West")]) == 1
     key = {name: {"S": value} for name, value in keys.regions_index_key("D2s_v3").items()}
     item = admin.get_item(TableName=store.table_name, Key=key)["Item"]
@@ -162,20 +157,18 @@ def test_regions_index_grows_with_add_and_skips_known_pairs(store, admin):
 
 def test_production_table_is_refused_outside_prod_before_any_request():
     # a closed port: a request, had one been sent, would fail with a connection error instead
-    refused = DynamoDBHistory(table_name="azure", env="test", endpoint_url="http://127.0.0.1:9")
+    refused = HistoryTable(table_name="azure", env="test", endpoint_url="http://127.0.0.1:9")
     for call in (refused.ensure_table, lambda: refused.write_rows(make_rows({})), refused.count_items):
         with pytest.raises(WriteRefusedError, match="production table 'azure' in environment 'test'"):
             call()
     assert refused._client is None
-    assert (
-        DynamoDBHistory(table_name="azure", env="prod", endpoint_url="http://127.0.0.1:9").client is not None
-    )
-    assert DynamoDBHistory(table_name="azure-test", env="test", endpoint_url="http://127.0.0.1:9").client
+    assert HistoryTable(table_name="azure", env="prod", endpoint_url="http://127.0.0.1:9").client is not None
+    assert HistoryTable(table_name="azure-test", env="test", endpoint_url="http://127.0.0.1:9").client
 
 
 def test_a_failed_request_names_the_table(aws_endpoint):
-    missing = DynamoDBHistory(table_name="no-such-table", endpoint_url=aws_endpoint, region_name=AWS_REGION)
-    with pytest.raises(DynamoDBHistoryError, match="'no-such-table'.*ResourceNotFoundException"):
+    missing = HistoryTable(table_name="no-such-table", endpoint_url=aws_endpoint, region_name=AWS_REGION)
+    with pytest.raises(HistoryTableError, match="'no-such-table'.*ResourceNotFoundException"):
         missing.write_rows(make_rows({}))
 
 
@@ -204,24 +197,19 @@ def test_unprocessed_items_are_retried_with_growing_jittered_backoff(store, admi
     client = WithholdingClient(admin, rounds=3)
     sleeps: list[float] = []
 
-    batch_write(
-        client, store.table_name, requests, max_rounds=5, base_delay=0.1, max_delay=0.3, sleep=sleeps.append
-    )
+    backoff = Backoff(base_seconds=0.1, max_seconds=0.3)
+    batch_write(client, store.table_name, requests, max_rounds=5, backoff=backoff, sleep=sleeps.append)
 
     assert client.sizes == [25, 13, 7, 4]  # each round resends only what was left
     assert len(sleeps) == 3
-    for sleep, ceiling in zip(sleeps, (0.1, 0.2, 0.3), strict=True):  # doubling, capped, jitter in [c/2, c]
-        assert ceiling / 2 <= sleep <= ceiling
+    for sleep, ceiling in zip(sleeps, (0.1, 0.2, 0.3), strict=True):  # doubling, capped, full jitter in [0, c]
+        assert 0 <= sleep <= ceiling
     assert store.count_items() == 25
 
 
 def test_unprocessed_items_left_after_the_last_round_are_a_clear_error(store, admin):
     requests = [{"PutRequest": {"Item": item}} for item in row_items(make_rows({}, {"DesiredCount": 5}))]
     client = WithholdingClient(admin, rounds=99)
-    with pytest.raises(
-        DynamoDBHistoryError, match=rf"table '{store.table_name}': 1 of 2 items still unprocessed"
-    ):
-        batch_write(
-            client, store.table_name, requests, max_rounds=3, base_delay=0, max_delay=0, sleep=lambda s: None
-        )
+    with pytest.raises(HistoryTableError, match=rf"table '{store.table_name}': 1 of 2 items still unprocessed"):
+        batch_write(client, store.table_name, requests, max_rounds=3, backoff=Backoff(0, 0), sleep=lambda s: None)
     assert client.sizes == [2, 1, 1]

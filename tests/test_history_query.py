@@ -1,5 +1,5 @@
 """query_history against a simulated week of one instance type (about 60 regions x 4 zones x 11 desired
-counts, changes every 10 minutes, daily checkpoints) written through DynamoDBHistory to a moto server."""
+counts, changes every 10 minutes, daily checkpoints) written through HistoryTable to a moto server."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from benchmarks.history_query import (
     write_history,
 )
 from resources.history_query import RECORD_FIELDS, main, query_history, render_csv, render_json
-from resources.history_table import DynamoDBHistory
+from resources.history_table import HistoryTable
 from spotlake_assets.local.aws import local_client
 
 AWS_REGION = "us-west-2"
@@ -33,11 +33,11 @@ READ_OPERATIONS = {"Query", "GetItem", "BatchGetItem"}
 
 def load(endpoint: str, days: float) -> tuple[str, SyntheticHistory]:
     """A fresh table holding `days` of history from 2026-11-01 00:00, about 0.5% of the series changing per
-    partition, written through DynamoDBHistory (parallel batches) with its daily checkpoints."""
+    partition, written through HistoryTable (parallel batches) with its daily checkpoints."""
     synthetic = synthetic_history(
         TYPE, datetime(2026, 11, 1), days, price_change_rate=0.0025, score_change_rate=0.025, seed=7
     )
-    store = DynamoDBHistory(
+    store = HistoryTable(
         table_name=f"azure-hist-{uuid.uuid4().hex[:8]}",
         endpoint_url=endpoint,
         region_name=AWS_REGION,

@@ -4,7 +4,8 @@ import random
 
 import pytest
 
-from resources.http import RetryPolicy, parse_retry_after
+from resources.http import parse_retry_after
+from resources.retry import Backoff
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ def test_parse_retry_after(headers, seconds):
 
 
 def test_backoff_is_jittered_and_capped():
-    policy = RetryPolicy(backoff_base_seconds=1.0, backoff_max_seconds=8.0, max_retry_after_seconds=30.0)
+    policy = Backoff(base_seconds=1.0, max_seconds=8.0, max_server_wait_seconds=30.0)
     rng = random.Random(1)
     waits = [policy.delay(attempt, None, rng) for attempt in range(10) for _ in range(20)]
     assert all(0 <= w <= 8.0 for w in waits)
@@ -61,3 +62,10 @@ def test_pacer_spaces_calls_across_threads():
     stamps.sort()
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert sum(gaps) / len(gaps) >= 0.018
+
+
+@pytest.mark.parametrize("server_wait", [float("nan"), float("inf"), -5.0])
+def test_a_server_wait_that_is_not_a_usable_number_falls_back_to_backoff(server_wait):
+    policy = Backoff(base_seconds=1.0, max_seconds=8.0)
+    waits = [policy.delay(2, server_wait, random.Random(i)) for i in range(50)]
+    assert all(0 <= w <= 4.0 for w in waits)  # the third try's backoff window, never the header's value

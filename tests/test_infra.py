@@ -32,7 +32,7 @@ PARSE = SerializationOptions(with_comments=False, explicit_blocks=False, strip_s
 PROD_BUCKET = "spotlake"
 PROD_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/azure"
 AUTH_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/AzureAuth"
-# Keys of every kind the collector writes (legacy-collector.md section 5 and README Storage).
+# Keys of every kind the collector writes (docs/contract.md "Stored objects").
 SAMPLE_KEYS = (
     "latest_data/latest_azure.json",
     "rawdata/azure/2026/11/28/10-20-00.csv.gz",

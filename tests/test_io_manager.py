@@ -2,25 +2,22 @@
 
 import gzip
 import pickle
-import uuid
 
 import dagster as dg
 import pandas as pd
 import pytest
 
 from resources.io_manager import (
-    MissingSnapshotError,
+    PartitionStore,
     SplitBucketParquetIOManager,
+    StoredPartitions,
     frame_from_parquet,
     frame_to_parquet,
 )
-from spotlake_assets.core.layout import key_stem
-from spotlake_assets.local.aws import provision
-from spotlake_assets.partitions import ten_minute_partitions
+from spotlake_assets.core.layout import failure_marker_key, key_stem
+from spotlake_assets.partitions import Partitions
 
-from .conftest import AWS_REGION
-
-PARTS = ten_minute_partitions("2026-11-01-00:00")
+PARTS = Partitions.starting_at("2026-11-01-00:00").ten_minutes
 P0, P1, P2 = "2026-11-01-00:00", "2026-11-01-00:10", "2026-11-01-00:20"
 # the raw key of P1 (data time 00:20, the end of its window)
 RAW_P1 = "rawdata/azure/spot_price/2026/11/01/00-20_spot_price"
@@ -37,49 +34,62 @@ def price_frame(partition_key: str) -> pd.DataFrame:
 
 
 @dg.asset(partitions_def=PARTS)
-def azure_price_raw(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    return price_frame(context.partition_key)
+def azure_price_raw(context: dg.AssetExecutionContext):
+    return [(context.partition_key, price_frame(context.partition_key))]
 
 
 @dg.asset(partitions_def=PARTS)
-def price_copy(azure_price_raw: pd.DataFrame) -> pd.DataFrame:
-    return azure_price_raw
+def price_copy(context: dg.AssetExecutionContext, azure_price_raw: StoredPartitions):
+    return [(key, azure_price_raw[key]) for key in context.partition_keys]
 
 
 @dg.asset(
     partitions_def=PARTS,
     ins={"azure_price_raw": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))},
 )
-def price_window(azure_price_raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    assert isinstance(azure_price_raw, dict)  # even when the window holds a single partition
-    return pd.concat([azure_price_raw[key] for key in sorted(azure_price_raw)], ignore_index=True)
+def price_window(context: dg.AssetExecutionContext, azure_price_raw: StoredPartitions):
+    frames = [azure_price_raw[key] for key in sorted(azure_price_raw)]
+    return [(context.partition_key, pd.concat(frames, ignore_index=True))]
 
 
 @dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
-def price_range(context: dg.AssetExecutionContext) -> dict[str, pd.DataFrame]:
-    return {key: price_frame(key) for key in context.partition_keys}
+def price_range(context: dg.AssetExecutionContext):
+    # a generator, written as it comes (wrapped in Output: a bare generator would be taken for the asset's events)
+    return dg.Output((key, price_frame(key)) for key in context.partition_keys)
 
 
 @dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
-def price_range_incomplete(context: dg.AssetExecutionContext) -> dict[str, pd.DataFrame]:
-    return {context.partition_keys[0]: price_frame("only-one")}
+def price_range_incomplete(context: dg.AssetExecutionContext):
+    return [(context.partition_keys[0], price_frame("only-one"))]
 
 
 @dg.asset(partitions_def=PARTS)
-def writes_nothing(context: dg.AssetExecutionContext):
-    return None
+def returns_another_partition(context: dg.AssetExecutionContext):
+    return [(P2, price_frame(P2))]
 
 
-ASSETS = [azure_price_raw, price_copy, price_window, price_range, price_range_incomplete, writes_nothing]
+@dg.asset(partitions_def=PARTS)
+def source_failed(context: dg.AssetExecutionContext):
+    return [(context.partition_key, None)]
+
+
+@dg.asset(partitions_def=PARTS)
+def reads_failed(context: dg.AssetExecutionContext, source_failed: StoredPartitions):
+    assert source_failed[context.partition_key] is None
+    return [(context.partition_key, pd.DataFrame({"seen": ["none"]}))]
+
+
+ASSETS = [
+    azure_price_raw, price_copy, price_window, price_range, price_range_incomplete, returns_another_partition,
+    source_failed, reads_failed,
+]  # fmt: skip
 # the run tags a single-run backfill over P0..P2 launches with
 RANGE_TAGS = {"dagster/asset_partition_range_start": P0, "dagster/asset_partition_range_end": P2}
 
 
 def run(store, selection, partition_key: str | None = P1, tags=None) -> dg.ExecuteInProcessResult:
     resources = {"io_manager": SplitBucketParquetIOManager(store=store), "store": store}
-    return dg.materialize(
-        ASSETS, selection=selection, partition_key=partition_key, resources=resources, tags=tags
-    )
+    return dg.materialize(ASSETS, selection=selection, partition_key=partition_key, resources=resources, tags=tags)
 
 
 def materialization_metadata(result: dg.ExecuteInProcessResult, asset_name: str) -> list[dict]:
@@ -88,25 +98,12 @@ def materialization_metadata(result: dg.ExecuteInProcessResult, asset_name: str)
     return [{k: v.value for k, v in e.materialization.metadata.items()} for e in events]
 
 
-def load_error(excinfo: pytest.ExceptionInfo) -> BaseException:
-    """The MissingSnapshotError Dagster wrapped while loading an input."""
-    exc: BaseException | None = excinfo.value
-    while exc is not None and not isinstance(exc, MissingSnapshotError):
-        exc = exc.__cause__
-    assert exc is not None, f"no MissingSnapshotError in {excinfo.value!r}"
-    return exc
-
-
 def test_key_stems():
     assert key_stem("azure_price_raw", P1) == RAW_P1
-    assert (
-        key_stem("azure_sps_raw", P1) == "rawdata/azure/sps/2026/11/01/00-20_sps_10"
-    )  # data time 00:20 is the third slot of the day
+    # data time 00:20 is the third slot of the day
+    assert key_stem("azure_sps_raw", P1) == "rawdata/azure/sps/2026/11/01/00-20_sps_10"
     assert key_stem("azure_spot_snapshot", P1) == "dagster/azure/azure_spot_snapshot/2026-11-01-00-10"
-    assert (
-        key_stem("azure_sps_request_pool", "2026-11-01") == "dagster/azure/azure_sps_request_pool/2026-11-01"
-    )
-    assert key_stem("query_selector", None) == "dagster/azure/query_selector/all"
+    assert key_stem("azure_sps_request_pool", "2026-11-01") == "dagster/azure/azure_sps_request_pool/2026-11-01"
     with pytest.raises(ValueError, match="azure_price_raw"):
         key_stem("azure_price_raw", None)
 
@@ -135,7 +132,7 @@ def test_write_then_downstream_reads_several_partitions(make_store, buckets):
     assert run(store, [price_window], P1).success
     stored = frame_from_parquet(store.get("dagster/azure/price_window/2026-11-01-00-10.parquet"))
     assert stored["partition"].tolist() == [P0, P0, P1, P1]
-    # the first partition has no previous one: a window of one, still a dict as annotated
+    # the first partition has no previous one: a window of one, the same mapping shape
     assert run(store, [price_window], P0).success
     stored = frame_from_parquet(store.get("dagster/azure/price_window/2026-11-01-00-00.parquet"))
     assert stored["partition"].tolist() == [P0, P0]
@@ -143,9 +140,7 @@ def test_write_then_downstream_reads_several_partitions(make_store, buckets):
 
 
 def test_reads_fall_back_to_the_read_bucket(make_store, buckets, s3_admin):
-    s3_admin.put_object(
-        Bucket=buckets.read, Key=RAW_P1 + ".parquet", Body=frame_to_parquet(price_frame("from-prod"))
-    )
+    s3_admin.put_object(Bucket=buckets.read, Key=RAW_P1 + ".parquet", Body=frame_to_parquet(price_frame("from-prod")))
     store = make_store()
 
     result = run(store, [price_copy])
@@ -154,50 +149,35 @@ def test_reads_fall_back_to_the_read_bucket(make_store, buckets, s3_admin):
     assert copied["partition"].tolist() == ["from-prod", "from-prod"]
 
 
-@pytest.fixture
-def legacy_bucket(aws_endpoint) -> str:
-    name = f"spotlake-legacy-{uuid.uuid4().hex[:12]}"
-    provision(aws_endpoint, [name], AWS_REGION)
-    return name
-
-
-def test_legacy_pickle_is_imported_only_from_the_configured_bucket(
-    make_store, buckets, s3_admin, legacy_bucket
-):
-    legacy = gzip.compress(pickle.dumps(price_frame("legacy")))
-    s3_admin.put_object(Bucket=legacy_bucket, Key=RAW_P1 + ".pkl.gz", Body=legacy)
-
-    with pytest.raises(Exception) as excinfo:
-        run(make_store(), [price_copy])
-    message = str(load_error(excinfo))
-    assert f"s3://{buckets.write}/{RAW_P1}.parquet" in message
-    assert f"s3://{buckets.read}/{RAW_P1}.parquet" in message
-    assert ".pkl.gz" not in message  # no import bucket, no legacy lookup
-
-    assert run(make_store(legacy_import_bucket=legacy_bucket), [price_copy]).success
-    copied = frame_from_parquet(make_store().get("dagster/azure/price_copy/2026-11-01-00-10.parquet"))
-    assert copied["partition"].tolist() == ["legacy", "legacy"]
-
-
-def test_missing_everywhere_lists_every_location_tried(make_store, buckets, legacy_bucket):
-    with pytest.raises(Exception) as excinfo:
-        run(make_store(legacy_import_bucket=legacy_bucket), [price_copy], P2)
-    message = str(load_error(excinfo))
+def test_a_missing_partition_is_none_and_names_every_location_tried(make_store, buckets):
+    store = make_store()
+    assert StoredPartitions(PartitionStore(store), "azure_price_raw", [P2])[P2] is None
+    found = PartitionStore(store).find("azure_price_raw", P2)
     stem = "rawdata/azure/spot_price/2026/11/01/00-30_spot_price"
-    for tried in (
-        f"s3://{buckets.write}/{stem}.parquet",
-        f"s3://{buckets.read}/{stem}.parquet",
-        f"s3://{legacy_bucket}/{stem}.pkl.gz",
-    ):
-        assert tried in message
+    assert found.status == "missing"
+    assert found.tried == (f"s3://{buckets.write}/{stem}.parquet", f"s3://{buckets.read}/{stem}.parquet")
+
+
+def test_legacy_pickles_are_never_opened(make_store, buckets, s3_admin):
+    """A legacy .pkl.gz at the very key stem is not read by a run, in either bucket: runs read only Parquet
+    (pickles are converted offline by `spotlake import-legacy`)."""
+
+    class Explodes:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled!')",))
+
+    body = gzip.compress(pickle.dumps(Explodes()))
+    for bucket in buckets:
+        s3_admin.put_object(Bucket=bucket, Key=RAW_P1 + ".pkl.gz", Body=body)
+    assert PartitionStore(make_store()).find("azure_price_raw", P1).status == "missing"
 
 
 def test_rematerializing_rewrites_identical_bytes(make_store):
     store = make_store()
     run(store, [azure_price_raw])
-    etag = store.get_etag(RAW_P1 + ".parquet")
+    etag = store.head(RAW_P1 + ".parquet")["ETag"]
     run(store, [azure_price_raw])
-    assert store.get_etag(RAW_P1 + ".parquet") == etag
+    assert store.head(RAW_P1 + ".parquet")["ETag"] == etag
 
 
 def test_single_run_over_a_range_writes_every_partition(make_store):
@@ -213,14 +193,18 @@ def test_single_run_over_a_range_writes_every_partition(make_store):
     assert len(metadata) == 3 and all(m["rows"] == 6 and len(m["s3_key"]) == 3 for m in metadata)
 
 
-def test_single_run_must_return_every_partition(make_store):
+def test_a_run_must_return_every_partition_and_only_those(make_store):
     store = make_store()
-    with pytest.raises(dg.Failure, match="ran for 3 partitions"):
+    with pytest.raises(dg.Failure, match="returned nothing for partitions"):
         run(store, [price_range_incomplete], partition_key=None, tags=RANGE_TAGS)
-    assert store.list_keys("dagster/") == []
+    with pytest.raises(dg.Failure, match="that this run does not materialize"):
+        run(store, [returns_another_partition])
+    assert store.list_keys("dagster/azure/returns_another_partition") == []
 
 
-def test_none_output_writes_nothing(make_store):
+def test_a_failed_source_stores_a_marker_that_loads_as_none(make_store):
     store = make_store()
-    assert run(store, [writes_nothing]).success
-    assert store.list_keys("dagster/") == []
+    assert run(store, [source_failed]).success
+    assert store.list_keys("dagster/azure/source_failed/") == [failure_marker_key("source_failed", P1)]
+    assert PartitionStore(store).find("source_failed", P1).status == "failed"
+    assert run(store, [reads_failed]).success

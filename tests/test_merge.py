@@ -1,4 +1,4 @@
-"""The partition merge, one test per rule of legacy-collector.md section 4 (small hand-made frames)."""
+"""The partition merge, one test per rule of docs/contract.md "The merge" (small hand-made frames)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from spotlake_assets.core.timekeys import DESIRED_COUNT_CYCLE
 from spotlake_assets.core.transforms.merge import (
     PRICE_COLUMNS,
     SPS_COLUMNS,
@@ -15,7 +16,6 @@ from spotlake_assets.core.transforms.merge import (
     step_below,
 )
 from spotlake_assets.core.transforms.state import ROW_COLUMNS, ROW_DTYPES, state_to_frame
-from spotlake_assets.partitions import DESIRED_COUNT_CYCLE
 
 T0 = datetime(2026, 11, 28, 10, 20, tzinfo=UTC)
 REGIONS = {

@@ -9,33 +9,34 @@ import pickle
 from datetime import UTC, datetime
 
 import pandas as pd
-from dagster import AssetKey, DagsterInstance, build_schedule_context, materialize
+from dagster import AssetKey, DagsterInstance, build_schedule_context
 
+from resources.aws import make_client
 from resources.clock import Clock
-from resources.io_manager import read_frame
-from spotlake_assets.core.layout import LATEST_JSON_KEY, key_stem, public_csv_key, raw_key_stem
-from spotlake_assets.dataset.history import azure_dynamodb_history
-from spotlake_assets.dataset.outputs import azure_public_outputs
-from spotlake_assets.dataset.snapshot import azure_spot_snapshot
+from resources.legacy_history import import_partitions
+from spotlake_assets.core import names
+from spotlake_assets.core.layout import LATEST_JSON_KEY, frame_key, public_csv_key
+from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START, data_time
 from spotlake_assets.defs import build_resources
-from spotlake_assets.jobs import collect_schedule, request_pool_schedule
+from spotlake_assets.jobs import build_jobs
 from spotlake_assets.local.aws import provision
 from spotlake_assets.local.run import run_partitions
-from spotlake_assets.partitions import data_time
-from spotlake_assets.sources.eviction import azure_eviction_raw
-from spotlake_assets.sources.price import azure_price_raw
-from spotlake_assets.sources.sps import azure_sps_raw
+from spotlake_assets.partitions import Partitions
 
-from .stack import fail_sps_source, forget_merged, run_assets, s3_client, start, table_items, use_stack
+from .stack import (
+    fail_sps_source,
+    forget_merged,
+    graph,
+    load_frame,
+    materialize_only,
+    run_assets,
+    s3_client,
+    start,
+    table_items,
+    use_stack,
+)
 
-GRAPH = [
-    azure_price_raw,
-    azure_eviction_raw,
-    azure_sps_raw,
-    azure_spot_snapshot,
-    azure_dynamodb_history,
-    azure_public_outputs,
-]
+GRAPH = graph(*names.TEN_MINUTE_ASSETS)
 RANGE = ["2026-11-26-10:00", "2026-11-26-10:10", "2026-11-26-10:20", "2026-11-26-10:30"]
 
 
@@ -44,6 +45,7 @@ def ranged(keys: list[str]) -> dict[str, str]:
 
 
 def test_schedules_ask_for_the_partition_that_just_closed():
+    _, (collect_schedule, request_pool_schedule) = build_jobs(Partitions.starting_at(DEFAULT_PARTITION_START))
     with DagsterInstance.ephemeral() as instance:
         tick = build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 10, 20, tzinfo=UTC)
@@ -67,34 +69,36 @@ def test_a_range_is_backfilled_in_one_run_from_stored_snapshots(monkeypatch):
         assert run_partitions(stack, RANGE).success
         history = resources["history"]
         live = history.count_items()
-        live_state = resources["store"].get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet")
+        live_state = resources["store"].get(frame_key("azure_spot_state", RANGE[-1]))
         forget_merged(stack, resources)
 
         # a day later: every partition of the range is in the past
         resources["clock"] = Clock(frozen_at=datetime(2026, 11, 27, 12, tzinfo=UTC).isoformat())
         with DagsterInstance.ephemeral() as instance:
-            result = materialize(GRAPH, resources=resources, instance=instance, tags=ranged(RANGE))
+            result = materialize_only(GRAPH, resources, instance, tags=ranged(RANGE))
             assert result.success
             runs = instance.get_runs()
         assert len(runs) == 1
         assert history.count_items() == live
-        assert resources["store"].get(key_stem("azure_spot_state", RANGE[-1]) + ".parquet") == live_state
+        assert resources["store"].get(frame_key("azure_spot_state", RANGE[-1])) == live_state
 
 
 def legacy_frames(monkeypatch, key: str) -> dict[str, pd.DataFrame]:
     """Raw frames of a partition in the legacy columns, made by collecting it once on a scratch stack."""
     with start(seed=5) as scratch:
         store = use_stack(scratch, monkeypatch)["store"]
-        assert run_assets(scratch, monkeypatch, [azure_price_raw, azure_eviction_raw], key, data_time(key)).success
-        return {a: read_frame(store, raw_key_stem(a, key)) for a in ("azure_price_raw", "azure_eviction_raw")}
+        sources = graph("azure_price_raw", "azure_eviction_raw")
+        assert run_assets(scratch, monkeypatch, sources, key, data_time(key)).success
+        return {a: load_frame(store, a, key) for a in ("azure_price_raw", "azure_eviction_raw")}
 
 
-def test_legacy_pickles_are_imported_and_merged(monkeypatch):
-    """Legacy history (gzip pickles at the legacy keys, legacy columns, SPS at the legacy's own desired count)
-    in a trusted import bucket is backfilled through the whole graph and published."""
+def test_legacy_pickles_are_converted_offline_then_backfilled(monkeypatch):
+    """Legacy history (gzip pickles at the legacy keys, legacy columns, SPS at the legacy's own desired count) in a
+    trusted bucket is converted to Parquet by the offline import, then backfilled through the whole graph and
+    published."""
     keys = RANGE[:2]
     frames = {key: legacy_frames(monkeypatch, key) for key in keys}
-    with start(extra_env={"SPOTLAKE_LEGACY_IMPORT_BUCKET": "spotlake-legacy"}) as stack:
+    with start() as stack:
         use_stack(stack, monkeypatch)
         provision(stack.aws.endpoint_url, ["spotlake-legacy"], "us-west-2")
         s3 = s3_client(stack)
@@ -126,17 +130,19 @@ def test_legacy_pickles_are_imported_and_merged(monkeypatch):
                 s3.put_object(Bucket="spotlake-legacy", Key=k, Body=gzip.compress(pickle.dumps(frame)))
 
         resources = build_resources(stack.settings)
-        assert resources["store"].legacy_import_bucket == "spotlake-legacy"
+        client = make_client("s3", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2")
+        report = import_partitions(client, "spotlake-legacy", resources["store"], keys)
+        assert len(report.written) == 6 and report.missing == []
         with DagsterInstance.ephemeral() as instance:
-            result = materialize(GRAPH, resources=resources, instance=instance, tags=ranged(keys))
+            result = materialize_only(GRAPH, resources, instance, tags=ranged(keys))
         assert result.success
         store = resources["store"]
         for key in keys:
             csv = pd.read_csv(io.BytesIO(gzip.decompress(store.get(public_csv_key(key)))))
             assert set(csv["DesiredCount"]) == {legacy_counts[key]}
             assert len(csv) == 4 and set(csv["Score"]) == {3}
-            # imported snapshots are now stored as Parquet beside the legacy layout
-            assert store.get(raw_key_stem("azure_price_raw", key) + ".parquet") is not None
+            # converted snapshots are stored as Parquet beside the legacy layout
+            assert store.get(frame_key("azure_price_raw", key)) is not None
         assert store.get(LATEST_JSON_KEY) is not None
         assert resources["history"].count_items() > 0
 
@@ -144,7 +150,7 @@ def test_legacy_pickles_are_imported_and_merged(monkeypatch):
 def test_materializations_record_duration_rows_and_peak_rss(monkeypatch):
     with start() as stack, DagsterInstance.ephemeral() as instance:
         key = RANGE[0]
-        assert run_assets(stack, monkeypatch, [azure_price_raw], key, data_time(key), instance=instance).success
+        assert run_assets(stack, monkeypatch, graph("azure_price_raw"), key, data_time(key), instance=instance).success
         event = instance.get_latest_materialization_event(AssetKey("azure_price_raw"))
         metadata = event.asset_materialization.metadata
         assert metadata["rows"].value > 0
@@ -165,7 +171,7 @@ def test_a_backfill_over_a_partition_whose_source_failed_live_remakes_its_partia
 
         resources["clock"] = Clock(frozen_at=datetime(2026, 11, 27, 12, tzinfo=UTC).isoformat())
         with DagsterInstance.ephemeral() as instance:
-            result = materialize(GRAPH, resources=resources, instance=instance, tags=ranged(RANGE[:2]))
+            result = materialize_only(GRAPH, resources, instance, tags=ranged(RANGE[:2]))
         assert result.success
         merged = [
             e

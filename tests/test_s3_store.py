@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,7 +24,7 @@ def test_round_trip_writes_only_the_write_bucket(make_store, buckets, s3_admin):
     assert store.get("state/a.json") == b'{"a": 1}'
     assert store.get_with_source("state/a.json") == (b'{"a": 1}', buckets.write)
     assert store.head("state/a.json")["ContentType"] == "application/json"
-    assert store.get_etag("state/a.json") == etag
+    assert store.head("state/a.json")["ETag"] == etag
     assert "Contents" not in s3_admin.list_objects_v2(Bucket=buckets.read)
 
 
@@ -57,37 +58,32 @@ def test_list_keys_pages_through_a_prefix(make_store, buckets, s3_admin):
     store.put("other/1", b"x")
     s3_admin.put_object(Bucket=buckets.read, Key="raw/2026/read-only", Body=b"x")
     listings: list[str] = []
-    store.client.meta.events.register(
-        "before-send.s3.ListObjectsV2", lambda request, **_: listings.append(request.url)
-    )
+    store.client.meta.events.register("before-send.s3.ListObjectsV2", lambda request, **_: listings.append(request.url))
 
     assert store.list_keys("raw/", page_size=2) == [f"raw/2026/{i:02d}" for i in range(5)]
     assert len(listings) == 3  # five keys, two a page
     assert store.list_keys("raw/", bucket=buckets.read) == ["raw/2026/read-only"]
 
 
-def test_write_to_another_bucket_is_refused_without_any_request(make_store, buckets):
+def test_the_store_can_write_only_its_write_bucket(make_store, buckets, s3_admin):
+    """`put` has no bucket argument: the read bucket is unreachable for writes whatever the caller does."""
     store = make_store()
-    sent: list[str] = []
-    store.client.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.url))
-    store.put("allowed", b"x")
-    assert len(sent) == 1  # the hook sees the store's requests
-
-    with pytest.raises(WriteRefusedError) as err:
-        store.put_to(buckets.read, "rawdata/azure/x.parquet", b"x")
-    assert len(sent) == 1
-    message = str(err.value)
-    assert f"s3://{buckets.read}/rawdata/azure/x.parquet" in message and repr(buckets.write) in message
+    store.put("rawdata/azure/x.parquet", b"x")
+    assert s3_admin.get_object(Bucket=buckets.write, Key="rawdata/azure/x.parquet")["Body"].read() == b"x"
+    assert store.list_keys("", bucket=buckets.read) == []
 
 
-def test_refusal_happens_before_any_client_or_connection():
+@pytest.mark.parametrize("env", ["test", "local"])
+def test_the_production_bucket_is_refused_outside_prod_before_any_client_or_connection(env):
     from resources.s3 import S3Store
 
     # nothing listens on port 9: any attempt to connect would fail (slowly, with retries) or time out
-    store = S3Store(write_bucket="spotlake-test", read_bucket="spotlake", endpoint_url="http://127.0.0.1:9")
+    store = S3Store(env=env, write_bucket="spotlake", read_bucket="spotlake", endpoint_url="http://127.0.0.1:9")
     started = time.monotonic()
-    with pytest.raises(WriteRefusedError, match="s3://spotlake/latest_data/latest_azure.json"):
-        store.put_to("spotlake", "latest_data/latest_azure.json", b"[]", public=True)
+    with pytest.raises(WriteRefusedError, match=f"production bucket 'spotlake'.*{env}"):
+        store.put("latest_data/latest_azure.json", b"[]", public=True)
+    with pytest.raises(WriteRefusedError):
+        store.get("latest_data/latest_azure.json")
     assert time.monotonic() - started < 0.5
     assert store._client is None  # no client was even created
 
@@ -103,29 +99,45 @@ def test_public_writes_carry_the_public_read_acl(make_store, buckets, s3_admin):
 
 def test_two_writers_with_the_same_etag_one_wins(make_store, buckets):
     first, second = make_store(), make_store()
-    first.put("sps/state.json", b"v0")
-    body_a, etag_a = first.get_for_update("sps/state.json")
-    body_b, etag_b = second.get_for_update("sps/state.json")
-    assert body_a == body_b == b"v0" and etag_a == etag_b is not None
-
-    new_etag = first.put("sps/state.json", b"v1-first", if_match=etag_a)
+    etag = first.put("sps/state.json", b"v0")
+    new_etag = first.put("sps/state.json", b"v1-first", if_match=etag)
     with pytest.raises(PreconditionFailed) as err:
-        second.put("sps/state.json", b"v1-second", if_match=etag_b)
+        second.put("sps/state.json", b"v1-second", if_match=etag)
     assert f"s3://{buckets.write}/sps/state.json" in str(err.value)
-    assert second.get_for_update("sps/state.json") == (b"v1-first", new_etag)
-
-
-def test_create_only_write_and_initial_value_from_the_read_bucket(make_store, buckets, s3_admin):
-    s3_admin.put_object(Bucket=buckets.read, Key="sps/learned.json", Body=b"prod-list")
-    first, second = make_store(), make_store()
-
-    # the initial value comes from the read bucket, with no ETag: write back create-only
-    assert first.get_for_update("sps/learned.json") == (b"prod-list", None)
-    first.put("sps/learned.json", b"test-list", if_none_match=True)
+    assert second.head("sps/state.json")["ETag"] == new_etag
     with pytest.raises(PreconditionFailed, match="If-None-Match"):
-        second.put("sps/learned.json", b"other-list", if_none_match=True)
-    assert first.get("sps/learned.json") == b"test-list"
-    assert first.get_for_update("no/state") == (None, None)
+        second.put("sps/state.json", b"other", if_none_match=True)
+
+
+def test_concurrent_updates_lose_nothing_and_start_from_the_read_bucket(make_store, buckets, s3_admin):
+    """Eight writers each append their name 5 times through `update`: every append survives, and the first
+    version came from the read bucket, which stays untouched."""
+    s3_admin.put_object(Bucket=buckets.read, Key="sps/learned.json", Body=b"prod")
+    stores = [make_store() for _ in range(8)]
+
+    def append(store, name):
+        for _ in range(5):
+            store.update(
+                "sps/learned.json",
+                lambda body: ((body or b"") + b"," + name.encode(), None),
+                content_type="text/plain",
+                sleep=lambda s: None,
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(append, stores, [f"w{i}" for i in range(8)]))
+    parts = stores[0].get("sps/learned.json").split(b",")
+    assert parts[0] == b"prod" and sorted(parts[1:]) == sorted(f"w{i}".encode() for i in range(8) for _ in range(5))
+    assert s3_admin.get_object(Bucket=buckets.read, Key="sps/learned.json")["Body"].read() == b"prod"
+
+
+def test_an_update_that_changes_nothing_writes_nothing(make_store):
+    store = make_store()
+    store.put("k.json", b"same")
+    etag = store.head("k.json")["ETag"]
+    assert store.update("k.json", lambda body: (body, "kept"), content_type="application/json") == "kept"
+    assert store.update("k.json", lambda body: (None, "skipped"), content_type="application/json") == "skipped"
+    assert store.head("k.json")["ETag"] == etag
 
 
 def test_rewriting_identical_bytes_keeps_the_etag(make_store):

@@ -32,10 +32,17 @@ def test_default_is_local_with_local_endpoints():
 
 
 def test_every_setting_overridable():
-    environ = {"SPOTLAKE_ENV": "prod", **{var: f"value-of-{name}" for name, var in ENV_VARS.items()}}
+    values = {name: f"value-of-{name}" for name in ENV_VARS} | {"partition_start": "2027-01-01-00:00"}
+    environ = {"SPOTLAKE_ENV": "prod", **{ENV_VARS[name]: value for name, value in values.items()}}
     s = load_settings(environ)
-    for name in ENV_VARS:
-        assert getattr(s, name) == f"value-of-{name}"
+    for name, value in values.items():
+        assert getattr(s, name) == value
+
+
+@pytest.mark.parametrize("start", ["2026-11-01", "2026-11-01-00:05", "tomorrow"])
+def test_a_partition_start_that_is_not_a_partition_key_is_refused(start):
+    with pytest.raises(SettingsError, match=f"SPOTLAKE_PARTITION_START.*{start}"):
+        load_settings({"SPOTLAKE_PARTITION_START": start})
 
 
 def test_unknown_environment_lists_valid_ones():

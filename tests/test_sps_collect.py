@@ -12,17 +12,16 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from resources.io_manager import read_frame
-from resources.sps_state import STATE_KEY
-from spotlake_assets.core.layout import key_stem, raw_key_stem
+from spotlake_assets.core.layout import ROTATION_STATE_KEY as STATE_KEY
 from spotlake_assets.core.sps.answers import COLUMNS
 from spotlake_assets.core.sps.rotation import CALLS_PER_WINDOW, RotationState, pair_order
+from spotlake_assets.core.timekeys import data_time, desired_count
 from spotlake_assets.defs import build_resources
-from spotlake_assets.partitions import data_time, desired_count
-from spotlake_assets.sources.price import azure_price_raw
-from spotlake_assets.sources.sps import azure_sps_raw, azure_sps_request_pool
 
-from .stack import check_evaluations, metadata, run_assets, start
+from .stack import check_evaluations, graph, load_frame, metadata, run_assets, start
+
+[azure_price_raw] = graph("azure_price_raw")
+azure_sps_request_pool, azure_sps_raw = graph("azure_sps_request_pool", "azure_sps_raw")
 
 DAY = "2026-11-26"
 FIRST = f"{DAY}-00:00"  # the day's first partition: its price snapshot makes the day's pool
@@ -47,11 +46,11 @@ def stored_state(stack) -> RotationState:
 
 
 def sps_rows(stack, partition: str) -> pd.DataFrame:
-    return read_frame(build_resources(stack.settings)["store"], raw_key_stem("azure_sps_raw", partition))
+    return load_frame(build_resources(stack.settings)["store"], "azure_sps_raw", partition)
 
 
 def pool_of(stack, day: str = DAY) -> pd.DataFrame:
-    return read_frame(build_resources(stack.settings)["store"], key_stem("azure_sps_request_pool", day))
+    return load_frame(build_resources(stack.settings)["store"], "azure_sps_request_pool", day)
 
 
 def check_result(result, name: str = "sps_coverage"):

@@ -1,4 +1,4 @@
-"""Each rule of legacy-collector.md section 2, with small hand-made rows."""
+"""Each rule of docs/contract.md "Interruption frequency", with small hand-made rows."""
 
 import pandas as pd
 

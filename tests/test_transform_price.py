@@ -1,4 +1,4 @@
-"""Each cleaning rule of legacy-collector.md section 1, with small hand-made items."""
+"""Each cleaning rule of docs/contract.md "Prices", with small hand-made items."""
 
 from datetime import UTC, datetime
 

@@ -1,6 +1,6 @@
 """Item keys of the Azure time series in DynamoDB (tables `azure`, `azure-test`, `azure-local`).
 
-What the store must serve (design.md "The time series in DynamoDB", legacy-collector.md section 7), with
+What the store must serve (docs/contract.md "The time series"), with
 `Query`/`GetItem` only, never `Scan`: one instance type, one region or all, one zone or all, a time range of
 at most a month, plus the value of every matching series as of the range's start. Only changed rows are
 stored, so "as of start" is the last point before start, which may lie far back.

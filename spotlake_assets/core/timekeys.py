@@ -6,7 +6,6 @@ time, exactly as the legacy run at 10:20 did; so a partition's *data time* is th
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 PARTITION_FMT = "%Y-%m-%d-%H:%M"
@@ -14,11 +13,6 @@ PARTITION_MINUTES = 10
 PARTITION_LENGTH = timedelta(minutes=PARTITION_MINUTES)
 # Recent, not years back: Dagster recommends at most 100,000 partitions (about two years of 10-minute ones).
 DEFAULT_PARTITION_START = "2026-11-01-00:00"
-
-
-def partition_start() -> str:
-    """SPOTLAKE_PARTITION_START, else the default; read once when the assets are defined."""
-    return os.environ.get("SPOTLAKE_PARTITION_START", "").strip() or DEFAULT_PARTITION_START
 
 
 def parse_partition_key(key: str) -> datetime:
@@ -35,6 +29,23 @@ def data_time(partition_key: str) -> datetime:
     if start.minute % PARTITION_MINUTES or start.second:
         raise ValueError(f"partition key {partition_key!r} is not on a 10-minute boundary")
     return start + PARTITION_LENGTH
+
+
+def check_partition_key(key: str) -> str:
+    """`key` if it names a 10-minute partition (YYYY-MM-DD-HH:MM on a 10-minute boundary), else ValueError."""
+    data_time(key)
+    return key
+
+
+def previous_partition_key(partition_key: str) -> str:
+    """The partition just before `partition_key` (whether or not the partitions definition still has it)."""
+    return partition_key_for_data_time(data_time(partition_key) - PARTITION_LENGTH)
+
+
+def partitions_ending_at(last: str, count: int) -> list[str]:
+    """`count` consecutive partition keys, oldest first, the last being `last`."""
+    end = data_time(last)
+    return [partition_key_for_data_time(end - PARTITION_LENGTH * i) for i in reversed(range(count))]
 
 
 def partition_key_for_data_time(t: datetime) -> str:
@@ -54,7 +65,7 @@ def format_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# SPS desired counts, cycled one per partition (legacy-collector.md section 3).
+# SPS desired counts, cycled one per partition (docs/contract.md "Spot Placement Scores").
 DESIRED_COUNT_CYCLE = (1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
 
 

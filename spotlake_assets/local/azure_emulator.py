@@ -1,6 +1,6 @@
 """A local Azure emulator: Retail Prices API, Resource Graph, Spot Placement Scores and an Entra ID login.
 
-It answers with the exact shapes and errors of legacy-collector.md sections 1-3, over real HTTP (and HTTPS
+It answers with the exact shapes and errors of docs/contract.md "Sources", over real HTTP (and HTTPS
 with a trustme CA for the login endpoint, so the real azure-identity/MSAL client works against it). Its data
 come from `catalogue` (a pure function of seed, scale and the 10-minute epoch of the emulator clock); its
 behaviour is tuned by the knobs of `EmulatorConfig`, changeable while running, in-process (`configure`) or

@@ -1,27 +1,19 @@
-"""Run the whole graph for consecutive partitions on the local stack, each replayed at its own data time."""
+"""Run the real jobs for consecutive partitions on the local stack, each replayed at its own data time."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from dagster import DagsterInstance, materialize
+from dagster import DagsterInstance, Definitions
 
 from resources.clock import Clock
-from resources.io_manager import MissingSnapshotError, read_frame
-from spotlake_assets.core.layout import key_stem
 
-from ..dataset.history import azure_dynamodb_history
-from ..dataset.outputs import azure_public_outputs
-from ..dataset.snapshot import azure_spot_snapshot
-from ..defs import build_resources
-from ..partitions import data_time, desired_count
-from ..sources.eviction import azure_eviction_raw
-from ..sources.price import azure_price_raw
-from ..sources.sps import azure_sps_raw, azure_sps_request_pool
+from ..core import names
+from ..core.timekeys import data_time, desired_count
+from ..defs import build_definitions, build_resources
 from .stack import LocalStack
 
-COLLECT = [azure_price_raw, azure_eviction_raw]
-MERGE_AND_PUBLISH = [azure_sps_raw, azure_spot_snapshot, azure_dynamodb_history, azure_public_outputs]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -38,7 +30,7 @@ class PartitionSummary:
 class RunReport:
     partitions: list[PartitionSummary] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    dynamodb_items: int = 0
+    items_written: int = 0  # DynamoDB points written by the runs (from their metadata: no table scan)
     output_keys: list[str] = field(default_factory=list)  # every key in the write bucket
 
     @property
@@ -56,43 +48,55 @@ def _metadata(result, asset: str) -> dict:
 
 
 def run_partitions(stack: LocalStack, keys: list[str]) -> RunReport:
+    """Materialize `azure_collect_10min` for each partition, as the schedule would at its data time, and the day's
+    request pool after the day's first partition (as its 00:15 schedule does; until then the first run builds
+    one from its own prices)."""
     report = RunReport()
-    resources = build_resources(stack.settings)
-    store = resources["store"]
+    pools: set[str] = set()
     with DagsterInstance.ephemeral() as instance:
         for key in keys:
             t = data_time(key)
             stack.emulator.set_time(t)
-            resources["clock"] = Clock(frozen_at=t.isoformat())
+            defs = build_definitions(stack.settings, clock=Clock(frozen_at=t.isoformat()))
 
-            def run(assets, partition, resources=resources):
-                result = materialize(assets, partition_key=partition, resources=resources, instance=instance,
-                                     raise_on_error=False, run_config=QUIET)
+            def run(job: str, partition: str, defs: Definitions = defs):
+                result = defs.resolve_job_def(job).execute_in_process(
+                    partition_key=partition, instance=instance, raise_on_error=False, run_config=QUIET
+                )
                 report.failures += [f"{partition} {e.step_key}" for e in result.all_events if e.is_step_failure]
                 return result
 
-            collected = run(COLLECT, key)
-            day = key[:10]
-            try:
-                read_frame(store, key_stem("azure_sps_request_pool", day))
-            except MissingSnapshotError:
-                run([azure_sps_request_pool], day)
-            published = run(MERGE_AND_PUBLISH, key)
-            rows = {a: _metadata(collected, a).get("rows", 0) for a in ("azure_price_raw", "azure_eviction_raw")}
-            rows.update({a: _metadata(published, a).get("rows", 0) for a in ("azure_sps_raw", "azure_spot_snapshot")})
-            snapshot = _metadata(published, "azure_spot_snapshot")
+            result = run(names.COLLECT_JOB, key)
+            day = f"{t:%Y-%m-%d}"
+            if day not in pools:
+                run(names.REQUEST_POOL_JOB, day)
+                pools.add(day)
+            snapshot = _metadata(result, names.SNAPSHOT)
+            written = _metadata(result, names.HISTORY).get("items_written", 0)
+            report.items_written += written
             report.partitions.append(
                 PartitionSummary(
                     partition=key,
                     desired_count=desired_count(key),
-                    rows=rows,
-                    changes_written=_metadata(published, "azure_dynamodb_history").get("items_written", 0),
+                    rows={a: _metadata(result, a).get("rows", 0) for a in (*names.RAW_SOURCES, names.SNAPSHOT)},
+                    changes_written=written,
                     missing_sources=list(snapshot.get("missing_sources", [])),
                 )
             )
-    report.dynamodb_items = resources["history"].count_items()
-    report.output_keys = sorted(store.list_keys(""))
+    report.output_keys = sorted(build_resources(stack.settings)["store"].list_keys(""))  # type: ignore[attr-defined]
     return report
+
+
+def run_range(stack: LocalStack, keys: list[str], now: datetime, instance: DagsterInstance):
+    """Materialize `azure_collect_10min` over consecutive past partitions in one run (a single-run backfill), the
+    clock at `now`: raw snapshots are imported from storage and the merge runs the range oldest first."""
+    defs = build_definitions(stack.settings, clock=Clock(frozen_at=now.isoformat()))
+    return defs.resolve_job_def(names.COLLECT_JOB).execute_in_process(
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        run_config=QUIET,
+        raise_on_error=False,
+    )
 
 
 def summary_lines(report: RunReport, bucket: str) -> list[str]:
@@ -100,11 +104,11 @@ def summary_lines(report: RunReport, bucket: str) -> list[str]:
     for p in report.partitions:
         r = p.rows
         lines.append(
-            f"{p.partition}  {p.desired_count:>5}  {r['azure_price_raw']:>5}  {r['azure_eviction_raw']:>5}  "
-            f"{r['azure_sps_raw']:>5}  {r['azure_spot_snapshot']:>6}  {p.changes_written:>15}  "
+            f"{p.partition}  {p.desired_count:>5}  {r[names.PRICE_RAW]:>5}  {r[names.EVICTION_RAW]:>5}  "
+            f"{r[names.SPS_RAW]:>5}  {r[names.SNAPSHOT]:>6}  {p.changes_written:>15}  "
             f"{', '.join(p.missing_sources) or '-'}"
         )
-    lines.append(f"\nitems in DynamoDB: {report.dynamodb_items}")
+    lines.append(f"\nitems written to DynamoDB: {report.items_written}")
     lines.append(f"S3 keys written (s3://{bucket}/):")
     lines += [f"  {k}" for k in report.output_keys]
     lines += [f"FAILED {f}" for f in report.failures]

@@ -1,42 +1,40 @@
 """Interruption frequency (IF) from Azure Resource Graph spot eviction rates."""
 
-from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
 
 from resources.azure import AzureResource
 from resources.clock import Clock
 from resources.s3 import S3Store
-from spotlake_assets.core.transforms.eviction import clean_eviction
 
-from ..partitions import TEN_MINUTE_PARTITIONS
-from .outcome import collected_check, raw_outputs
+from ..core import names
+from ..core.transforms.eviction import clean_eviction
+from ..partitions import Partitions
+from .collection import raw_snapshot, source_asset
 
 
-@asset(
-    partitions_def=TEN_MINUTE_PARTITIONS,
-    group_name="collect",
-    kinds={"azure", "pandas"},
-    check_specs=[collected_check("azure_eviction_raw")],
-    backfill_policy=BackfillPolicy.single_run(),
-)
-def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock, store: S3Store):
-    """Interruption frequency of every (region, size) Azure reports a spot eviction rate for, as IF
-    (0-5% -> 3.0, 5-10% -> 2.5, 10-15% -> 2.0, 15-20% -> 1.5, 20+% -> 1.0; higher is better).
+def build_eviction_asset(partitions: Partitions) -> AssetsDefinition:
+    @source_asset(names.EVICTION_RAW, partitions)
+    def azure_eviction_raw(context: AssetExecutionContext, azure: AzureResource, clock: Clock, store: S3Store):
+        """Interruption frequency of every (region, size) Azure reports a spot eviction rate for, as IF
+        (0-5% -> 3.0, 5-10% -> 2.5, 10-15% -> 2.0, 15-20% -> 1.5, 20+% -> 1.0; higher is better).
 
-    Tier and type keep Azure Resource Graph's lower-case spelling; joins elsewhere are case-insensitive.
-    Sovereign clouds are left out; unknown rate strings are dropped and counted in `unknown_rates`.
-    Collected live for the partition that has just closed; past partitions import their stored snapshot.
-    """
+        Tier and type keep Azure Resource Graph's lower-case spelling; joins elsewhere are case-insensitive.
+        Sovereign clouds are left out; unknown rate strings are dropped and counted in `unknown_rates`.
+        Collected live for the partition that has just closed; past partitions import their stored snapshot.
+        """
 
-    def collect(t):
-        http = azure.http()
-        fetched = azure.graph_client(http).eviction_rates()
-        table, unknown = clean_eviction(fetched.rows)
-        return table, {
-            "source_rows": len(fetched.rows),
-            "unknown_rates": unknown,
-            "pages": fetched.pages,
-            "retries": http.retries,
-            "data_time": MetadataValue.timestamp(t),
-        }
+        def collect(t):
+            http = azure.http()
+            fetched = azure.graph_client(http).eviction_rates()
+            table, unknown = clean_eviction(fetched.rows)
+            return table, {
+                "source_rows": len(fetched.rows),
+                "unknown_rates": unknown,
+                "pages": fetched.pages,
+                "retries": http.retries,
+                "data_time": MetadataValue.timestamp(t),
+            }
 
-    yield from raw_outputs(context, "azure_eviction_raw", store, clock, collect)
+        yield from raw_snapshot(context, names.EVICTION_RAW, store, clock, collect)
+
+    return azure_eviction_raw

@@ -1,4 +1,4 @@
-"""SPS answers -> dataset rows, and what Azure's HTTP 400 bodies teach (legacy-collector.md section 3)."""
+"""SPS answers -> dataset rows, and what Azure's HTTP 400 bodies teach (docs/contract.md "Spot Placement Scores")."""
 
 from __future__ import annotations
 

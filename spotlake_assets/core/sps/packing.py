@@ -1,6 +1,6 @@
 """Pack (region code, size name) pairs into few SPS requests of at most 8 regions x 5 sizes.
 
-An SPS call asks for the cross product of its regions and sizes (legacy-collector.md section 3), so the
+An SPS call asks for the cross product of its regions and sizes (docs/contract.md "Spot Placement Scores"), so the
 request pool is a cover of the offered pairs by small bicliques; each call spends scarce quota.
 
 Method (chosen by measurement, see benchmarks/sps_packing.py): greedy maximum coverage. Each step builds a few

@@ -1,8 +1,8 @@
 """SPS quota rotation over (subscription, URL location) pairs, as a pure, JSON-serialisable state machine.
 
-Rules (legacy-collector.md section 3): pairs are used round-robin, continuing after the last pair used; a pair
-takes at most 10 calls in any sliding 62 minutes; a pair that answered 429 is parked for 62 minutes. The state
-also carries what the collector learned: invalid regions, invalid sizes and the usable URL locations.
+Rules (docs/design.md "Spot Placement Scores and the quota"): pairs are used round-robin, continuing after the
+last pair used; a pair takes at most 10 calls in any sliding 62 minutes; a pair that answered 429 is parked for 62
+minutes. The state also carries what the collector learned: invalid regions, invalid sizes and the usable URL locations.
 
 Every function returns a new state and never mutates its input, so a caller can write the new state with a
 conditional put *before* calling Azure (a reserved call counts even if it later fails) and, on a conflicting

@@ -1,5 +1,5 @@
 """Spot eviction rates from Azure Resource Graph into the interruption-frequency (IF) table
-(legacy-collector.md section 2). Pure pandas."""
+(docs/contract.md "Interruption frequency"). Pure pandas."""
 
 from __future__ import annotations
 

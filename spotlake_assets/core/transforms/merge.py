@@ -1,4 +1,4 @@
-"""The merge of one 10-minute partition: price x IF x SPS + T2/T3 (legacy-collector.md section 4).
+"""The merge of one 10-minute partition: price x IF x SPS + T2/T3 (docs/contract.md "The merge").
 
 The legacy merge's faults are fixed here:
 - join keys are stripped and case-folded on every side, while published values keep the price API's
@@ -7,13 +7,13 @@ The legacy merge's faults are fixed here:
 - T2/T3 are carried per workload (tier, type, region, zone) in the state across the whole 1..50 cycle;
 - change detection compares with the last *stored* value of the same series, never with `Time`.
 
-What a partition's rows are (design.md "Partitions"): one row for every series (tier, type, region, zone,
+What a partition's rows are (docs/contract.md "The merge"): one row for every series (tier, type, region, zone,
 desired count) known in the previous state or answered by this partition's SPS, with the *current* price
 and IF of its (tier, type, region) and its last known Score/T2/T3; only the series at this partition's
 desired count take new Score/T2/T3. So a price change shows at once in every desired count and zone.
 
 T2/T3 of series at other desired counts: they keep the values stored with them, i.e. T2/T3 as computed
-when their count was last asked. design.md says "Score, T2 and T3 change only for the series at the
+when their count was last asked. docs/contract.md says "Score, T2 and T3 change only for the series at the
 partition's desired count"; copying a workload's current T2/T3 into all its counts would instead write
 every count of the workload each time T2/T3 moves. The workload's current T2/T3 is in `state.workloads`.
 
@@ -115,7 +115,7 @@ def _require(frame: pd.DataFrame, columns: list[str], source: str) -> None:
 
 
 def _public(frame: pd.DataFrame, code_column: str) -> pd.DataFrame:
-    """Rows of `frame` outside the sovereign clouds, judged by region code (legacy-collector.md 1.3)."""
+    """Rows of `frame` outside the sovereign clouds, judged by region code (docs/contract.md "Prices", step 4)."""
     return frame[~sovereign_mask(frame[code_column]).to_numpy()]
 
 

@@ -1,6 +1,6 @@
 """The public files of the dataset, built from frames (pure; the writer stores the bytes).
 
-- `latest_data/latest_azure.json`: JSON records with an `id`, the fields of legacy-collector.md section 7. One row
+- `latest_data/latest_azure.json`: JSON records with an `id`, the fields of docs/contract.md "The time series". One row
   per workload (tier, type, region, zone), the way the web site's table shows them: the last known row of its
   series at desired count 1 (the smallest count known, until count 1 has been asked), with the workload's
   current T2/T3.

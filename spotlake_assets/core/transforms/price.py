@@ -1,4 +1,4 @@
-"""Cleaning of Azure Retail Prices items into the spot price table (legacy-collector.md section 1).
+"""Cleaning of Azure Retail Prices items into the spot price table (docs/contract.md "Prices").
 
 Pure pandas: items in, table out, no I/O, so every rule is tested with small hand-made frames.
 """

@@ -1,6 +1,7 @@
 """The state the Azure merge carries from one 10-minute partition to the next.
 
-design.md ("Partitions") makes this state a self-dependency on the previous partition, so it is plain data:
+docs/design.md ("The merged dataset and its state") makes this state a self-dependency on the previous
+partition, so it is plain data:
 
 - `series`: the last *stored* value of every series (tier, type, region, zone, desired count), in the
   merged row columns; change detection compares against it and the merge carries Score/T2/T3 of series
@@ -30,7 +31,7 @@ ROW_COLUMNS = [
 TEXT_COLUMNS = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "Time", "RegionCode"]
 FLOAT_COLUMNS = ["OndemandPrice", "SpotPrice", "Savings", "IF"]
 INT_COLUMNS = ["DesiredCount", "Score", "T2", "T3"]
-# Columns whose change makes a new point of the time series (legacy-collector.md 4.8; never Time).
+# Columns whose change makes a new point of the time series (docs/contract.md "The merge", step 8; never Time).
 COMPARED_COLUMNS = ["OndemandPrice", "SpotPrice", "IF", "Score", "T2", "T3"]
 
 WORKLOAD_COLUMNS = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "T2", "T3"]

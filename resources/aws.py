@@ -1,0 +1,47 @@
+"""boto3 clients and their errors, the same way for every AWS resource (S3, DynamoDB, SSM)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+
+def make_client(
+    service: str,
+    *,
+    endpoint_url: str | None,
+    region_name: str,
+    read_timeout: float = 30,
+    max_pool_connections: int = 16,
+) -> Any:
+    """A client with bounded standard retries (throttling included) and timeouts, from a session of its own
+    (boto3's default session is not safe to share between threads). Custom endpoints (moto) get path-style
+    S3 addressing, since they do not serve virtual-hosted bucket names."""
+    config = Config(
+        region_name=region_name,
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        max_pool_connections=max_pool_connections,
+        s3={"addressing_style": "path"} if endpoint_url and service == "s3" else None,
+    )
+    return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=config)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: ClientError) -> int | None:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def describe_error(exc: Exception) -> str:
+    """`HTTP status Code: message` of a botocore error (no request data, so no secret)."""
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message", "")
+        return f"HTTP {http_status(exc)} {error_code(exc)}: {message}".strip()
+    return f"{type(exc).__name__}: {exc}"
