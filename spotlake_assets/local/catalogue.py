@@ -11,7 +11,6 @@ every period boundary is a real change and the observed change share matches dri
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -21,8 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
-from importlib import resources
 from typing import Any
+
+from spotlake_assets.core import azure_regions
 
 SCALES = ("small", "full")
 EPOCH_SECONDS = 600
@@ -319,21 +319,18 @@ def period_index(epoch: int, drift_rate: float, series_hash: int) -> int:
 # catalogue
 
 
-@lru_cache(maxsize=1)
 def _region_table() -> tuple[tuple[str, str, bool], ...]:
-    text = resources.files(__package__).joinpath("azure_regions.csv").read_text(encoding="utf-8")
-    return tuple(
-        (r["code"], r["display_name"], r["sovereign"] == "true") for r in csv.DictReader(text.splitlines())
-    )
+    """(code, display name, sovereign) of the project's region list (spotlake_assets/core/azure_regions.csv)."""
+    return tuple((r.code, r.display_name, r.sovereign) for r in azure_regions.region_table())
 
 
 def public_region_codes() -> list[str]:
     """Public region codes in the order of azure_regions.csv (eastus, eastus2, westus, ...)."""
-    return [code for code, _, sovereign in _region_table() if not sovereign]
+    return azure_regions.public_region_codes()
 
 
 def sovereign_region_codes() -> list[str]:
-    return [code for code, _, sovereign in _region_table() if sovereign]
+    return azure_regions.sovereign_region_codes()
 
 
 def _all_sizes() -> Iterator[Size]:
