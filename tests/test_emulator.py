@@ -352,6 +352,18 @@ def test_unknown_knobs_and_bad_values_are_refused_by_name(emu: AzureEmulator) ->
         emu.configure(rate_500=2)
     with pytest.raises(ValueError, match="overrides"):
         emu.configure(overrides={"prices": {}})
+    bad_values = {
+        "arg_rows_per_page": 0,
+        "arg_unstable_unsorted_paging": "yes",
+        "arg_result_truncated": 1,
+        "arg_sku_name_path": "sku",
+        "eviction_rate_style": "percentage",
+    }
+    for knob, value in bad_values.items():
+        with pytest.raises(ValueError, match=knob):
+            emu.configure(**{knob: value})
+        r = requests.post(f"{emu.base_url}/_emulator/config", json={knob: value}, timeout=5)
+        assert r.status_code == 400 and knob in r.json()["error"]["message"]
 
 
 # ---- Resource Graph ------------------------------------------------------------------------------
@@ -383,6 +395,71 @@ def test_resource_graph_pages_with_skip_token_and_reports_quota(emu: AzureEmulat
     assert {r["evictionRate"] for r in rows} <= set(cat.EVICTION_BUCKETS)
     assert all(r["skuName"] == r["skuName"].lower() and "_" in r["skuName"] for r in rows)
     assert not {r["location"] for r in rows} & set(cat.sovereign_region_codes())
+
+
+SORTED_QUERY = (
+    "SpotResources | where type =~ 'microsoft.compute/skuspotevictionrate/location' "
+    "| project id, location, skuName = tostring(sku.name), evictionRate = tostring(properties.evictionRate) "
+    "| order by id asc"
+)
+
+
+def all_arg_rows(emu: AzureEmulator, token: str, query: str, top: int = 1000) -> tuple[list[dict], list[dict]]:
+    """Every row of every $skipToken page, and the page bodies."""
+    rows, bodies, options = [], [], {"$top": top}
+    while True:
+        r = arg(emu, token, options, query=query)
+        assert r.status_code == 200, r.text
+        bodies.append(r.json())
+        rows += bodies[-1]["data"]
+        if "$skipToken" not in bodies[-1]:
+            return rows, bodies
+        options = {"$top": top, "$skipToken": bodies[-1]["$skipToken"]}
+
+
+def test_resource_graph_rows_carry_their_id_and_sort_by_it(emu: AzureEmulator, token: str) -> None:
+    rows, _ = all_arg_rows(emu, token, SORTED_QUERY)
+    ids = [r["id"] for r in rows]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == len(cat.eviction_rows(key_at(T0)))
+    assert ids[0].startswith("/providers/Microsoft.Compute/skuSpotEvictionRate/")
+    assert {(r["location"], r["skuName"], r["evictionRate"]) for r in rows} == {
+        (r["location"], r["skuName"], r["evictionRate"]) for r in cat.eviction_rows(key_at(T0))
+    }
+
+
+def test_resource_graph_pages_move_rows_unless_sorted_by_id(emu: AzureEmulator, token: str) -> None:
+    """With the knob, the pages of an unsorted query repeat some rows and never serve others (same count); the
+    pages of a query sorted by id stay stable."""
+    emu.configure(arg_unstable_unsorted_paging=True, arg_rows_per_page=30)
+    unsorted, bodies = all_arg_rows(emu, token, EVICTION_QUERY)
+    every = list(cat.eviction_rows(key_at(T0)))
+    keys = [(r["location"], r["skuName"]) for r in unsorted]
+    assert len(bodies) > 2 and all(b["count"] == len(b["data"]) <= 30 for b in bodies)
+    assert len(unsorted) == len(every) == bodies[0]["totalRecords"]
+    assert len(set(keys)) < len(keys)  # repeated ...
+    assert {(r["location"], r["skuName"]) for r in every} - set(keys)  # ... and missing
+    stable, _ = all_arg_rows(emu, token, SORTED_QUERY)
+    assert len({r["id"] for r in stable}) == len(stable) == len(every)
+
+
+def test_resource_graph_truncated_answer_has_no_skip_token(emu: AzureEmulator, token: str) -> None:
+    emu.configure(arg_result_truncated=True)
+    body = arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()
+    assert body["resultTruncated"] == "true" and "$skipToken" not in body
+    assert body["count"] == len(body["data"]) < body["totalRecords"] == len(cat.eviction_rows(key_at(T0)))
+
+
+def test_resource_graph_size_name_paths_and_percent_buckets(emu: AzureEmulator, token: str) -> None:
+    legacy_path = EVICTION_QUERY  # reads props.skuName
+    emu.configure(arg_sku_name_path="sku.name")
+    assert arg(emu, token, {"$top": 1000}, query=legacy_path).json()["data"] == []
+    assert len(arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()["data"]) > 100
+    emu.configure(arg_sku_name_path="properties.skuName")
+    assert arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()["totalRecords"] == 0
+    emu.configure(arg_sku_name_path="both", eviction_rate_style="percent")
+    rates = {r["evictionRate"] for r in arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()["data"]}
+    assert rates == {"0%-5%", "5%-10%", "10%-15%", "15%-20%", "20+%"}
+    assert emu.stats()["resource_graph_queries"] == {legacy_path: 1, SORTED_QUERY: 3}
 
 
 def test_resource_graph_refuses_other_queries_and_large_pages(emu: AzureEmulator, token: str) -> None:

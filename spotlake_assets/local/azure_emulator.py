@@ -26,6 +26,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -42,11 +43,18 @@ SPS_MAX_SIZES = 5
 SPS_WINDOW = timedelta(hours=1)
 # The collector's own rule is at most 10 calls per pair in any 62 minutes; stats() reports the densest window.
 QUOTA_REPORT_WINDOW = timedelta(minutes=62)
+PRICE_URLS_KEPT = 5000  # stats() keeps the raw URLs of this many last price requests
 TOKEN_LIFETIME_SECONDS = 3600
 SPS_THROTTLE_TEXT = (
     "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
 )
 FAULT_KINDS = ("429", "500", "timeout", "malformed")
+SKU_NAME_PATHS = ("both", "sku.name", "properties.skuName")
+EVICTION_RATE_STYLES = ("plain", "percent")
+_SORTED_BY_ID = re.compile(r"\|\s*(order|sort)\s+by\s+id\b", re.IGNORECASE)
+_PROJECTS_ID = re.compile(r"\|\s*project\s+(id\s*,|[^|]*,\s*id\s*(,|\||$))", re.IGNORECASE)
+_READS_SKU_NAME = re.compile(r"\bsku\.name\b", re.IGNORECASE)
+_READS_PROPERTIES_SKU_NAME = re.compile(r"\b(properties|props)\.skuName\b", re.IGNORECASE)
 
 
 @dataclass
@@ -81,6 +89,12 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     timeout_seconds: float = 5.0
     retry_after_seconds: int = 60  # the value put in retry-after headers
+    # Resource Graph, as Azure documents it (docs/azure-sources.md):
+    arg_rows_per_page: int = ARG_MAX_TOP  # the most rows one page holds, whatever $top asks
+    arg_unstable_unsorted_paging: bool = False  # pages of a query without `order by id` repeat and miss rows
+    arg_result_truncated: bool = False  # resultTruncated "true", no $skipToken, totalRecords > rows served
+    arg_sku_name_path: str = "both"  # where a row keeps its size name: "sku.name", "properties.skuName" or both
+    eviction_rate_style: str = "plain"  # "plain" ('0-5', '20+') or "percent" ('0%-5%', '20+%')
 
     @property
     def subscription_count(self) -> int:
@@ -119,6 +133,17 @@ class EmulatorConfig:
         for name in ("invalid_regions", "invalid_sizes"):
             if not all(isinstance(v, str) for v in getattr(self, name)):
                 raise ValueError(f"knob {name!r} must be a list of strings")
+        for name in ("arg_unstable_unsorted_paging", "arg_result_truncated"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"knob {name!r} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.arg_rows_per_page, int) or not 1 <= self.arg_rows_per_page <= ARG_MAX_TOP:
+            raise ValueError(
+                f"knob 'arg_rows_per_page' must be between 1 and {ARG_MAX_TOP}, got {self.arg_rows_per_page!r}"
+            )
+        choices = {"arg_sku_name_path": SKU_NAME_PATHS, "eviction_rate_style": EVICTION_RATE_STYLES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"knob {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         cat.DataKey.make(self.seed, self.scale, 0, self.drift_rate, self.overrides)  # validates 'overrides'
 
 
@@ -335,17 +360,23 @@ class AzureEmulator:
             self._price_window.times.clear()
             self._arg_window.times.clear()
             self._requests: Counter[str] = Counter()
+            self._graph_queries: Counter[str] = Counter()  # the exact query text of each Resource Graph request
+            self._price_urls: deque[str] = deque(maxlen=PRICE_URLS_KEPT)  # raw path and query of price requests
             self._faults: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
             self._throttled: Counter[str] = Counter({"prices": 0, "resource_graph": 0, "sps": 0})
             self._sps_calls: dict[tuple[str, str], list[datetime]] = {}
 
     def stats(self) -> dict[str, Any]:
-        """Requests per endpoint, injected faults per kind, throttled answers per endpoint, accepted SPS
-        call times per 'subscription/location' pair (ISO, emulator clock), most calls of a pair in 62 min."""
+        """Requests per endpoint, the query text of Resource Graph requests (with counts), the raw path and query
+        of the last price requests (as sent, before any decoding), injected faults per kind, throttled answers per
+        endpoint, accepted SPS call times per 'subscription/location' pair (ISO, emulator clock), most calls of a
+        pair in 62 min."""
         with self._lock:
             calls = {pair: sorted(times) for pair, times in self._sps_calls.items()}
             return {
                 "requests": dict(self._requests),
+                "resource_graph_queries": dict(self._graph_queries),
+                "price_urls": list(self._price_urls),
                 "faults": dict(self._faults),
                 "throttled": dict(self._throttled),
                 "sps_calls": {f"{s}/{loc}": [t.isoformat() for t in ts] for (s, loc), ts in calls.items()},
@@ -428,6 +459,8 @@ class AzureEmulator:
         return app
 
     def _prices(self) -> Response:
+        with self._lock:
+            self._price_urls.append(request.environ.get("RAW_URI") or request.full_path)
         if fault := self._enter("prices"):
             return fault
         cfg = self._config
@@ -490,6 +523,9 @@ class AzureEmulator:
             return _error(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
         body = request.get_json(silent=True)
         query = body.get("query") if isinstance(body, dict) else None
+        if isinstance(query, str):
+            with self._lock:
+                self._graph_queries[query] += 1
         if not isinstance(query, str) or "skuspotevictionrate" not in query.lower():
             return _error(
                 400, "BadRequest", "The emulator answers only the skuspotevictionrate spotresources query."
@@ -520,18 +556,29 @@ class AzureEmulator:
             "x-ms-user-quota-remaining": str(quota - used - 1),
             "x-ms-user-quota-resets-after": _hms(resets_in),
         }
+        cfg = self._config
         key = self._data_key(epoch)  # a skip token keeps the epoch of the first page
-        rows = cat.eviction_rows(key)
-        page = list(rows[offset : offset + top])
+        rows = _eviction_answer(key, query, cfg.arg_sku_name_path, cfg.eviction_rate_style)
+        take = min(top, cfg.arg_rows_per_page)
+        start = offset
+        if cfg.arg_unstable_unsorted_paging and not _SORTED_BY_ID.search(query) and (offset // take) % 2 == 1:
+            # Azure keeps pages stable only when the query sorts by a unique column (docs/azure-sources.md):
+            # here every second page starts one row early, so it repeats the last row of the page before it and
+            # the row just before the next page is never served. Same number of rows, some twice, some never.
+            start = offset - 1
+        if cfg.arg_result_truncated:  # a truncated answer holds at most half the table
+            take = min(take, max(1, len(rows) // 2))
+        page = list(rows[start : start + min(take, max(len(rows) - offset, 0))])
         answer: dict[str, Any] = {
             "totalRecords": len(rows),
             "count": len(page),
             "data": page,
             "facets": [],
-            "resultTruncated": "false",
+            "resultTruncated": "true" if cfg.arg_result_truncated and len(page) < len(rows) else "false",
         }
-        if offset + top < len(rows):
-            answer["$skipToken"] = _encode_skip_token(offset + top, key.epoch)
+        # With resultTruncated "true" Azure sets no $skipToken: the rest of the table cannot be asked for.
+        if answer["resultTruncated"] == "false" and offset + take < len(rows):
+            answer["$skipToken"] = _encode_skip_token(offset + take, key.epoch)
         return _json(answer, headers=headers)
 
     def _placement_scores(self, subscription: str, location: str) -> Response:
@@ -711,6 +758,30 @@ class AzureEmulator:
                 "access_token": token,
             }
         )
+
+
+@lru_cache(maxsize=32)
+def _eviction_answer(key: cat.DataKey, query: str, sku_name_path: str, rate_style: str) -> tuple[dict[str, str], ...]:
+    """The rows the eviction-rate query gets: its columns (with `id` when it projects it), sorted by id when it
+    sorts by id, none when it reads the size name from a path the rows do not have (`isnotempty(skuName)` then
+    drops every row)."""
+    reads_sku = _READS_SKU_NAME.search(query) is not None and sku_name_path in ("both", "sku.name")
+    reads_props = _READS_PROPERTIES_SKU_NAME.search(query) is not None and sku_name_path in (
+        "both",
+        "properties.skuName",
+    )
+    if not (reads_sku or reads_props):
+        return ()
+    with_id = _PROJECTS_ID.search(query) is not None
+    out: list[tuple[str, dict[str, str]]] = []
+    for row in cat.eviction_rows(key):
+        rate = cat.percent_bucket(row["evictionRate"]) if rate_style == "percent" else row["evictionRate"]
+        resource_id = cat.eviction_resource_id(row["location"], row["skuName"])
+        answer = {"location": row["location"], "skuName": row["skuName"], "evictionRate": rate}
+        out.append((resource_id, {"id": resource_id, **answer} if with_id else answer))
+    if _SORTED_BY_ID.search(query):
+        out.sort(key=lambda pair: pair[0])
+    return tuple(row for _, row in out)
 
 
 def _rate_limited(endpoint: str, retry_after: float, message: str) -> Response:

@@ -601,6 +601,16 @@ def _static_eviction(seed: int, scale: str) -> tuple[tuple[str, str, int, int], 
     return tuple(rows)
 
 
+def eviction_resource_id(location: str, sku: str) -> str:
+    """The `id` of a SpotResources eviction-rate row, in the shape Azure gives such resources."""
+    return f"/providers/Microsoft.Compute/skuSpotEvictionRate/{sku}/location/{location}"
+
+
+def percent_bucket(bucket: str) -> str:
+    """A bucket in the '%'-suffixed spelling ('0-5' -> '0%-5%', '20+' -> '20+%')."""
+    return "20+%" if bucket == "20+" else "-".join(f"{part}%" for part in bucket.split("-"))
+
+
 @lru_cache(maxsize=16)
 def eviction_rows(key: DataKey) -> tuple[dict[str, str], ...]:
     """Rows of the skuspotevictionrate query in the key's epoch (cached and shared: do not mutate)."""
