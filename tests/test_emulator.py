@@ -201,6 +201,16 @@ def test_price_items_carry_the_documented_shape_and_planted_cases(emu: AzureEmul
     assert len(keys) > len(set(keys))  # superseded / future / ended prices share a key with the current one
 
 
+def test_price_pages_of_100_items_on_the_knob(emu: AzureEmulator) -> None:
+    emu.configure(price_page_size=100)
+    pages = all_price_pages(emu)
+    assert [len(p["Items"]) for p in pages[:-1]] == [100] * (len(pages) - 1) and len(pages) > 10
+    assert pages[0]["NextPageLink"].endswith("&$skip=100") and pages[1]["NextPageLink"].endswith("&$skip=200")
+    assert "%20" in pages[0]["NextPageLink"] and "%24" not in pages[0]["NextPageLink"]
+    assert [i for p in pages for i in p["Items"]] == cat.price_items(key_at(T0))
+    assert emu.stats()["price_urls"][1] == pages[0]["NextPageLink"].removeprefix(emu.base_url)
+
+
 def test_boundary_row_is_repeated_on_the_next_page(emu: AzureEmulator) -> None:
     emu.configure(boundary_repeat_rate=1.0)
     first, second = get_prices(emu).json(), get_prices(emu, skip=1000).json()
@@ -353,6 +363,7 @@ def test_unknown_knobs_and_bad_values_are_refused_by_name(emu: AzureEmulator) ->
     with pytest.raises(ValueError, match="overrides"):
         emu.configure(overrides={"prices": {}})
     bad_values = {
+        "price_page_size": 1001,
         "arg_rows_per_page": 0,
         "arg_unstable_unsorted_paging": "yes",
         "arg_result_truncated": 1,

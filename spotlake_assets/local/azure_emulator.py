@@ -75,6 +75,7 @@ class EmulatorConfig:
     drift_rate: float = cat.DEFAULT_DRIFT_RATE  # share of series that change between consecutive epochs
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     boundary_repeat_rate: float = 0.05  # share of price pages that also repeat the previous page's last item
+    price_page_size: int = PAGE_SIZE  # items a price page holds; Azure's documentation once said 100
     prices_requests_per_second: float = 50
     arg_quota_per_5s: int = 15
     sps_calls_per_hour: int = 10  # per (subscription, URL location), on the emulator clock
@@ -133,6 +134,8 @@ class EmulatorConfig:
         for name in ("invalid_regions", "invalid_sizes"):
             if not all(isinstance(v, str) for v in getattr(self, name)):
                 raise ValueError(f"knob {name!r} must be a list of strings")
+        if not isinstance(self.price_page_size, int) or not 1 <= self.price_page_size <= PAGE_SIZE:
+            raise ValueError(f"knob 'price_page_size' must be between 1 and {PAGE_SIZE}, got {self.price_page_size!r}")
         for name in ("arg_unstable_unsorted_paging", "arg_result_truncated"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"knob {name!r} must be true or false, got {getattr(self, name)!r}")
@@ -491,15 +494,15 @@ class AzureEmulator:
             return _error(
                 400, "BadRequest", f"$skip {request.args.get('$skip')!r} is not a non-negative integer"
             )
-        key = self._data_key()
+        key, size = self._data_key(), cfg.price_page_size
         total = cat.price_count(key.seed, key.scale)
-        items = cat.price_page(key, skip, skip + PAGE_SIZE)
+        items = cat.price_page(key, skip, skip + size)
         if 0 < skip <= total and cat.unit(key.seed, "boundary", key.epoch, skip) < cfg.boundary_repeat_rate:
             # Azure's $skip paging sometimes repeats a boundary row on the next page.
             items = cat.price_page(key, skip - 1, skip) + items
         next_link = None
-        if skip + PAGE_SIZE < total:
-            query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + PAGE_SIZE}
+        if skip + size < total:
+            query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + size}
             next_link = (
                 f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe=chr(39) + '$')}"
             )
