@@ -363,6 +363,9 @@ def test_unknown_knobs_and_bad_values_are_refused_by_name(emu: AzureEmulator) ->
     with pytest.raises(ValueError, match="overrides"):
         emu.configure(overrides={"prices": {}})
     bad_values = {
+        "sps_subscription_calls_per_hour": -1,
+        "sps_subscriptions_without_role": 4,
+        "sps_extra_locations": ["eastus"],
         "price_page_size": 1001,
         "arg_rows_per_page": 0,
         "arg_unstable_unsorted_paging": "yes",
@@ -614,6 +617,48 @@ def test_sps_hourly_limit_per_pair_on_the_emulator_clock(emu: AzureEmulator, tok
     assert len(stats["sps_calls"][f"{subs[0]}/eastus"]) == 5
     assert stats["max_calls_in_any_62_minutes"] == 5  # why the collector keeps to 10 calls in 62 minutes
     assert stats["sps_calls"][f"{subs[0]}/eastus"][0] == T0.isoformat()
+
+
+def test_sps_subscription_without_the_role_answers_403_on_every_call(emu: AzureEmulator, token: str) -> None:
+    emu.configure(sps_subscriptions_without_role=1)
+    subs = emu.credentials["subscriptions"]
+    body = sps_body(["eastus"], ["Standard_D2s_v3"])
+    for location in ("eastus", "eastus2"):
+        r = sps(emu, token, body, sub=subs[-1], location=location)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed"
+        assert "Microsoft.Compute/locations/placementScores/generate/action" in r.json()["error"]["message"]
+    assert sps(emu, token, body, sub=subs[0]).status_code == 200
+    # the supported-locations answer does not depend on the role
+    assert sps(emu, token, body, sub=subs[-1], location="ERROR_LOCATION").status_code == 400
+    assert list(emu.stats()["sps_calls"]) == [f"{subs[0]}/eastus"]
+    assert [a["status"] for a in emu.stats()["sps_answers"]] == [403, 403, 200, 400]
+
+
+def test_sps_subscription_wide_limit_answers_429_with_retry_after(emu: AzureEmulator, token: str) -> None:
+    emu.configure(sps_subscription_calls_per_hour=3)
+    subs, body = emu.credentials["subscriptions"], sps_body(["eastus"], ["Standard_D2s_v3"])
+    codes = []
+    for location in ("eastus", "eastus2", "westus", "westus2"):
+        r = sps(emu, token, body, location=location)
+        codes.append(r.status_code)
+        emu.advance(60)
+    assert codes == [200, 200, 200, 429]  # every location of the subscription counts
+    assert r.json()["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert r.headers["Retry-After"] == str(3600 - 3 * 60) and "try again after '3420' seconds" in r.text
+    assert sps(emu, token, body, sub=subs[1], location="westus2").status_code == 200  # another subscription
+    emu.advance(3420)
+    assert sps(emu, token, body, location="westus2").status_code == 200
+    assert emu.stats()["throttled"]["sps_subscription"] == 1
+
+
+def test_sps_lists_non_public_locations_on_the_knob_and_refuses_calls_there(emu: AzureEmulator, token: str) -> None:
+    emu.configure(sps_extra_locations=["eastusstage", "msftwestus"])
+    body = sps_body(["eastus"], ["Standard_D2s_v3"])
+    message = sps(emu, token, body, location="ERROR_LOCATION").json()["error"]["message"]
+    assert "'eastus, eastus2, westus, westus2, eastusstage, msftwestus'" in message
+    r = sps(emu, token, body, location="eastusstage")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "LocationNotAvailableForResourceType"
+    assert emu.stats()["sps_calls"] == {}
 
 
 # ---- login ---------------------------------------------------------------------------------------

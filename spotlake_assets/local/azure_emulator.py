@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import random
 import re
 import secrets
@@ -44,6 +45,8 @@ SPS_WINDOW = timedelta(hours=1)
 # The collector's own rule is at most 10 calls per pair in any 62 minutes; stats() reports the densest window.
 QUOTA_REPORT_WINDOW = timedelta(minutes=62)
 PRICE_URLS_KEPT = 5000  # stats() keeps the raw URLs of this many last price requests
+SPS_ANSWERS_KEPT = 20000  # and this many last SPS answers (time, subscription, location, status)
+SPS_ACTION = "Microsoft.Compute/locations/placementScores/generate/action"
 TOKEN_LIFETIME_SECONDS = 3600
 SPS_THROTTLE_TEXT = (
     "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
@@ -79,6 +82,10 @@ class EmulatorConfig:
     prices_requests_per_second: float = 50
     arg_quota_per_5s: int = 15
     sps_calls_per_hour: int = 10  # per (subscription, URL location), on the emulator clock
+    # SPS, as Azure documents it (docs/azure-sources.md):
+    sps_subscription_calls_per_hour: int = 0  # per subscription, all locations together (429 + Retry-After); 0: none
+    sps_subscriptions_without_role: int = 0  # the last N subscriptions lack the role: 403 AuthorizationFailed
+    sps_extra_locations: list[str] = field(default_factory=list)  # non-public names in the supported list
     invalid_regions: list[str] = field(default_factory=list)
     invalid_sizes: list[str] = field(default_factory=list)
     subscriptions: int | None = None
@@ -136,6 +143,22 @@ class EmulatorConfig:
                 raise ValueError(f"knob {name!r} must be a list of strings")
         if not isinstance(self.price_page_size, int) or not 1 <= self.price_page_size <= PAGE_SIZE:
             raise ValueError(f"knob 'price_page_size' must be between 1 and {PAGE_SIZE}, got {self.price_page_size!r}")
+        if not isinstance(self.sps_subscription_calls_per_hour, int) or self.sps_subscription_calls_per_hour < 0:
+            raise ValueError(
+                "knob 'sps_subscription_calls_per_hour' must be 0 (no limit) or a positive whole number, "
+                f"got {self.sps_subscription_calls_per_hour!r}"
+            )
+        roleless = self.sps_subscriptions_without_role
+        if not isinstance(roleless, int) or not 0 <= roleless <= self.subscription_count:
+            raise ValueError(
+                f"knob 'sps_subscriptions_without_role' must be between 0 and {self.subscription_count} "
+                f"(the subscriptions), got {roleless!r}"
+            )
+        extra = self.sps_extra_locations
+        if not isinstance(extra, list) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9]+", v) for v in extra):
+            raise ValueError(f"knob 'sps_extra_locations' must be a list of lower-case location names, got {extra!r}")
+        if public_named := sorted(set(extra) & set(cat.public_region_codes())):
+            raise ValueError(f"knob 'sps_extra_locations' must name no public region, got {public_named}")
         for name in ("arg_unstable_unsorted_paging", "arg_result_truncated"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"knob {name!r} must be true or false, got {getattr(self, name)!r}")
@@ -366,14 +389,18 @@ class AzureEmulator:
             self._graph_queries: Counter[str] = Counter()  # the exact query text of each Resource Graph request
             self._price_urls: deque[str] = deque(maxlen=PRICE_URLS_KEPT)  # raw path and query of price requests
             self._faults: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
-            self._throttled: Counter[str] = Counter({"prices": 0, "resource_graph": 0, "sps": 0})
+            self._throttled: Counter[str] = Counter(
+                {"prices": 0, "resource_graph": 0, "sps": 0, "sps_subscription": 0}
+            )
             self._sps_calls: dict[tuple[str, str], list[datetime]] = {}
+            self._sps_answers: deque[dict[str, Any]] = deque(maxlen=SPS_ANSWERS_KEPT)
 
     def stats(self) -> dict[str, Any]:
         """Requests per endpoint, the query text of Resource Graph requests (with counts), the raw path and query
         of the last price requests (as sent, before any decoding), injected faults per kind, throttled answers per
-        endpoint, accepted SPS call times per 'subscription/location' pair (ISO, emulator clock), most calls of a
-        pair in 62 min."""
+        endpoint (`sps_subscription`: subscription-wide), accepted SPS call times per 'subscription/location' pair
+        (ISO, emulator clock), the last SPS answers (time, subscription, location, status), most calls of a pair in
+        62 min."""
         with self._lock:
             calls = {pair: sorted(times) for pair, times in self._sps_calls.items()}
             return {
@@ -383,6 +410,7 @@ class AzureEmulator:
                 "faults": dict(self._faults),
                 "throttled": dict(self._throttled),
                 "sps_calls": {f"{s}/{loc}": [t.isoformat() for t in ts] for (s, loc), ts in calls.items()},
+                "sps_answers": list(self._sps_answers),
                 "max_calls_in_any_62_minutes": max(
                     (_densest(ts, QUOTA_REPORT_WINDOW) for ts in calls.values()), default=0
                 ),
@@ -585,12 +613,25 @@ class AzureEmulator:
         return _json(answer, headers=headers)
 
     def _placement_scores(self, subscription: str, location: str) -> Response:
+        answer = self._placement_scores_answer(subscription, location)
+        with self._lock:
+            self._sps_answers.append(
+                {
+                    "time": self.now().isoformat(),
+                    "subscription": subscription.lower(),
+                    "location": location.lower(),
+                    "status": answer.status_code,
+                }
+            )
+        return answer
+
+    def _placement_scores_answer(self, subscription: str, location: str) -> Response:
         if fault := self._enter("sps"):
             return fault
         if denied := self._authorized():
             return denied
         cfg = self._config
-        supported = cat.url_locations(cfg.url_location_count)
+        supported = cat.url_locations(cfg.url_location_count) + list(cfg.sps_extra_locations)
         if location.lower() not in supported:
             return _error(
                 400,
@@ -599,13 +640,43 @@ class AzureEmulator:
                 f"'{request.args.get('api-version')}' for type 'locations/placementScores'. "
                 f"The supported locations are '{', '.join(supported)}'.",
             )
-        if subscription.lower() not in cat.subscription_ids(cfg.seed, cfg.subscription_count):
+        subscriptions = cat.subscription_ids(cfg.seed, cfg.subscription_count)
+        if subscription.lower() not in subscriptions:
             return _error(
                 404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found."
+            )
+        if subscription.lower() in subscriptions[len(subscriptions) - cfg.sps_subscriptions_without_role :]:
+            # Azure Resource Manager's answer to a principal without the "Compute Recommendations Role"
+            client = cat.service_principal(cfg.seed)["client_id"]
+            return _error(
+                403,
+                "AuthorizationFailed",
+                f"The client '{client}' with object id '{client}' does not have authorization to perform action "
+                f"'{SPS_ACTION}' over scope '/subscriptions/{subscription}' or the scope is invalid. "
+                "If access was recently granted, please refresh your credentials.",
+            )
+        if location.lower() in cfg.sps_extra_locations:
+            # listed as supported, but not a region a public subscription can use
+            return _error(
+                400,
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{location}' is not available for resource type "
+                "'Microsoft.Compute/locations/placementScores'.",
             )
         pair = (subscription.lower(), location.lower())
         with self._lock:
             now = self.now()
+            if limit := cfg.sps_subscription_calls_per_hour:
+                recent = [
+                    t
+                    for (sub, _), times in self._sps_calls.items()
+                    if sub == pair[0]
+                    for t in times
+                    if t > now - SPS_WINDOW
+                ]
+                if len(recent) >= limit:
+                    self._throttled["sps_subscription"] += 1
+                    return _subscription_throttled(subscription, (min(recent) + SPS_WINDOW - now).total_seconds())
             calls = self._sps_calls.setdefault(pair, [])
             if sum(t > now - SPS_WINDOW for t in calls) >= cfg.sps_calls_per_hour:
                 self._throttled["sps"] += 1
@@ -797,6 +868,18 @@ def _rate_limited(endpoint: str, retry_after: float, message: str) -> Response:
         headers = {"Retry-After": str(round(retry_after))}
     code = "RateLimiting" if endpoint == "resource_graph" else "TooManyRequests"
     return _error(429, code, message, headers)
+
+
+def _subscription_throttled(subscription: str, wait_seconds: float) -> Response:
+    """Azure Resource Manager's 429 for a subscription whose read requests are spent, with its Retry-After."""
+    wait = max(1, math.ceil(wait_seconds))
+    return _error(
+        429,
+        "SubscriptionRequestsThrottled",
+        f"Number of 'read' requests for subscription '{subscription}' exceeded. Please try again after '{wait}' "
+        "seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+        {"Retry-After": str(wait)},
+    )
 
 
 def _sps_request_problem(body: Any) -> str | None:
