@@ -148,10 +148,7 @@ def test_a_stored_location_list_is_cleaned_of_non_public_names(fault_free, monke
     with start(drift_rate=0.0, subscriptions=3, sps_extra_locations=["eastusstage"]) as stack:
         p = Partition(stack, monkeypatch)
         locations = ["eastus", "eastus2", "eastusstage", "westus", "westus2"]
-        stored = {  # a version-1 document as production has it
-            "version": 1, "last_pair": None, "history": [], "parked": [], "invalid_regions": [], "invalid_sizes": [],
-            "url_locations": locations,
-        }  # fmt: skip
+        stored = {**RotationState().to_json(), "url_locations": locations}  # as version-1 code writes it
         p.store.put(STATE_KEY, json.dumps(stored).encode(), content_type="application/json")
         run = p.collect()
         pd.testing.assert_frame_equal(rows(run), fault_free)

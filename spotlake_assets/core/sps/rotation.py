@@ -31,8 +31,8 @@ PARK_FOR = timedelta(minutes=62)
 # this much behind the previous run's still sees every call that shares a window with its own.
 CLOCK_SKEW = timedelta(minutes=10)
 # Version of the JSON document; bump when a reader of the previous version would misread it. Version 1 gained the
-# optional `parked_subscriptions` list: a version-1 document without it reads as no parked subscription, and a
-# reader that does not know it ignores it (it then only forgets the parks).
+# optional `parked_subscriptions` list, written only when a subscription is parked: a document without it reads as
+# no parked subscription, and a reader that does not know it ignores it (it then only forgets the parks).
 STATE_VERSION = 1
 MISSING_ROLE = "missing_role"  # 403: the subscription lacks the "Compute Recommendations Role"
 THROTTLED = "throttled"  # 429: the subscription's read quota is spent
@@ -94,8 +94,9 @@ class RotationState:
             object.__setattr__(self, name, value)  # frozen: normalise once, here
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict with a fixed key order and sorted lists."""
-        return {
+        """A JSON-ready dict with a fixed key order and sorted lists; `parked_subscriptions` only when there is
+        one (so a state without any is byte for byte what version-1 code writes)."""
+        doc = {
             "version": self.version,
             "last_pair": list(self.last_pair) if self.last_pair else None,
             "history": [
@@ -114,6 +115,9 @@ class RotationState:
             "invalid_sizes": list(self.invalid_sizes),
             "url_locations": list(self.url_locations),
         }
+        if not doc["parked_subscriptions"]:
+            del doc["parked_subscriptions"]
+        return doc
 
     def to_bytes(self) -> bytes:
         """The stored form: equal states give equal bytes."""
