@@ -4,7 +4,8 @@ Azure's page size is its own business (its documentation said 100 items a page, 
 computes an offset it trusts: the first URL is written the way Azure's own links are (`$filter`, `%20` for spaces),
 and every later page is the exact `NextPageLink` of the page before. Each page is checked: `Count` must match the
 items, and when both links carry a `$skip`, the page must have served at least as many items as the next link
-skips over, so a short page can never silently drop rows.
+skips over, so a short page can never silently drop rows; a full last page is confirmed by asking the page after
+it, which must be empty (a NextPageLink that goes missing would otherwise end the list early).
 
 To stay fast, up to `concurrency - 1` pages are fetched ahead on a guess (the given link with its `$skip` moved on
 by the step Azure's last two links took). A page fetched ahead is used only when its URL is byte for byte the link
@@ -27,6 +28,7 @@ from .http import Pacer, RetryingClient
 
 PRICE_FILTER = "serviceName eq 'Virtual Machines' and priceType eq 'Consumption'"
 _SKIP_TOKEN = re.compile(r"([?&](?:\$|%24)skip=)(\d+)", re.IGNORECASE)
+MIN_FULL_FIRST_PAGE = 100  # the smallest page size Azure's documentation ever gave
 
 
 class PriceCollectionError(RuntimeError):
@@ -154,6 +156,16 @@ class RetailPricesClient:
             finally:
                 for future in ahead.values():
                     future.cancel()
+        if (probe := _probe_after(pages)) is not None:
+            # A full last page may be a NextPageLink that went missing (Azure's page lost it on 2023-03-10):
+            # the page after it must be empty. Its items are never used, only counted.
+            requests += 1
+            after = self.fetch_page(probe)
+            if after.served:
+                raise PriceCollectionError(
+                    f"GET {_shown(pages[-1].url)}: the last page is full and has no NextPageLink, but the page after "
+                    f"it ({_shown(probe)}) holds {after.served} items: Azure's links end early"
+                )
         kept = [p.items for p in pages if not p.items.empty]
         items = pd.concat(kept, ignore_index=True) if kept else items_frame([])
         return PriceFetch(
@@ -174,6 +186,27 @@ class RetailPricesClient:
             return future.result()
         except Exception:  # noqa: BLE001 - a guess that failed is refetched as the given link
             return None
+
+
+def _probe_after(pages: list[Page]) -> str | None:
+    """The URL of the page after a last page that is full (as long as the step of the links before it, or at least
+    100 items when it is the only page), or None when the last page is short and so plainly the last."""
+    last = pages[-1]
+    here = skip_of(last.url)
+    if here is None or last.served == 0:
+        return None
+    if len(pages) >= 2:
+        before = skip_of(pages[-2].url)
+        if before is None or last.served < here - before or here <= before:
+            return None
+        step = here - before
+    elif last.served >= MIN_FULL_FIRST_PAGE:
+        step = last.served
+    else:
+        return None
+    if _SKIP_TOKEN.search(last.url):
+        return _SKIP_TOKEN.sub(lambda m: f"{m.group(1)}{here + step}", last.url, count=1)
+    return f"{last.url}&$skip={here + step}"
 
 
 def _guesses(url: str, next_link: str, n: int) -> list[str]:

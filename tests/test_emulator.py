@@ -211,6 +211,14 @@ def test_price_pages_of_100_items_on_the_knob(emu: AzureEmulator) -> None:
     assert emu.stats()["price_urls"][1] == pages[0]["NextPageLink"].removeprefix(emu.base_url)
 
 
+def test_price_links_can_end_early_on_the_knob(emu: AzureEmulator) -> None:
+    emu.configure(price_links_end_after=2)
+    first = get_prices(emu).json()
+    second = requests.get(first["NextPageLink"], timeout=10).json()
+    assert len(second["Items"]) == 1000 and second["NextPageLink"] is None
+    assert len(get_prices(emu, skip=2000).json()["Items"]) > 0  # the items are still there
+
+
 def test_boundary_row_is_repeated_on_the_next_page(emu: AzureEmulator) -> None:
     emu.configure(boundary_repeat_rate=1.0)
     first, second = get_prices(emu).json(), get_prices(emu, skip=1000).json()
@@ -367,6 +375,7 @@ def test_unknown_knobs_and_bad_values_are_refused_by_name(emu: AzureEmulator) ->
         "sps_subscriptions_without_role": 4,
         "sps_extra_locations": ["eastus"],
         "price_page_size": 1001,
+        "price_links_end_after": -1,
         "arg_rows_per_page": 0,
         "arg_unstable_unsorted_paging": "yes",
         "arg_result_truncated": 1,

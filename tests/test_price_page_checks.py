@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resources.azure_prices import PriceCollectionError, _guesses, check_page, first_page_url
+from resources.azure_prices import Page, PriceCollectionError, _guesses, _probe_after, check_page, first_page_url
 
 BASE = "https://prices.azure.com/api/retail/prices"
 
@@ -35,3 +35,16 @@ def test_the_first_url_is_written_like_azures_own_links():
         f"{BASE}?currencyCode='USD'&$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20priceType%20eq%20"
         "'Consumption'"
     )
+
+
+def page(url: str, served: int) -> Page:
+    return Page(url, None, served, None)  # type: ignore[arg-type]
+
+
+def test_a_full_last_page_is_confirmed_by_the_page_after_it():
+    assert _probe_after([page(f"{BASE}?$filter=x", 1000), page(f"{BASE}?$filter=x&$skip=1000", 1000)]) == (
+        f"{BASE}?$filter=x&$skip=2000"
+    )
+    assert _probe_after([page(f"{BASE}?$filter=x", 1000), page(f"{BASE}?$filter=x&$skip=1000", 999)]) is None
+    assert _probe_after([page(f"{BASE}?$filter=x", 1000)]) == f"{BASE}?$filter=x&$skip=1000"
+    assert _probe_after([page(f"{BASE}?$filter=x", 37)]) is None  # a short only page is plainly the last

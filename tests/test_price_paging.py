@@ -14,7 +14,7 @@ from spotlake_assets.defs import build_resources
 from spotlake_assets.partitions import data_time
 from spotlake_assets.sources.price import azure_price_raw
 
-from .stack import metadata, run_assets, start
+from .stack import check_evaluations, metadata, run_assets, start
 
 BASELINE = "2026-11-27-10:10"
 T = data_time(BASELINE)
@@ -93,3 +93,21 @@ def test_pages_of_any_size_from_one_to_a_thousand_are_followed(stack, clean, mon
     result = collect(stack, monkeypatch, "2026-11-27-10:40", price_page_concurrency=4)
     assert result.success
     pd.testing.assert_frame_equal(stored(stack, "2026-11-27-10:40"), clean)
+
+
+@pytest.mark.parametrize(("partition", "end_after"), [("2026-11-27-10:50", 1), ("2026-11-27-11:00", 2)])
+def test_links_that_end_early_fail_the_source_instead_of_dropping_the_rest(stack, monkeypatch, partition, end_after):
+    """Azure's NextPageLink once went missing (2023-03-10): a full last page is confirmed by the page after it,
+    which here still holds items, so the source fails and says so."""
+    page_size(stack, 1000)
+    r = requests.post(f"{stack.emulator.base_url}/_emulator/config", json={"price_links_end_after": end_after},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    try:
+        result = collect(stack, monkeypatch, partition)
+    finally:
+        requests.post(f"{stack.emulator.base_url}/_emulator/config", json={"price_links_end_after": 0}, timeout=10)
+    evaluation = check_evaluations(result)[("azure_price_raw", "collected")]
+    assert not evaluation.passed
+    error = evaluation.metadata["error"].value
+    assert "/api/retail/prices" in error and "has no NextPageLink" in error and "links end early" in error

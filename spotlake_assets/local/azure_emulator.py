@@ -1,7 +1,11 @@
 """A local Azure emulator: Retail Prices API, Resource Graph, Spot Placement Scores and an Entra ID login.
 
 It answers with the exact shapes and errors of legacy-collector.md sections 1-3, over real HTTP (and HTTPS
-with a trustme CA for the login endpoint, so the real azure-identity/MSAL client works against it). Its data
+with a trustme CA for the login endpoint, so the real azure-identity/MSAL client works against it), and, on knobs,
+with the behaviours Azure documents that a well-behaved run never meets (docs/azure-sources.md): price pages of
+another size, unstable Resource Graph pages for an unsorted query, truncated answers, '%'-suffixed eviction
+buckets, a size name at only one field path, subscriptions without the SPS role, subscription-wide SPS throttling
+and non-public names among the supported SPS locations. Its data
 come from `catalogue` (a pure function of seed, scale and the 10-minute epoch of the emulator clock); its
 behaviour is tuned by the knobs of `EmulatorConfig`, changeable while running, in-process (`configure`) or
 over HTTP (`/_emulator/...`).
@@ -71,6 +75,19 @@ class EmulatorConfig:
     invalid_regions / invalid_sizes: planted values SPS refuses with its 400.
     subscriptions / url_locations: counts; None means 3 / 4 at small scale and 50 / 50 at full scale.
     Fault rates are shares of the requests to prices, Resource Graph and SPS (their sum at most 1).
+    Knobs of documented Azure behaviour (docs/azure-sources.md):
+    price_page_size: items per price page (NextPageLink steps $skip by it).
+    price_links_end_after: from this page on (1 = the first) NextPageLink is null although items remain.
+    arg_rows_per_page: most rows of one Resource Graph page, whatever $top asks.
+    arg_unstable_unsorted_paging: the pages of a query without `order by id` repeat some rows and skip others.
+    arg_result_truncated: resultTruncated "true", at most half the rows, no $skipToken.
+    arg_sku_name_path: "sku.name", "properties.skuName" or "both": where rows keep the size name (a query reading
+      another path gets no row).
+    eviction_rate_style: "plain" ('0-5') or "percent" ('0%-5%', '20+%').
+    sps_subscriptions_without_role: the last N subscriptions answer every SPS call 403 AuthorizationFailed.
+    sps_subscription_calls_per_hour: calls a subscription may make over all its locations in an hour (emulator
+      clock), then 429 SubscriptionRequestsThrottled with Retry-After; 0 for no such limit.
+    sps_extra_locations: non-public names added to the supported-locations list; calls there answer 400.
     """
 
     seed: int = 7
@@ -79,6 +96,7 @@ class EmulatorConfig:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     boundary_repeat_rate: float = 0.05  # share of price pages that also repeat the previous page's last item
     price_page_size: int = PAGE_SIZE  # items a price page holds; Azure's documentation once said 100
+    price_links_end_after: int = 0  # pages from this one on (1 = the first) come without NextPageLink; 0: never
     prices_requests_per_second: float = 50
     arg_quota_per_5s: int = 15
     sps_calls_per_hour: int = 10  # per (subscription, URL location), on the emulator clock
@@ -141,6 +159,10 @@ class EmulatorConfig:
         for name in ("invalid_regions", "invalid_sizes"):
             if not all(isinstance(v, str) for v in getattr(self, name)):
                 raise ValueError(f"knob {name!r} must be a list of strings")
+        if not isinstance(self.price_links_end_after, int) or self.price_links_end_after < 0:
+            raise ValueError(
+                f"knob 'price_links_end_after' must be 0 (never) or a page number, got {self.price_links_end_after!r}"
+            )
         if not isinstance(self.price_page_size, int) or not 1 <= self.price_page_size <= PAGE_SIZE:
             raise ValueError(f"knob 'price_page_size' must be between 1 and {PAGE_SIZE}, got {self.price_page_size!r}")
         if not isinstance(self.sps_subscription_calls_per_hour, int) or self.sps_subscription_calls_per_hour < 0:
@@ -529,7 +551,8 @@ class AzureEmulator:
             # Azure's $skip paging sometimes repeats a boundary row on the next page.
             items = cat.price_page(key, skip - 1, skip) + items
         next_link = None
-        if skip + size < total:
+        links_end = cfg.price_links_end_after and skip // size + 1 >= cfg.price_links_end_after
+        if skip + size < total and not links_end:  # (Azure's links went missing like this on 2023-03-10)
             query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + size}
             next_link = (
                 f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe=chr(39) + '$')}"
