@@ -1,11 +1,11 @@
 """Azure Retail Prices API client: every Virtual Machines consumption item, by following `NextPageLink` as given.
 
 Azure's page size is its own business (its documentation said 100 items a page, then 1,000), so the collector never
-computes an offset it trusts: the first URL is written the way Azure's own links are (`$filter`, `%20` for spaces),
-and every later page is the exact `NextPageLink` of the page before. Each page is checked: `Count` must match the
-items, and when both links carry a `$skip`, the page must have served at least as many items as the next link
-skips over, so a short page can never silently drop rows; a full last page is confirmed by asking the page after
-it, which must be empty (a NextPageLink that goes missing would otherwise end the list early).
+computes an offset it trusts: the first URL is written the way Azure's own links are (`$filter`, `%20` for spaces,
+`%27` for quotes), and every later page is the exact `NextPageLink` of the page before. Each page is checked:
+`Count` must match the items, and when both links carry a `$skip`, the page must have served at least as many items
+as the next link skips over, so a short page can never silently drop rows; a full last page is confirmed by asking
+the page after it, which must be empty (a NextPageLink that goes missing would otherwise end the list early).
 
 To stay fast, up to `concurrency - 1` pages are fetched ahead on a guess (the given link with its `$skip` moved on
 by the step Azure's last two links took). A page fetched ahead is used only when its URL is byte for byte the link
@@ -53,8 +53,9 @@ class Page:
 
 
 def first_page_url(url: str) -> str:
-    """The first page's URL in the form of Azure's own links: `$` as is, spaces as `%20`, quotes as is."""
-    query = urlencode({"currencyCode": "'USD'", "$filter": PRICE_FILTER}, quote_via=quote, safe="'$")
+    """The first page's URL in the form of Azure's own links (docs/azure-sources.md): `$filter` with its `$`,
+    spaces as `%20`, quotes as `%27`."""
+    query = urlencode({"currencyCode": "'USD'", "$filter": PRICE_FILTER}, quote_via=quote, safe="$")
     return f"{url}?{query}"
 
 

@@ -32,8 +32,8 @@ def test_guessed_links_change_only_the_skip_of_the_given_link():
 
 def test_the_first_url_is_written_like_azures_own_links():
     assert first_page_url(BASE) == (
-        f"{BASE}?currencyCode='USD'&$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20priceType%20eq%20"
-        "'Consumption'"
+        f"{BASE}?currencyCode=%27USD%27&$filter=serviceName%20eq%20%27Virtual%20Machines%27%20and%20priceType%20eq%20"
+        "%27Consumption%27"
     )
 
 

@@ -18,9 +18,10 @@ from .stack import check_evaluations, metadata, run_assets, start
 
 BASELINE = "2026-11-27-10:10"
 T = data_time(BASELINE)
-# Azure's own links keep `$` and write spaces as %20 (the collector used to send %24filter and '+').
+# Azure's own links keep `$` and write spaces as %20 and quotes as %27 (the collector used to send %24filter and '+').
 FIRST_QUERY = (
-    "currencyCode='USD'&$filter=serviceName%20eq%20'Virtual%20Machines'%20and%20priceType%20eq%20'Consumption'"
+    "currencyCode=%27USD%27&$filter=serviceName%20eq%20%27Virtual%20Machines%27%20and%20priceType%20eq%20"
+    "%27Consumption%27"
 )
 
 

@@ -555,7 +555,7 @@ class AzureEmulator:
         if skip + size < total and not links_end:  # (Azure's links went missing like this on 2023-03-10)
             query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + size}
             next_link = (
-                f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe=chr(39) + '$')}"
+                f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe='$')}"
             )
         return _json(
             {
