@@ -161,12 +161,11 @@ class SpsCollector:
                         raise SpsCollectionError(
                             f"none of the SPS URL locations Azure lists is a public region: {answer.locations[:10]}"
                         )
-                    discovered = Learned(url_locations=kept)
-                    self.state.update(lambda s, d=discovered: (d.apply(s, self.clock()), None))
+                    self._persist(Learned(url_locations=kept), run)
                     return kept
                 learned = Learned()
                 if self._park_subscription(subscription, answer, run, learned):
-                    self.state.update(lambda s, d=learned: (d.apply(s, self.clock()), None))
+                    self._persist(learned, run)
                     break  # parked: ask the next subscription
                 if answer.outcome not in (Outcome.TRANSIENT, Outcome.THROTTLED):
                     break  # another answer would be the same
@@ -228,16 +227,19 @@ class SpsCollector:
                     self.sleep(self._rng.uniform(0.0, 0.5))
         run.skipped_requests = len(pending)
         if learned:
-            final = learned
-
-            def apply_final(state: RotationState) -> tuple[RotationState, None]:
-                now = self.clock()
-                state = final.apply(state, now)
-                run.parked_subscriptions = parked_subscriptions(state, now)
-                return state, None
-
-            self.state.update(apply_final)
+            self._persist(learned, run)
         return run
+
+    def _persist(self, learned: Learned, run: SpsRun) -> None:
+        """Write what was learned into the stored state (conditionally), noting the subscription parks in force."""
+
+        def change(state: RotationState) -> tuple[RotationState, None]:
+            now = self.clock()
+            state = learned.apply(state, now)
+            run.parked_subscriptions = parked_subscriptions(state, now)
+            return state, None
+
+        self.state.update(change)
 
     def _handle(self, task: Task, pair: Pair, answer: SpsAnswer, run: SpsRun, learned: Learned) -> Task | None:
         """Record one answer; returns the task to try again, or None."""
