@@ -19,19 +19,18 @@ series at the partition's desired count gets a new Score/T2/T3 with probability 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from spotlake_assets.core.azure_regions import region_table
 from spotlake_assets.core.timekeys import DESIRED_COUNT_CYCLE, PARTITION_LENGTH
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 
@@ -41,8 +40,7 @@ TIER = "Standard"
 
 def public_region_names() -> list[str]:
     """Display names of the public Azure regions of the local catalogue (about 60)."""
-    text = resources.files("spotlake_assets.local").joinpath("azure_regions.csv").read_text(encoding="utf-8")
-    return [row["display_name"] for row in csv.DictReader(text.splitlines()) if row["sovereign"] != "true"]
+    return [r.display_name for r in region_table() if not r.sovereign]
 
 
 @dataclass(frozen=True)

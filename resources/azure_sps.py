@@ -13,9 +13,14 @@ from typing import Any
 
 import requests
 
-from spotlake_assets.core.sps.answers import parse_invalid_region, parse_invalid_size, parse_supported_locations
+from spotlake_assets.core.sps.answers import (
+    parse_invalid_region,
+    parse_invalid_size,
+    parse_supported_locations,
+    parse_try_again_after,
+)
 
-from .http import HttpRequestError, RetryingClient, RetryPolicy
+from .http import HttpRequestError, RetryingClient, RetryPolicy, parse_retry_after
 
 API_VERSION = "2025-06-05"
 DISCOVERY_LOCATION = "ERROR_LOCATION"  # a URL location Azure rejects with the list of supported ones
@@ -25,7 +30,8 @@ class Outcome(Enum):
     OK = "ok"
     INVALID_REGION = "invalid_region"
     INVALID_SIZE = "invalid_size"
-    THROTTLED = "throttled"
+    THROTTLED = "throttled"  # 429: the subscription's read quota (docs/azure-sources.md)
+    FORBIDDEN = "forbidden"  # 403: the subscription lacks the "Compute Recommendations Role"
     UNSUPPORTED_LOCATION = "unsupported_location"
     TRANSIENT = "transient"  # 5xx, 408, timeouts, malformed bodies: worth another pair
     FAILED = "failed"  # any other 4xx: retrying would not help
@@ -39,6 +45,7 @@ class SpsAnswer:
     locations: tuple[str, ...] = ()
     status: int | None = None
     detail: str = ""
+    retry_after: float | None = None  # seconds a 429 said to wait (Retry-After, or "try again after N seconds")
 
 
 @dataclass
@@ -81,10 +88,10 @@ class SpsClient:
             return SpsAnswer(Outcome.TRANSIENT, status=exc.status, detail=str(exc))
         return classify(response)
 
-    def discover_locations(self, subscription: str) -> tuple[str, ...] | None:
-        """The URL locations Azure supports, from the error a call at ERROR_LOCATION gets; None if not told."""
-        answer = self.call(subscription, DISCOVERY_LOCATION, 1, ["eastus"], ["Standard_D2s_v3"])
-        return answer.locations if answer.outcome is Outcome.UNSUPPORTED_LOCATION else None
+    def discover_locations(self, subscription: str) -> SpsAnswer:
+        """A call at ERROR_LOCATION: its answer is UNSUPPORTED_LOCATION with the URL locations Azure supports, or
+        whatever else the subscription got (a 403 or 429 says something about the subscription)."""
+        return self.call(subscription, DISCOVERY_LOCATION, 1, ["eastus"], ["Standard_D2s_v3"])
 
 
 def classify(response: requests.Response) -> SpsAnswer:
@@ -99,7 +106,11 @@ def classify(response: requests.Response) -> SpsAnswer:
             return SpsAnswer(Outcome.TRANSIENT, status=status, detail="answer has no placementScores list")
         return SpsAnswer(Outcome.OK, body=body, status=status)
     if status == 429:
-        return SpsAnswer(Outcome.THROTTLED, status=status, detail=detail)
+        wait = parse_retry_after(response.headers)
+        wait = parse_try_again_after(text) if wait is None else wait
+        return SpsAnswer(Outcome.THROTTLED, status=status, detail=detail, retry_after=wait)
+    if status == 403:
+        return SpsAnswer(Outcome.FORBIDDEN, status=status, detail=detail)
     if status == 400:
         if region := parse_invalid_region(text):
             return SpsAnswer(Outcome.INVALID_REGION, value=region, status=status, detail=detail)

@@ -2,8 +2,13 @@
 
 Each batch of calls is reserved in the persisted rotation state (a conditional write) *before* it is sent, so two
 runs at once never spend the same pair twice beyond its limit; what a batch learned (invalid regions and sizes,
-throttled pairs) is written with the next reservation. Nothing here waits for quota: when no pair is free, the
-remaining requests are counted as skipped and the partition is materialized with what it has.
+throttled pairs, parked subscriptions) is written with the next reservation. Nothing here waits for quota: when no
+pair is free, the remaining requests are counted as skipped and the partition is materialized with what it has.
+
+Subscriptions (docs/azure-sources.md): one that answers 403 lacks the "Compute Recommendations Role" and is parked
+for a day; one that answers 429 has spent its read quota and rests, every location of it, for Azure's window (its
+Retry-After or "try again after N seconds", else 62 minutes). URL locations are only the public region codes of
+the project's region list, whatever else Azure lists as supported.
 """
 
 from __future__ import annotations
@@ -15,16 +20,23 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from spotlake_assets.core.azure_regions import split_public
 from spotlake_assets.core.sps.packing import Request
 from spotlake_assets.core.sps.rotation import (
+    MISSING_ROLE,
+    MISSING_ROLE_PARK,
+    PARK_FOR,
+    THROTTLED,
     Pair,
     RotationState,
     learn_invalid_region,
     learn_invalid_size,
     park,
+    park_subscription,
+    parked_subscriptions,
     reserve,
     set_url_locations,
 )
@@ -53,7 +65,16 @@ class Learned:
     regions: set[str] = field(default_factory=set)
     sizes: set[str] = field(default_factory=set)
     parked: set[Pair] = field(default_factory=set)
+    # subscription -> (how long, reason); the longest of a batch wins
+    parked_subscriptions: dict[str, tuple[timedelta, str]] = field(default_factory=dict)
     url_locations: tuple[str, ...] = ()
+
+    def park_subscription(self, subscription: str, duration: timedelta, reason: str) -> None:
+        if duration > self.parked_subscriptions.get(subscription, (timedelta(0), reason))[0]:
+            self.parked_subscriptions[subscription] = (duration, reason)
+
+    def __bool__(self) -> bool:
+        return bool(self.regions or self.sizes or self.parked or self.parked_subscriptions or self.url_locations)
 
     def apply(self, state: RotationState, now: datetime) -> RotationState:
         for region in sorted(self.regions - set(state.invalid_regions)):
@@ -62,6 +83,8 @@ class Learned:
             state = learn_invalid_size(state, size)
         for pair in sorted(self.parked):
             state = park(state, pair, now)
+        for subscription, (duration, reason) in sorted(self.parked_subscriptions.items()):
+            state = park_subscription(state, subscription, now, duration, reason)
         if self.url_locations:
             state = set_url_locations(state, self.url_locations)
         return state
@@ -81,6 +104,28 @@ class SpsRun:
     known_invalid_sizes: tuple[str, ...] = ()
     pairs_used: set[Pair] = field(default_factory=set)
     errors: dict[str, int] = field(default_factory=dict)  # "status detail" -> count, for metadata
+    forbidden_subscriptions: set[str] = field(default_factory=set)  # answered 403 in this run: parked for a day
+    rested_subscriptions: set[str] = field(default_factory=set)  # answered 429 in this run: resting
+    # every subscription park in force when the run ended (this run's and earlier ones): sub -> (until, reason)
+    parked_subscriptions: dict[str, tuple[datetime, str]] = field(default_factory=dict)
+    ignored_locations: tuple[str, ...] = ()  # names Azure lists as supported that are no public region code
+
+    @property
+    def subscriptions_missing_role(self) -> tuple[str, ...]:
+        """Subscriptions parked, when the run ended, because they lack the role (a check should fail on these)."""
+        return tuple(sorted(s for s, (_, why) in self.parked_subscriptions.items() if why == MISSING_ROLE))
+
+    def parked_subscriptions_metadata(self) -> list[dict[str, str]]:
+        """The subscription parks for run metadata: a shortened subscription id, the reason and the end (UTC)."""
+        return [
+            {"subscription": short_subscription(s), "reason": why, "until": until.strftime("%Y-%m-%d %H:%M:%S")}
+            for s, (until, why) in sorted(self.parked_subscriptions.items())
+        ]
+
+
+def short_subscription(subscription: str) -> str:
+    """Enough of a subscription id to tell which one (its first group), for logs and metadata."""
+    return subscription.split("-", 1)[0] + "-..."
 
 
 @dataclass
@@ -95,24 +140,47 @@ class SpsCollector:
     sleep: Callable[[float], None] = time.sleep
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
-    def url_locations(self, current: RotationState) -> tuple[str, ...]:
-        """The usable URL locations: learned ones, else discovered from Azure's error message and persisted."""
+    def url_locations(self, current: RotationState, run: SpsRun) -> tuple[str, ...]:
+        """The usable URL locations: the learned ones, else those Azure's 'supported locations are' error lists
+        (persisted); either way only public region codes of the project's list, the rest noted in the run."""
         if current.url_locations:
-            return current.url_locations
-        for subscription in self.subscriptions[:3]:
+            kept, run.ignored_locations = split_public(current.url_locations)
+            if kept:
+                return kept
+        resting = parked_subscriptions(current, self.clock())
+        budget = 3 * self.max_attempts  # calls, over all subscriptions
+        for subscription in (s for s in self.subscriptions if s not in resting):
             for _ in range(self.max_attempts):
-                found = self.client.discover_locations(subscription)
-                if found:
-                    discovered = Learned(url_locations=tuple(found))
-                    self.state.update(lambda s, d=discovered: (d.apply(s, self.clock()), None))
-                    return tuple(sorted(found))
+                if budget <= 0:
+                    break
+                budget -= 1
+                answer = self.client.discover_locations(subscription)
+                if answer.outcome is Outcome.UNSUPPORTED_LOCATION:
+                    kept, run.ignored_locations = split_public(answer.locations)
+                    if not kept:
+                        raise SpsCollectionError(
+                            f"none of the SPS URL locations Azure lists is a public region: {answer.locations[:10]}"
+                        )
+                    self._persist(Learned(url_locations=kept), run)
+                    return kept
+                learned = Learned()
+                if self._park_subscription(subscription, answer, run, learned):
+                    self._persist(learned, run)
+                    break  # parked: ask the next subscription
+                if answer.outcome not in (Outcome.TRANSIENT, Outcome.THROTTLED):
+                    break  # another answer would be the same
         raise SpsCollectionError("could not discover the SPS URL locations (no 'supported locations are' answer)")
 
     def collect(self, requests: Sequence[Request], desired_count: int) -> SpsRun:
         if not self.subscriptions:
             raise SpsCollectionError("no Azure subscriptions configured for SPS (AZURE_SUBSCRIPTIONS / AzureAuth)")
         current = self.state.load()
-        locations = self.url_locations(current)
+        run = SpsRun(
+            known_invalid_regions=current.invalid_regions,
+            known_invalid_sizes=current.invalid_sizes,
+            parked_subscriptions=parked_subscriptions(current, self.clock()),
+        )
+        locations = self.url_locations(current, run)
         pending = deque(
             t
             for t in (
@@ -120,7 +188,6 @@ class SpsCollector:
             )
             if t is not None
         )
-        run = SpsRun(known_invalid_regions=current.invalid_regions, known_invalid_sizes=current.invalid_sizes)
         learned = Learned()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sps") as pool:
@@ -132,7 +199,9 @@ class SpsCollector:
                     state: RotationState, to_apply: Learned = to_apply, want: int = want
                 ) -> tuple[RotationState, list[Pair]]:
                     now = self.clock()
-                    return reserve(to_apply.apply(state, now), want, now, self.subscriptions, locations)
+                    state, pairs = reserve(to_apply.apply(state, now), want, now, self.subscriptions, locations)
+                    run.parked_subscriptions = parked_subscriptions(state, now)
+                    return state, pairs
 
                 pairs = self.state.update(reserve_batch)
                 if not pairs:
@@ -157,10 +226,20 @@ class SpsCollector:
                 if transient:  # another pair is used next, so a short jittered pause is enough
                     self.sleep(self._rng.uniform(0.0, 0.5))
         run.skipped_requests = len(pending)
-        if learned.regions or learned.sizes or learned.parked or learned.url_locations:
-            final = learned
-            self.state.update(lambda s: (final.apply(s, self.clock()), None))
+        if learned:
+            self._persist(learned, run)
         return run
+
+    def _persist(self, learned: Learned, run: SpsRun) -> None:
+        """Write what was learned into the stored state (conditionally), noting the subscription parks in force."""
+
+        def change(state: RotationState) -> tuple[RotationState, None]:
+            now = self.clock()
+            state = learned.apply(state, now)
+            run.parked_subscriptions = parked_subscriptions(state, now)
+            return state, None
+
+        self.state.update(change)
 
     def _handle(self, task: Task, pair: Pair, answer: SpsAnswer, run: SpsRun, learned: Learned) -> Task | None:
         """Record one answer; returns the task to try again, or None."""
@@ -185,9 +264,14 @@ class SpsCollector:
             case Outcome.THROTTLED:
                 run.throttled += 1
                 learned.parked.add(pair)
-                return task  # the pair is parked, so the next reservation picks another
+                self._park_subscription(pair[0], answer, run, learned)
+                return task  # the pair (and its subscription) is parked, so the next reservation picks another
+            case Outcome.FORBIDDEN:
+                self._park_subscription(pair[0], answer, run, learned)
+                _count_error(run, answer)
+                return task  # not the request's fault: another subscription may have the role
             case Outcome.UNSUPPORTED_LOCATION:
-                learned.url_locations = answer.locations
+                learned.url_locations = split_public(answer.locations)[0]
                 return self._failed(task, answer, run)
             case Outcome.TRANSIENT:
                 return self._failed(task, answer, run)
@@ -195,6 +279,27 @@ class SpsCollector:
                 run.failed_requests += 1
                 _count_error(run, answer)
                 return None
+
+    @staticmethod
+    def _park_subscription(subscription: str, answer: SpsAnswer, run: SpsRun, learned: Learned) -> bool:
+        """A 403 parks the subscription for a day; a 429 rests it for the wait Azure named (62 minutes when it
+        named none; not at all when it said 0). Returns whether the subscription was parked."""
+        if answer.outcome is Outcome.FORBIDDEN:
+            run.forbidden_subscriptions.add(subscription)
+            learned.park_subscription(subscription, MISSING_ROLE_PARK, MISSING_ROLE)
+            log.warning(
+                "SPS: subscription %s answered %s (no Compute Recommendations Role?): parked for %s",
+                short_subscription(subscription), answer.status, MISSING_ROLE_PARK,
+            )
+            return True
+        if answer.outcome is not Outcome.THROTTLED:
+            return False
+        rest = PARK_FOR if answer.retry_after is None else timedelta(seconds=answer.retry_after)
+        if rest <= timedelta(0):
+            return False
+        run.rested_subscriptions.add(subscription)
+        learned.park_subscription(subscription, rest, THROTTLED)
+        return True
 
     def _failed(self, task: Task, answer: SpsAnswer, run: SpsRun) -> Task | None:
         _count_error(run, answer)

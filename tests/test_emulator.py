@@ -201,6 +201,24 @@ def test_price_items_carry_the_documented_shape_and_planted_cases(emu: AzureEmul
     assert len(keys) > len(set(keys))  # superseded / future / ended prices share a key with the current one
 
 
+def test_price_pages_of_100_items_on_the_knob(emu: AzureEmulator) -> None:
+    emu.configure(price_page_size=100)
+    pages = all_price_pages(emu)
+    assert [len(p["Items"]) for p in pages[:-1]] == [100] * (len(pages) - 1) and len(pages) > 10
+    assert pages[0]["NextPageLink"].endswith("&$skip=100") and pages[1]["NextPageLink"].endswith("&$skip=200")
+    assert "%20" in pages[0]["NextPageLink"] and "%24" not in pages[0]["NextPageLink"]
+    assert [i for p in pages for i in p["Items"]] == cat.price_items(key_at(T0))
+    assert emu.stats()["price_urls"][1] == pages[0]["NextPageLink"].removeprefix(emu.base_url)
+
+
+def test_price_links_can_end_early_on_the_knob(emu: AzureEmulator) -> None:
+    emu.configure(price_links_end_after=2)
+    first = get_prices(emu).json()
+    second = requests.get(first["NextPageLink"], timeout=10).json()
+    assert len(second["Items"]) == 1000 and second["NextPageLink"] is None
+    assert len(get_prices(emu, skip=2000).json()["Items"]) > 0  # the items are still there
+
+
 def test_boundary_row_is_repeated_on_the_next_page(emu: AzureEmulator) -> None:
     emu.configure(boundary_repeat_rate=1.0)
     first, second = get_prices(emu).json(), get_prices(emu, skip=1000).json()
@@ -352,6 +370,23 @@ def test_unknown_knobs_and_bad_values_are_refused_by_name(emu: AzureEmulator) ->
         emu.configure(rate_500=2)
     with pytest.raises(ValueError, match="overrides"):
         emu.configure(overrides={"prices": {}})
+    bad_values = {
+        "sps_subscription_calls_per_hour": -1,
+        "sps_subscriptions_without_role": 4,
+        "sps_extra_locations": ["eastus"],
+        "price_page_size": 1001,
+        "price_links_end_after": -1,
+        "arg_rows_per_page": 0,
+        "arg_unstable_unsorted_paging": "yes",
+        "arg_result_truncated": 1,
+        "arg_sku_name_path": "sku",
+        "eviction_rate_style": "percentage",
+    }
+    for knob, value in bad_values.items():
+        with pytest.raises(ValueError, match=knob):
+            emu.configure(**{knob: value})
+        r = requests.post(f"{emu.base_url}/_emulator/config", json={knob: value}, timeout=5)
+        assert r.status_code == 400 and knob in r.json()["error"]["message"]
 
 
 # ---- Resource Graph ------------------------------------------------------------------------------
@@ -383,6 +418,71 @@ def test_resource_graph_pages_with_skip_token_and_reports_quota(emu: AzureEmulat
     assert {r["evictionRate"] for r in rows} <= set(cat.EVICTION_BUCKETS)
     assert all(r["skuName"] == r["skuName"].lower() and "_" in r["skuName"] for r in rows)
     assert not {r["location"] for r in rows} & set(cat.sovereign_region_codes())
+
+
+SORTED_QUERY = (
+    "SpotResources | where type =~ 'microsoft.compute/skuspotevictionrate/location' "
+    "| project id, location, skuName = tostring(sku.name), evictionRate = tostring(properties.evictionRate) "
+    "| order by id asc"
+)
+
+
+def all_arg_rows(emu: AzureEmulator, token: str, query: str, top: int = 1000) -> tuple[list[dict], list[dict]]:
+    """Every row of every $skipToken page, and the page bodies."""
+    rows, bodies, options = [], [], {"$top": top}
+    while True:
+        r = arg(emu, token, options, query=query)
+        assert r.status_code == 200, r.text
+        bodies.append(r.json())
+        rows += bodies[-1]["data"]
+        if "$skipToken" not in bodies[-1]:
+            return rows, bodies
+        options = {"$top": top, "$skipToken": bodies[-1]["$skipToken"]}
+
+
+def test_resource_graph_rows_carry_their_id_and_sort_by_it(emu: AzureEmulator, token: str) -> None:
+    rows, _ = all_arg_rows(emu, token, SORTED_QUERY)
+    ids = [r["id"] for r in rows]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == len(cat.eviction_rows(key_at(T0)))
+    assert ids[0].startswith("/providers/Microsoft.Compute/skuSpotEvictionRate/")
+    assert {(r["location"], r["skuName"], r["evictionRate"]) for r in rows} == {
+        (r["location"], r["skuName"], r["evictionRate"]) for r in cat.eviction_rows(key_at(T0))
+    }
+
+
+def test_resource_graph_pages_move_rows_unless_sorted_by_id(emu: AzureEmulator, token: str) -> None:
+    """With the knob, the pages of an unsorted query repeat some rows and never serve others (same count); the
+    pages of a query sorted by id stay stable."""
+    emu.configure(arg_unstable_unsorted_paging=True, arg_rows_per_page=30)
+    unsorted, bodies = all_arg_rows(emu, token, EVICTION_QUERY)
+    every = list(cat.eviction_rows(key_at(T0)))
+    keys = [(r["location"], r["skuName"]) for r in unsorted]
+    assert len(bodies) > 2 and all(b["count"] == len(b["data"]) <= 30 for b in bodies)
+    assert len(unsorted) == len(every) == bodies[0]["totalRecords"]
+    assert len(set(keys)) < len(keys)  # repeated ...
+    assert {(r["location"], r["skuName"]) for r in every} - set(keys)  # ... and missing
+    stable, _ = all_arg_rows(emu, token, SORTED_QUERY)
+    assert len({r["id"] for r in stable}) == len(stable) == len(every)
+
+
+def test_resource_graph_truncated_answer_has_no_skip_token(emu: AzureEmulator, token: str) -> None:
+    emu.configure(arg_result_truncated=True)
+    body = arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()
+    assert body["resultTruncated"] == "true" and "$skipToken" not in body
+    assert body["count"] == len(body["data"]) < body["totalRecords"] == len(cat.eviction_rows(key_at(T0)))
+
+
+def test_resource_graph_size_name_paths_and_percent_buckets(emu: AzureEmulator, token: str) -> None:
+    legacy_path = EVICTION_QUERY  # reads props.skuName
+    emu.configure(arg_sku_name_path="sku.name")
+    assert arg(emu, token, {"$top": 1000}, query=legacy_path).json()["data"] == []
+    assert len(arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()["data"]) > 100
+    emu.configure(arg_sku_name_path="properties.skuName")
+    assert arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()["totalRecords"] == 0
+    emu.configure(arg_sku_name_path="both", eviction_rate_style="percent")
+    rates = {r["evictionRate"] for r in arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()["data"]}
+    assert rates == {"0%-5%", "5%-10%", "10%-15%", "15%-20%", "20+%"}
+    assert emu.stats()["resource_graph_queries"] == {legacy_path: 1, SORTED_QUERY: 3}
 
 
 def test_resource_graph_refuses_other_queries_and_large_pages(emu: AzureEmulator, token: str) -> None:
@@ -526,6 +626,48 @@ def test_sps_hourly_limit_per_pair_on_the_emulator_clock(emu: AzureEmulator, tok
     assert len(stats["sps_calls"][f"{subs[0]}/eastus"]) == 5
     assert stats["max_calls_in_any_62_minutes"] == 5  # why the collector keeps to 10 calls in 62 minutes
     assert stats["sps_calls"][f"{subs[0]}/eastus"][0] == T0.isoformat()
+
+
+def test_sps_subscription_without_the_role_answers_403_on_every_call(emu: AzureEmulator, token: str) -> None:
+    emu.configure(sps_subscriptions_without_role=1)
+    subs = emu.credentials["subscriptions"]
+    body = sps_body(["eastus"], ["Standard_D2s_v3"])
+    for location in ("eastus", "eastus2"):
+        r = sps(emu, token, body, sub=subs[-1], location=location)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed"
+        assert "Microsoft.Compute/locations/placementScores/generate/action" in r.json()["error"]["message"]
+    assert sps(emu, token, body, sub=subs[0]).status_code == 200
+    # the supported-locations answer does not depend on the role
+    assert sps(emu, token, body, sub=subs[-1], location="ERROR_LOCATION").status_code == 400
+    assert list(emu.stats()["sps_calls"]) == [f"{subs[0]}/eastus"]
+    assert [a["status"] for a in emu.stats()["sps_answers"]] == [403, 403, 200, 400]
+
+
+def test_sps_subscription_wide_limit_answers_429_with_retry_after(emu: AzureEmulator, token: str) -> None:
+    emu.configure(sps_subscription_calls_per_hour=3)
+    subs, body = emu.credentials["subscriptions"], sps_body(["eastus"], ["Standard_D2s_v3"])
+    codes = []
+    for location in ("eastus", "eastus2", "westus", "westus2"):
+        r = sps(emu, token, body, location=location)
+        codes.append(r.status_code)
+        emu.advance(60)
+    assert codes == [200, 200, 200, 429]  # every location of the subscription counts
+    assert r.json()["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert r.headers["Retry-After"] == str(3600 - 3 * 60) and "try again after '3420' seconds" in r.text
+    assert sps(emu, token, body, sub=subs[1], location="westus2").status_code == 200  # another subscription
+    emu.advance(3420)
+    assert sps(emu, token, body, location="westus2").status_code == 200
+    assert emu.stats()["throttled"]["sps_subscription"] == 1
+
+
+def test_sps_lists_non_public_locations_on_the_knob_and_refuses_calls_there(emu: AzureEmulator, token: str) -> None:
+    emu.configure(sps_extra_locations=["eastusstage", "msftwestus"])
+    body = sps_body(["eastus"], ["Standard_D2s_v3"])
+    message = sps(emu, token, body, location="ERROR_LOCATION").json()["error"]["message"]
+    assert "'eastus, eastus2, westus, westus2, eastusstage, msftwestus'" in message
+    r = sps(emu, token, body, location="eastusstage")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "LocationNotAvailableForResourceType"
+    assert emu.stats()["sps_calls"] == {}
 
 
 # ---- login ---------------------------------------------------------------------------------------

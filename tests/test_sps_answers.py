@@ -12,6 +12,7 @@ from spotlake_assets.core.sps.answers import (
     parse_invalid_region,
     parse_invalid_size,
     parse_supported_locations,
+    parse_try_again_after,
     score_rows,
     score_value,
 )
@@ -63,6 +64,15 @@ def test_unrelated_bodies_give_none(parse):
     body = "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
     assert parse(body) is None
     assert parse(wrapped("InternalServerError")) is None
+
+
+def test_the_wait_a_429_names_is_read_from_sps_text_or_arm_json():
+    assert parse_try_again_after("You have reached the maximum number of requests allowed. Please try again after "
+                                 "3600 seconds.") == 3600
+    arm = ("Number of 'read' requests for subscription 'x' exceeded. Please try again after '7' seconds after "
+           "additional tokens are available. Refer to https://aka.ms/arm-throttling")
+    assert parse_try_again_after(json.dumps({"error": {"code": "SubscriptionRequestsThrottled", "message": arm}})) == 7
+    assert parse_try_again_after(wrapped("Too many requests")) is None
 
 
 def entry(region: str, sku: str, score: str, zone: str | None = None) -> dict:

@@ -10,12 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from spotlake_assets.core.sps.rotation import (
+    CALLS_PER_WINDOW,
     CLOCK_SKEW,
+    MISSING_ROLE,
+    THROTTLED,
     RotationState,
     learn_invalid_region,
     learn_invalid_size,
     pair_order,
     park,
+    park_subscription,
+    parked_subscriptions,
     reserve,
     set_url_locations,
 )
@@ -109,7 +114,7 @@ def test_json_round_trip_and_equal_states_give_equal_bytes():
     doc = a.to_json()
     assert list(doc) == [
         "version", "last_pair", "history", "parked", "invalid_regions", "invalid_sizes", "url_locations",
-    ]  # fmt: skip
+    ]  # fmt: skip  (parked_subscriptions only when a subscription is parked: version-1 bytes otherwise)
     until = "2026-03-01T13:03:00.000000Z"
     assert doc["parked"] == [{"subscription": "sub-a", "location": "eastus", "until": until}]
     assert doc["url_locations"] == ["eastus", "westus"]
@@ -126,3 +131,56 @@ def test_unknown_version_and_malformed_documents_are_refused():
 def test_naive_times_are_refused():
     with pytest.raises(ValueError, match="no time zone"):
         reserve(RotationState(), 1, datetime(2026, 3, 1, 12, 0), SUBS, LOCS)
+
+
+# A version-1 document as production stores it before subscriptions could be parked.
+VERSION_1 = {
+    "version": 1,
+    "last_pair": ["sub-a", "eastus"],
+    "history": [{"subscription": "sub-a", "location": "eastus", "calls": ["2026-03-01T11:59:00.000000Z"]}],
+    "parked": [{"subscription": "sub-b", "location": "westus", "until": "2026-03-01T12:30:00.000000Z"}],
+    "invalid_regions": ["nowhere"],
+    "invalid_sizes": [],
+    "url_locations": ["eastus", "westus"],
+}
+
+
+def test_a_version_1_document_without_subscription_parks_still_reads():
+    state = RotationState.from_json(VERSION_1)
+    assert state.parked_subscriptions == {} and state.last_pair == ("sub-a", "eastus")
+    assert state.parked == {("sub-b", "westus"): datetime(2026, 3, 1, 12, 30, tzinfo=UTC)}
+    assert RotationState.from_json(json.loads(state.to_bytes())) == state
+    assert json.loads(state.to_bytes())["version"] == 1
+
+
+def test_a_parked_subscription_has_none_of_its_pairs_reserved_until_the_park_ends():
+    state = park_subscription(RotationState(), "sub-a", T0, timedelta(days=1), MISSING_ROLE)
+    state = park_subscription(state, "sub-b", T0, timedelta(minutes=30), THROTTLED)
+    state, taken = reserve(state, 100, T0 + MIN, SUBS, LOCS)
+    assert len(taken) == CALLS_PER_WINDOW * len(LOCS) and {sub for sub, _ in taken} == {"sub-c"}
+    assert parked_subscriptions(state, T0 + MIN) == {
+        "sub-a": (T0 + timedelta(days=1), MISSING_ROLE), "sub-b": (T0 + 30 * MIN, THROTTLED),
+    }  # fmt: skip
+    state, taken = reserve(state, 100, T0 + 31 * MIN, SUBS, LOCS)
+    assert {sub for sub, _ in taken} == {"sub-b"}  # sub-c is at its window's limit
+    state, taken = reserve(state, 100, T0 + timedelta(days=1, minutes=1), SUBS, LOCS)
+    assert {sub for sub, _ in taken} == set(SUBS)
+    assert RotationState.from_json(json.loads(state.to_bytes())) == state
+
+
+def test_a_longer_park_is_kept_parks_last_at_most_a_day_and_reasons_are_checked():
+    state = park_subscription(RotationState(), "sub-a", T0, timedelta(days=1), MISSING_ROLE)
+    assert park_subscription(state, "sub-a", T0, timedelta(minutes=62), THROTTLED) == state
+    later = park_subscription(state, "sub-a", T0 + timedelta(hours=2), timedelta(days=1), THROTTLED)
+    assert later.parked_subscriptions["sub-a"] == (T0 + timedelta(days=1, hours=2), THROTTLED)
+    capped = park_subscription(RotationState(), "sub-a", T0, timedelta(days=30), THROTTLED)
+    assert capped.parked_subscriptions["sub-a"][0] == T0 + timedelta(days=1)
+    doc = json.loads(capped.to_bytes())
+    assert list(doc)[4] == "parked_subscriptions"
+    assert doc["parked_subscriptions"] == [
+        {"subscription": "sub-a", "until": "2026-03-02T12:00:00.000000Z", "reason": "throttled"}
+    ]
+    with pytest.raises(ValueError, match="reason"):
+        park_subscription(RotationState(), "sub-a", T0, MIN, "bored")
+    with pytest.raises(ValueError, match="malformed"):
+        RotationState.from_json({**doc, "parked_subscriptions": [{**doc["parked_subscriptions"][0], "reason": "x"}]})

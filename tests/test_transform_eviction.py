@@ -50,3 +50,20 @@ def test_duplicates_resolved_by_content_not_order():
     b, _ = clean_eviction(rows(*reversed(dup)))
     assert len(a) == 1 and a["IF"].iloc[0] == 1.0
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_both_spellings_of_the_buckets_give_the_same_if():
+    """Azure's buckets come as '0-5' or with percent signs ('0%-5%', '20+%', '0-5%'): same IF either way."""
+    plain = ["0-5", "5-10", "10-15", "15-20", "20+"]
+    spellings = [["0%-5%", "5%-10%", "10%-15%", "15%-20%", "20+%"], ["0-5%", "5-10%", "10-15%", "15-20%", "20+ %"]]
+    expected, _ = clean_eviction(rows(*[("eastus", f"standard_d{i}s_v3", r) for i, r in enumerate(plain)]))
+    for spelled in spellings:
+        table, unknown = clean_eviction(rows(*[("eastus", f"standard_d{i}s_v3", r) for i, r in enumerate(spelled)]))
+        assert unknown == 0
+        pd.testing.assert_frame_equal(table, expected)
+
+
+def test_rows_may_carry_their_resource_id():
+    frame = rows(("eastus", "standard_d2s_v3", "0-5")).assign(id="/providers/Microsoft.Compute/skuSpotEvictionRate/x")
+    table, _ = clean_eviction(frame)
+    assert list(table.columns) == IF_COLUMNS and len(table) == 1

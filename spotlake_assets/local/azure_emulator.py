@@ -1,7 +1,11 @@
 """A local Azure emulator: Retail Prices API, Resource Graph, Spot Placement Scores and an Entra ID login.
 
 It answers with the exact shapes and errors of docs/contract.md "Sources", over real HTTP (and HTTPS
-with a trustme CA for the login endpoint, so the real azure-identity/MSAL client works against it). Its data
+with a trustme CA for the login endpoint, so the real azure-identity/MSAL client works against it), and, on knobs,
+with the behaviours Azure documents that a well-behaved run never meets (docs/azure-sources.md): price pages of
+another size, unstable Resource Graph pages for an unsorted query, truncated answers, '%'-suffixed eviction
+buckets, a size name at only one field path, subscriptions without the SPS role, subscription-wide SPS throttling
+and non-public names among the supported SPS locations. Its data
 come from `catalogue` (a pure function of seed, scale and the 10-minute epoch of the emulator clock); its
 behaviour is tuned by the knobs of `EmulatorConfig`, changeable while running, in-process (`configure`) or
 over HTTP (`/_emulator/...`).
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import random
 import re
 import secrets
@@ -26,6 +31,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -42,11 +48,20 @@ SPS_MAX_SIZES = 5
 SPS_WINDOW = timedelta(hours=1)
 # The collector's own rule is at most 10 calls per pair in any 62 minutes; stats() reports the densest window.
 QUOTA_REPORT_WINDOW = timedelta(minutes=62)
+PRICE_URLS_KEPT = 5000  # stats() keeps the raw URLs of this many last price requests
+SPS_ANSWERS_KEPT = 20000  # and this many last SPS answers (time, subscription, location, status)
+SPS_ACTION = "Microsoft.Compute/locations/placementScores/generate/action"
 TOKEN_LIFETIME_SECONDS = 3600
 SPS_THROTTLE_TEXT = (
     "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
 )
 FAULT_KINDS = ("429", "500", "timeout", "malformed")
+SKU_NAME_PATHS = ("both", "sku.name", "properties.skuName")
+EVICTION_RATE_STYLES = ("plain", "percent")
+_SORTED_BY_ID = re.compile(r"\|\s*(order|sort)\s+by\s+id\b", re.IGNORECASE)
+_PROJECTS_ID = re.compile(r"\|\s*project\s+(id\s*,|[^|]*,\s*id\s*(,|\||$))", re.IGNORECASE)
+_READS_SKU_NAME = re.compile(r"\bsku\.name\b", re.IGNORECASE)
+_READS_PROPERTIES_SKU_NAME = re.compile(r"\b(properties|props)\.skuName\b", re.IGNORECASE)
 
 
 @dataclass
@@ -60,6 +75,19 @@ class EmulatorConfig:
     invalid_regions / invalid_sizes: planted values SPS refuses with its 400.
     subscriptions / url_locations: counts; None means 3 / 4 at small scale and 50 / 50 at full scale.
     Fault rates are shares of the requests to prices, Resource Graph and SPS (their sum at most 1).
+    Knobs of documented Azure behaviour (docs/azure-sources.md):
+    price_page_size: items per price page (NextPageLink steps $skip by it).
+    price_links_end_after: from this page on (1 = the first) NextPageLink is null although items remain.
+    arg_rows_per_page: most rows of one Resource Graph page, whatever $top asks.
+    arg_unstable_unsorted_paging: the pages of a query without `order by id` repeat some rows and skip others.
+    arg_result_truncated: resultTruncated "true", at most half the rows, no $skipToken.
+    arg_sku_name_path: "sku.name", "properties.skuName" or "both": where rows keep the size name (a query reading
+      another path gets no row).
+    eviction_rate_style: "plain" ('0-5') or "percent" ('0%-5%', '20+%').
+    sps_subscriptions_without_role: the last N subscriptions answer every SPS call 403 AuthorizationFailed.
+    sps_subscription_calls_per_hour: calls a subscription may make over all its locations in an hour (emulator
+      clock), then 429 SubscriptionRequestsThrottled with Retry-After; 0 for no such limit.
+    sps_extra_locations: non-public names added to the supported-locations list; calls there answer 400.
     """
 
     seed: int = 7
@@ -67,9 +95,15 @@ class EmulatorConfig:
     drift_rate: float = cat.DEFAULT_DRIFT_RATE  # share of series that change between consecutive epochs
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     boundary_repeat_rate: float = 0.05  # share of price pages that also repeat the previous page's last item
+    price_page_size: int = PAGE_SIZE  # items a price page holds; Azure's documentation once said 100
+    price_links_end_after: int = 0  # pages from this one on (1 = the first) come without NextPageLink; 0: never
     prices_requests_per_second: float = 50
     arg_quota_per_5s: int = 15
     sps_calls_per_hour: int = 10  # per (subscription, URL location), on the emulator clock
+    # SPS, as Azure documents it (docs/azure-sources.md):
+    sps_subscription_calls_per_hour: int = 0  # per subscription, all locations together (429 + Retry-After); 0: none
+    sps_subscriptions_without_role: int = 0  # the last N subscriptions lack the role: 403 AuthorizationFailed
+    sps_extra_locations: list[str] = field(default_factory=list)  # non-public names in the supported list
     invalid_regions: list[str] = field(default_factory=list)
     invalid_sizes: list[str] = field(default_factory=list)
     subscriptions: int | None = None
@@ -81,6 +115,12 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     timeout_seconds: float = 5.0
     retry_after_seconds: int = 60  # the value put in retry-after headers
+    # Resource Graph, as Azure documents it (docs/azure-sources.md):
+    arg_rows_per_page: int = ARG_MAX_TOP  # the most rows one page holds, whatever $top asks
+    arg_unstable_unsorted_paging: bool = False  # pages of a query without `order by id` repeat and miss rows
+    arg_result_truncated: bool = False  # resultTruncated "true", no $skipToken, totalRecords > rows served
+    arg_sku_name_path: str = "both"  # where a row keeps its size name: "sku.name", "properties.skuName" or both
+    eviction_rate_style: str = "plain"  # "plain" ('0-5', '20+') or "percent" ('0%-5%', '20+%')
 
     @property
     def subscription_count(self) -> int:
@@ -119,6 +159,39 @@ class EmulatorConfig:
         for name in ("invalid_regions", "invalid_sizes"):
             if not all(isinstance(v, str) for v in getattr(self, name)):
                 raise ValueError(f"knob {name!r} must be a list of strings")
+        if not isinstance(self.price_links_end_after, int) or self.price_links_end_after < 0:
+            raise ValueError(
+                f"knob 'price_links_end_after' must be 0 (never) or a page number, got {self.price_links_end_after!r}"
+            )
+        if not isinstance(self.price_page_size, int) or not 1 <= self.price_page_size <= PAGE_SIZE:
+            raise ValueError(f"knob 'price_page_size' must be between 1 and {PAGE_SIZE}, got {self.price_page_size!r}")
+        if not isinstance(self.sps_subscription_calls_per_hour, int) or self.sps_subscription_calls_per_hour < 0:
+            raise ValueError(
+                "knob 'sps_subscription_calls_per_hour' must be 0 (no limit) or a positive whole number, "
+                f"got {self.sps_subscription_calls_per_hour!r}"
+            )
+        roleless = self.sps_subscriptions_without_role
+        if not isinstance(roleless, int) or not 0 <= roleless <= self.subscription_count:
+            raise ValueError(
+                f"knob 'sps_subscriptions_without_role' must be between 0 and {self.subscription_count} "
+                f"(the subscriptions), got {roleless!r}"
+            )
+        extra = self.sps_extra_locations
+        if not isinstance(extra, list) or not all(isinstance(v, str) and re.fullmatch(r"[a-z0-9]+", v) for v in extra):
+            raise ValueError(f"knob 'sps_extra_locations' must be a list of lower-case location names, got {extra!r}")
+        if public_named := sorted(set(extra) & set(cat.public_region_codes())):
+            raise ValueError(f"knob 'sps_extra_locations' must name no public region, got {public_named}")
+        for name in ("arg_unstable_unsorted_paging", "arg_result_truncated"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"knob {name!r} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.arg_rows_per_page, int) or not 1 <= self.arg_rows_per_page <= ARG_MAX_TOP:
+            raise ValueError(
+                f"knob 'arg_rows_per_page' must be between 1 and {ARG_MAX_TOP}, got {self.arg_rows_per_page!r}"
+            )
+        choices = {"arg_sku_name_path": SKU_NAME_PATHS, "eviction_rate_style": EVICTION_RATE_STYLES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"knob {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
         cat.DataKey.make(self.seed, self.scale, 0, self.drift_rate, self.overrides)  # validates 'overrides'
 
 
@@ -335,20 +408,31 @@ class AzureEmulator:
             self._price_window.times.clear()
             self._arg_window.times.clear()
             self._requests: Counter[str] = Counter()
+            self._graph_queries: Counter[str] = Counter()  # the exact query text of each Resource Graph request
+            self._price_urls: deque[str] = deque(maxlen=PRICE_URLS_KEPT)  # raw path and query of price requests
             self._faults: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
-            self._throttled: Counter[str] = Counter({"prices": 0, "resource_graph": 0, "sps": 0})
+            self._throttled: Counter[str] = Counter(
+                {"prices": 0, "resource_graph": 0, "sps": 0, "sps_subscription": 0}
+            )
             self._sps_calls: dict[tuple[str, str], list[datetime]] = {}
+            self._sps_answers: deque[dict[str, Any]] = deque(maxlen=SPS_ANSWERS_KEPT)
 
     def stats(self) -> dict[str, Any]:
-        """Requests per endpoint, injected faults per kind, throttled answers per endpoint, accepted SPS
-        call times per 'subscription/location' pair (ISO, emulator clock), most calls of a pair in 62 min."""
+        """Requests per endpoint, the query text of Resource Graph requests (with counts), the raw path and query
+        of the last price requests (as sent, before any decoding), injected faults per kind, throttled answers per
+        endpoint (`sps_subscription`: subscription-wide), accepted SPS call times per 'subscription/location' pair
+        (ISO, emulator clock), the last SPS answers (time, subscription, location, status), most calls of a pair in
+        62 min."""
         with self._lock:
             calls = {pair: sorted(times) for pair, times in self._sps_calls.items()}
             return {
                 "requests": dict(self._requests),
+                "resource_graph_queries": dict(self._graph_queries),
+                "price_urls": list(self._price_urls),
                 "faults": dict(self._faults),
                 "throttled": dict(self._throttled),
                 "sps_calls": {f"{s}/{loc}": [t.isoformat() for t in ts] for (s, loc), ts in calls.items()},
+                "sps_answers": list(self._sps_answers),
                 "max_calls_in_any_62_minutes": max(
                     (_densest(ts, QUOTA_REPORT_WINDOW) for ts in calls.values()), default=0
                 ),
@@ -428,6 +512,8 @@ class AzureEmulator:
         return app
 
     def _prices(self) -> Response:
+        with self._lock:
+            self._price_urls.append(request.environ.get("RAW_URI") or request.full_path)
         if fault := self._enter("prices"):
             return fault
         cfg = self._config
@@ -458,17 +544,18 @@ class AzureEmulator:
             return _error(
                 400, "BadRequest", f"$skip {request.args.get('$skip')!r} is not a non-negative integer"
             )
-        key = self._data_key()
+        key, size = self._data_key(), cfg.price_page_size
         total = cat.price_count(key.seed, key.scale)
-        items = cat.price_page(key, skip, skip + PAGE_SIZE)
+        items = cat.price_page(key, skip, skip + size)
         if 0 < skip <= total and cat.unit(key.seed, "boundary", key.epoch, skip) < cfg.boundary_repeat_rate:
             # Azure's $skip paging sometimes repeats a boundary row on the next page.
             items = cat.price_page(key, skip - 1, skip) + items
         next_link = None
-        if skip + PAGE_SIZE < total:
-            query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + PAGE_SIZE}
+        links_end = cfg.price_links_end_after and skip // size + 1 >= cfg.price_links_end_after
+        if skip + size < total and not links_end:  # (Azure's links went missing like this on 2023-03-10)
+            query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + size}
             next_link = (
-                f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe=chr(39) + '$')}"
+                f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe='$')}"
             )
         return _json(
             {
@@ -490,6 +577,9 @@ class AzureEmulator:
             return _error(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
         body = request.get_json(silent=True)
         query = body.get("query") if isinstance(body, dict) else None
+        if isinstance(query, str):
+            with self._lock:
+                self._graph_queries[query] += 1
         if not isinstance(query, str) or "skuspotevictionrate" not in query.lower():
             return _error(
                 400, "BadRequest", "The emulator answers only the skuspotevictionrate spotresources query."
@@ -520,27 +610,51 @@ class AzureEmulator:
             "x-ms-user-quota-remaining": str(quota - used - 1),
             "x-ms-user-quota-resets-after": _hms(resets_in),
         }
+        cfg = self._config
         key = self._data_key(epoch)  # a skip token keeps the epoch of the first page
-        rows = cat.eviction_rows(key)
-        page = list(rows[offset : offset + top])
+        rows = _eviction_answer(key, query, cfg.arg_sku_name_path, cfg.eviction_rate_style)
+        take = min(top, cfg.arg_rows_per_page)
+        start = offset
+        if cfg.arg_unstable_unsorted_paging and not _SORTED_BY_ID.search(query) and (offset // take) % 2 == 1:
+            # Azure keeps pages stable only when the query sorts by a unique column (docs/azure-sources.md):
+            # here every second page starts one row early, so it repeats the last row of the page before it and
+            # the row just before the next page is never served. Same number of rows, some twice, some never.
+            start = offset - 1
+        if cfg.arg_result_truncated:  # a truncated answer holds at most half the table
+            take = min(take, max(1, len(rows) // 2))
+        page = list(rows[start : start + min(take, max(len(rows) - offset, 0))])
         answer: dict[str, Any] = {
             "totalRecords": len(rows),
             "count": len(page),
             "data": page,
             "facets": [],
-            "resultTruncated": "false",
+            "resultTruncated": "true" if cfg.arg_result_truncated and len(page) < len(rows) else "false",
         }
-        if offset + top < len(rows):
-            answer["$skipToken"] = _encode_skip_token(offset + top, key.epoch)
+        # With resultTruncated "true" Azure sets no $skipToken: the rest of the table cannot be asked for.
+        if answer["resultTruncated"] == "false" and offset + take < len(rows):
+            answer["$skipToken"] = _encode_skip_token(offset + take, key.epoch)
         return _json(answer, headers=headers)
 
     def _placement_scores(self, subscription: str, location: str) -> Response:
+        answer = self._placement_scores_answer(subscription, location)
+        with self._lock:
+            self._sps_answers.append(
+                {
+                    "time": self.now().isoformat(),
+                    "subscription": subscription.lower(),
+                    "location": location.lower(),
+                    "status": answer.status_code,
+                }
+            )
+        return answer
+
+    def _placement_scores_answer(self, subscription: str, location: str) -> Response:
         if fault := self._enter("sps"):
             return fault
         if denied := self._authorized():
             return denied
         cfg = self._config
-        supported = cat.url_locations(cfg.url_location_count)
+        supported = cat.url_locations(cfg.url_location_count) + list(cfg.sps_extra_locations)
         if location.lower() not in supported:
             return _error(
                 400,
@@ -549,13 +663,43 @@ class AzureEmulator:
                 f"'{request.args.get('api-version')}' for type 'locations/placementScores'. "
                 f"The supported locations are '{', '.join(supported)}'.",
             )
-        if subscription.lower() not in cat.subscription_ids(cfg.seed, cfg.subscription_count):
+        subscriptions = cat.subscription_ids(cfg.seed, cfg.subscription_count)
+        if subscription.lower() not in subscriptions:
             return _error(
                 404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found."
+            )
+        if subscription.lower() in subscriptions[len(subscriptions) - cfg.sps_subscriptions_without_role :]:
+            # Azure Resource Manager's answer to a principal without the "Compute Recommendations Role"
+            client = cat.service_principal(cfg.seed)["client_id"]
+            return _error(
+                403,
+                "AuthorizationFailed",
+                f"The client '{client}' with object id '{client}' does not have authorization to perform action "
+                f"'{SPS_ACTION}' over scope '/subscriptions/{subscription}' or the scope is invalid. "
+                "If access was recently granted, please refresh your credentials.",
+            )
+        if location.lower() in cfg.sps_extra_locations:
+            # listed as supported, but not a region a public subscription can use
+            return _error(
+                400,
+                "LocationNotAvailableForResourceType",
+                f"The provided location '{location}' is not available for resource type "
+                "'Microsoft.Compute/locations/placementScores'.",
             )
         pair = (subscription.lower(), location.lower())
         with self._lock:
             now = self.now()
+            if limit := cfg.sps_subscription_calls_per_hour:
+                recent = [
+                    t
+                    for (sub, _), times in self._sps_calls.items()
+                    if sub == pair[0]
+                    for t in times
+                    if t > now - SPS_WINDOW
+                ]
+                if len(recent) >= limit:
+                    self._throttled["sps_subscription"] += 1
+                    return _subscription_throttled(subscription, (min(recent) + SPS_WINDOW - now).total_seconds())
             calls = self._sps_calls.setdefault(pair, [])
             if sum(t > now - SPS_WINDOW for t in calls) >= cfg.sps_calls_per_hour:
                 self._throttled["sps"] += 1
@@ -713,6 +857,30 @@ class AzureEmulator:
         )
 
 
+@lru_cache(maxsize=32)
+def _eviction_answer(key: cat.DataKey, query: str, sku_name_path: str, rate_style: str) -> tuple[dict[str, str], ...]:
+    """The rows the eviction-rate query gets: its columns (with `id` when it projects it), sorted by id when it
+    sorts by id, none when it reads the size name from a path the rows do not have (`isnotempty(skuName)` then
+    drops every row)."""
+    reads_sku = _READS_SKU_NAME.search(query) is not None and sku_name_path in ("both", "sku.name")
+    reads_props = _READS_PROPERTIES_SKU_NAME.search(query) is not None and sku_name_path in (
+        "both",
+        "properties.skuName",
+    )
+    if not (reads_sku or reads_props):
+        return ()
+    with_id = _PROJECTS_ID.search(query) is not None
+    out: list[tuple[str, dict[str, str]]] = []
+    for row in cat.eviction_rows(key):
+        rate = cat.percent_bucket(row["evictionRate"]) if rate_style == "percent" else row["evictionRate"]
+        resource_id = cat.eviction_resource_id(row["location"], row["skuName"])
+        answer = {"location": row["location"], "skuName": row["skuName"], "evictionRate": rate}
+        out.append((resource_id, {"id": resource_id, **answer} if with_id else answer))
+    if _SORTED_BY_ID.search(query):
+        out.sort(key=lambda pair: pair[0])
+    return tuple(row for _, row in out)
+
+
 def _rate_limited(endpoint: str, retry_after: float, message: str) -> Response:
     """A 429 in the style of each API: its error code and its retry header."""
     if endpoint == "prices":
@@ -723,6 +891,18 @@ def _rate_limited(endpoint: str, retry_after: float, message: str) -> Response:
         headers = {"Retry-After": str(round(retry_after))}
     code = "RateLimiting" if endpoint == "resource_graph" else "TooManyRequests"
     return _error(429, code, message, headers)
+
+
+def _subscription_throttled(subscription: str, wait_seconds: float) -> Response:
+    """Azure Resource Manager's 429 for a subscription whose read requests are spent, with its Retry-After."""
+    wait = max(1, math.ceil(wait_seconds))
+    return _error(
+        429,
+        "SubscriptionRequestsThrottled",
+        f"Number of 'read' requests for subscription '{subscription}' exceeded. Please try again after '{wait}' "
+        "seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+        {"Retry-After": str(wait)},
+    )
 
 
 def _sps_request_problem(body: Any) -> str | None:

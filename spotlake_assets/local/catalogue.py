@@ -11,7 +11,6 @@ every period boundary is a real change and the observed change share matches dri
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -21,8 +20,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
-from importlib import resources
 from typing import Any
+
+from spotlake_assets.core import azure_regions
 
 SCALES = ("small", "full")
 EPOCH_SECONDS = 600
@@ -319,21 +319,18 @@ def period_index(epoch: int, drift_rate: float, series_hash: int) -> int:
 # catalogue
 
 
-@lru_cache(maxsize=1)
 def _region_table() -> tuple[tuple[str, str, bool], ...]:
-    text = resources.files(__package__).joinpath("azure_regions.csv").read_text(encoding="utf-8")
-    return tuple(
-        (r["code"], r["display_name"], r["sovereign"] == "true") for r in csv.DictReader(text.splitlines())
-    )
+    """(code, display name, sovereign) of the project's region list (spotlake_assets/core/azure_regions.csv)."""
+    return tuple((r.code, r.display_name, r.sovereign) for r in azure_regions.region_table())
 
 
 def public_region_codes() -> list[str]:
     """Public region codes in the order of azure_regions.csv (eastus, eastus2, westus, ...)."""
-    return [code for code, _, sovereign in _region_table() if not sovereign]
+    return azure_regions.public_region_codes()
 
 
 def sovereign_region_codes() -> list[str]:
-    return [code for code, _, sovereign in _region_table() if sovereign]
+    return azure_regions.sovereign_region_codes()
 
 
 def _all_sizes() -> Iterator[Size]:
@@ -602,6 +599,16 @@ def _static_eviction(seed: int, scale: str) -> tuple[tuple[str, str, int, int], 
         base = bisect_right(_EVICTION_CUMULATIVE, unit(seed, "eviction-base", code, sku))
         rows.append((code, sku, base, hash64(seed, "eviction-drift", code, sku)))
     return tuple(rows)
+
+
+def eviction_resource_id(location: str, sku: str) -> str:
+    """The `id` of a SpotResources eviction-rate row, in the shape Azure gives such resources."""
+    return f"/providers/Microsoft.Compute/skuSpotEvictionRate/{sku}/location/{location}"
+
+
+def percent_bucket(bucket: str) -> str:
+    """A bucket in the '%'-suffixed spelling ('0-5' -> '0%-5%', '20+' -> '20+%')."""
+    return "20+%" if bucket == "20+" else "-".join(f"{part}%" for part in bucket.split("-"))
 
 
 @lru_cache(maxsize=16)

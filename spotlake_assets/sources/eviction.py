@@ -31,6 +31,8 @@ def build_eviction_asset(partitions: Partitions) -> AssetsDefinition:
                 "source_rows": len(fetched.rows),
                 "unknown_rates": unknown,
                 "pages": fetched.pages,
+                "total_records": fetched.total_records,
+                "passes": fetched.passes,
                 "retries": http.retries,
                 "data_time": MetadataValue.timestamp(t),
             }

@@ -32,6 +32,7 @@ def build_price_asset(partitions: Partitions) -> AssetsDefinition:
                 "items": fetched.items_seen,
                 "items_kept": len(fetched.items),
                 "pages": fetched.pages,
+                "requests": fetched.requests,
                 "retries": http.retries,
                 "data_time": MetadataValue.timestamp(t),
             }

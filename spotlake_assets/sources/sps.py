@@ -95,6 +95,11 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 asset=names.SPS_RAW,
                 description="Share of the request pool's valid pairs that got a score",
             ),
+            AssetCheckSpec(
+                "sps_subscriptions",
+                asset=names.SPS_RAW,
+                description="No subscription is parked for lacking the Compute Recommendations Role (Azure answers 403)",
+            ),
         ),
     )
     def azure_sps_raw(
@@ -116,6 +121,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
         skipped requests and coverage.
         """
         outcome: dict[str, float] = {}
+        missing_role: list[str] = []
 
         def request_pool(key: str) -> tuple[pd.DataFrame, str]:
             for day in sorted(pools, reverse=True):
@@ -159,6 +165,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 skipped_requests=run.skipped_requests,
                 failed_requests=run.failed_requests,
             )
+            missing_role.extend(run.subscriptions_missing_role)
             return rows, {
                 "desired_count": count,
                 "pool": pool_source,
@@ -171,6 +178,10 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 "pairs_used": len(run.pairs_used),
                 "unknown_scores": unknown,
                 "errors": MetadataValue.json(run.errors),
+                "parked_subscriptions": MetadataValue.json(run.parked_subscriptions_metadata()),
+                "subscriptions_forbidden": len(run.forbidden_subscriptions),
+                "subscriptions_rested": len(run.rested_subscriptions),
+                "ignored_locations": MetadataValue.json(list(run.ignored_locations)),
                 "data_time": MetadataValue.timestamp(t),
                 **outcome,
             }
@@ -182,6 +193,22 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
             passed=mode == "imported" or outcome.get("coverage", 0.0) >= 1.0,
             severity=AssetCheckSeverity.WARN,
             metadata=outcome or {"coverage": 0.0, "mode": mode},
+        )
+        yield AssetCheckResult(
+            check_name="sps_subscriptions",
+            passed=not missing_role,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "missing_role": len(missing_role),
+                **(
+                    {
+                        "error": f"{len(missing_role)} subscription(s) answer 403: grant them the Compute "
+                        "Recommendations Role; parked for a day"
+                    }
+                    if missing_role
+                    else {}
+                ),
+            },
         )
 
     return [azure_sps_request_pool, azure_sps_raw]

@@ -79,6 +79,16 @@ def parse_invalid_size(text: str) -> str | None:
     return _invalid_value(text, "desiredSizes")
 
 
+_TRY_AGAIN_AFTER = re.compile(rf"try again after\s*{_QUOTE}?(?P<seconds>\d+){_QUOTE}?\s*seconds", re.IGNORECASE)
+
+
+def parse_try_again_after(text: str) -> float | None:
+    """N of a 429 body's "... Please try again after N seconds." (SPS's plain text, or ARM's "after 'N' seconds"
+    in a JSON error), or None."""
+    match = _TRY_AGAIN_AFTER.search(_message_text(text))
+    return float(match["seconds"]) if match else None
+
+
 def parse_supported_locations(text: str) -> list[str] | None:
     """The list of "... supported locations are 'eastus, eastus2, ...'", in order, deduplicated; or None."""
     match = _SUPPORTED_LOCATIONS.search(_message_text(text))

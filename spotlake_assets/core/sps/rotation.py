@@ -2,7 +2,10 @@
 
 Rules (docs/design.md "Spot Placement Scores and the quota"): pairs are used round-robin, continuing after the
 last pair used; a pair takes at most 10 calls in any sliding 62 minutes; a pair that answered 429 is parked for 62
-minutes. The state also carries what the collector learned: invalid regions, invalid sizes and the usable URL locations.
+minutes. Whole subscriptions are parked too (docs/azure-sources.md): one that answered 403 (no "Compute
+Recommendations Role") for a day, one that answered 429 for Azure's window (its Retry-After, else 62 minutes),
+since the call counts against the subscription's read quota. The state also carries what the collector learned:
+invalid regions, invalid sizes and the usable URL locations.
 
 Every function returns a new state and never mutates its input, so a caller can write the new state with a
 conditional put *before* calling Azure (a reserved call counts even if it later fails) and, on a conflicting
@@ -27,7 +30,15 @@ PARK_FOR = timedelta(minutes=62)
 # History and parks are kept this much longer than they matter at `now`, so that a run whose clock is up to
 # this much behind the previous run's still sees every call that shares a window with its own.
 CLOCK_SKEW = timedelta(minutes=10)
-STATE_VERSION = 1  # version of the JSON document; bump when its shape changes
+# Version of the JSON document; bump when a reader of the previous version would misread it. Version 1 gained the
+# optional `parked_subscriptions` list, written only when a subscription is parked: a document without it reads as
+# no parked subscription, and a reader that does not know it ignores it (it then only forgets the parks).
+STATE_VERSION = 1
+MISSING_ROLE = "missing_role"  # 403: the subscription lacks the "Compute Recommendations Role"
+THROTTLED = "throttled"  # 429: the subscription's read quota is spent
+PARK_REASONS = (MISSING_ROLE, THROTTLED)
+MISSING_ROLE_PARK = timedelta(days=1)
+MAX_SUBSCRIPTION_PARK = timedelta(days=1)
 _TIME_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -35,6 +46,12 @@ def _utc(t: datetime) -> datetime:
     if t.tzinfo is None:
         raise ValueError(f"time {t!r} has no time zone; SPS rotation needs aware UTC times")
     return t.astimezone(UTC)
+
+
+def _reason(reason: str) -> str:
+    if reason not in PARK_REASONS:
+        raise ValueError(f"subscription park reason {reason!r} is not one of {PARK_REASONS}")
+    return reason
 
 
 def _format(t: datetime) -> str:
@@ -51,6 +68,8 @@ class RotationState:
 
     history: Mapping[Pair, tuple[datetime, ...]] = field(default_factory=dict)  # reserved call times per pair
     parked: Mapping[Pair, datetime] = field(default_factory=dict)  # pair -> parked until
+    # subscription -> (parked until, reason in PARK_REASONS)
+    parked_subscriptions: Mapping[str, tuple[datetime, str]] = field(default_factory=dict)
     last_pair: Pair | None = None
     invalid_regions: tuple[str, ...] = ()
     invalid_sizes: tuple[str, ...] = ()
@@ -63,6 +82,9 @@ class RotationState:
                 tuple(p): tuple(sorted(_utc(t) for t in ts)) for p, ts in sorted(self.history.items()) if ts
             },
             "parked": {tuple(p): _utc(t) for p, t in sorted(self.parked.items())},
+            "parked_subscriptions": {
+                sub: (_utc(until), _reason(why)) for sub, (until, why) in sorted(self.parked_subscriptions.items())
+            },
             "last_pair": tuple(self.last_pair) if self.last_pair is not None else None,
             "invalid_regions": tuple(sorted(set(self.invalid_regions))),
             "invalid_sizes": tuple(sorted(set(self.invalid_sizes))),
@@ -72,8 +94,9 @@ class RotationState:
             object.__setattr__(self, name, value)  # frozen: normalise once, here
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict with a fixed key order and sorted lists."""
-        return {
+        """A JSON-ready dict with a fixed key order and sorted lists; `parked_subscriptions` only when there is
+        one (so a state without any is byte for byte what version-1 code writes)."""
+        doc = {
             "version": self.version,
             "last_pair": list(self.last_pair) if self.last_pair else None,
             "history": [
@@ -84,10 +107,17 @@ class RotationState:
                 {"subscription": s, "location": loc, "until": _format(t)}
                 for (s, loc), t in self.parked.items()
             ],
+            "parked_subscriptions": [
+                {"subscription": sub, "until": _format(until), "reason": reason}
+                for sub, (until, reason) in self.parked_subscriptions.items()
+            ],
             "invalid_regions": list(self.invalid_regions),
             "invalid_sizes": list(self.invalid_sizes),
             "url_locations": list(self.url_locations),
         }
+        if not doc["parked_subscriptions"]:
+            del doc["parked_subscriptions"]
+        return doc
 
     def to_bytes(self) -> bytes:
         """The stored form: equal states give equal bytes."""
@@ -106,6 +136,9 @@ class RotationState:
                     (h["subscription"], h["location"]): tuple(map(_parse, h["calls"])) for h in doc["history"]
                 },
                 parked={(p["subscription"], p["location"]): _parse(p["until"]) for p in doc["parked"]},
+                parked_subscriptions={
+                    p["subscription"]: (_parse(p["until"]), p["reason"]) for p in doc.get("parked_subscriptions", [])
+                },
                 last_pair=tuple(doc["last_pair"]) if doc["last_pair"] else None,
                 invalid_regions=tuple(doc["invalid_regions"]),
                 invalid_sizes=tuple(doc["invalid_sizes"]),
@@ -159,7 +192,8 @@ def reserve(
     order = pair_order(subscriptions, locations)
     history = {p: [t for t in ts if t > now - WINDOW - CLOCK_SKEW] for p, ts in state.history.items()}
     parked = {p: until for p, until in state.parked.items() if until > now - CLOCK_SKEW}
-    free = {p for p in order if state.parked.get(p, now) <= now}
+    resting = parked_subscriptions(state, now)
+    free = {p for p in order if state.parked.get(p, now) <= now and p[0] not in resting}
     used = {p: _counts_against(history.get(p, ()), now) for p in order}
     cursor = order.index(state.last_pair) + 1 if state.last_pair in used else 0
     taken: list[Pair] = []
@@ -176,7 +210,11 @@ def reserve(
         taken.append(pair)
     last_pair = taken[-1] if taken else state.last_pair
     new_state = replace(
-        state, history={p: tuple(ts) for p, ts in history.items()}, parked=parked, last_pair=last_pair
+        state,
+        history={p: tuple(ts) for p, ts in history.items()},
+        parked=parked,
+        parked_subscriptions=_live_subscription_parks(state, now),
+        last_pair=last_pair,
     )
     return new_state, taken
 
@@ -187,6 +225,30 @@ def park(state: RotationState, pair: Pair, now: datetime) -> RotationState:
     parked = {p: t for p, t in state.parked.items() if t > _utc(now) - CLOCK_SKEW}
     parked[tuple(pair)] = max(until, parked.get(tuple(pair), until))
     return replace(state, parked=parked)
+
+
+def park_subscription(
+    state: RotationState, subscription: str, now: datetime, duration: timedelta, reason: str
+) -> RotationState:
+    """Park every pair of a subscription for `duration` after `now` (at most a day); an existing longer park
+    is kept, with its reason."""
+    now = _utc(now)
+    until = now + min(duration, MAX_SUBSCRIPTION_PARK)
+    parks = _live_subscription_parks(state, now)
+    if subscription not in parks or parks[subscription][0] < until:
+        parks[subscription] = (until, _reason(reason))
+    return replace(state, parked_subscriptions=parks)
+
+
+def parked_subscriptions(state: RotationState, now: datetime) -> dict[str, tuple[datetime, str]]:
+    """The subscription parks in force at `now`: subscription -> (until, reason)."""
+    now = _utc(now)
+    return {sub: park for sub, park in state.parked_subscriptions.items() if park[0] > now}
+
+
+def _live_subscription_parks(state: RotationState, now: datetime) -> dict[str, tuple[datetime, str]]:
+    # kept CLOCK_SKEW past their end, like pair parks, for a run whose clock is behind
+    return {sub: park for sub, park in state.parked_subscriptions.items() if park[0] > now - CLOCK_SKEW}
 
 
 def learn_invalid_region(state: RotationState, region: str) -> RotationState:
