@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint validate clean
+.PHONY: run test dev bench lint validate clean lock lock-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,25 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## requirements.lock: the production image's dependencies (pyproject.toml's, no extras) pinned with hashes for
+## CPython 3.11 on linux/amd64, by a pinned uv. Keeps existing pins; `make lock LOCK_ARGS=--upgrade` moves them all.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+LOCK_ARGS ?=
+$(LOCK_VENV)/.uv-$(UV_VERSION):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	touch $@
+
+lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
+	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --quiet --no-config --no-strip-extras --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_36 --only-binary :all: \
+		--custom-compile-command "make lock" $(LOCK_ARGS) --output-file requirements.lock
+	$(PYTHON) docker/lockfile.py stamp requirements.lock
+
+## Offline and instant: fails when pyproject.toml's dependencies changed since requirements.lock was compiled.
+lock-check:
+	$(PYTHON) docker/lockfile.py check requirements.lock
+
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(LOCK_VENV) build
