@@ -1,6 +1,6 @@
 # Four roles, each with only what its task calls (the policies are literal structures so that
 # tests/test_infra.py can evaluate them per environment):
-#   run        the Dagster runs (the collector itself): its bucket, its table, AzureAuth read only
+#   run        the Dagster runs (the collector itself): Azure's keys in the buckets, its table, AzureAuth read only
 #   daemon     schedules, sensors (the Slack alert) and the EcsRunLauncher
 #   webserver  the UI: sees and stops run tasks
 #   execution  ECS itself: pulls the image, writes logs, injects the Postgres password and dagster.yaml
@@ -15,15 +15,17 @@ locals {
   ecr_repository_arn     = "arn:aws:ecr:${var.aws_region}:${local.account_id}:repository/${local.ecr_repository}"
   ecr_repository         = regex("^[^/]+/([^:@]+)", var.image_uri)[0]
 
-  # The collector: every output goes to the write bucket, inputs fall back to the read bucket (read only).
+  # The collector: every output goes to the write bucket, inputs fall back to the read bucket (read only). Both
+  # buckets are shared with the other SpotLake collectors, so objects are granted on Azure's keys only
+  # (azure_object_patterns in storage.tf): an Azure run can neither overwrite nor read another collector's objects.
   run_policy = {
     Version = "2012-10-17"
     Statement = [
       {
-        Sid      = "WriteBucketObjects"
+        Sid      = "WriteAzureObjects"
         Effect   = "Allow"
         Action   = ["s3:GetObject", "s3:PutObject"]
-        Resource = ["${local.write_bucket_arn}/*"]
+        Resource = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
       },
       {
         # PutObject with ACL public-read also needs PutObjectAcl: granted on the legacy public outputs only.
@@ -33,16 +35,18 @@ locals {
         Resource = [for key in local.public_object_keys : "${local.write_bucket_arn}/${key}"]
       },
       {
+        # Not narrowed by s3:prefix: without an unconditional ListBucket, S3 answers 403 instead of 404 for a
+        # missing key, and the code's "not there yet" reads (state, markers, first partition) would fail.
         Sid      = "ListWriteBucket"
         Effect   = "Allow"
         Action   = ["s3:ListBucket"]
         Resource = [local.write_bucket_arn]
       },
       {
-        Sid      = "ReadBucketObjects"
+        Sid      = "ReadAzureObjectsOfReadBucket"
         Effect   = "Allow"
         Action   = ["s3:GetObject"]
-        Resource = ["${local.read_bucket_arn}/*"]
+        Resource = [for pattern in local.azure_object_patterns : "${local.read_bucket_arn}/${pattern}"]
       },
       {
         Sid      = "ListReadBucket"

@@ -1,6 +1,6 @@
 output "write_bucket" {
-  description = "The bucket this environment writes."
-  value       = aws_s3_bucket.write.bucket
+  description = "The bucket this environment writes (owned elsewhere; see bucket_owner_requirements)."
+  value       = data.aws_s3_bucket.write.bucket
 }
 
 output "dynamodb_table" {
@@ -26,4 +26,9 @@ output "dagster_instance_parameter" {
 output "log_group" {
   description = "CloudWatch Logs group of the webserver, daemon and runs."
   value       = aws_cloudwatch_log_group.this.name
+}
+
+output "bucket_owner_requirements" {
+  description = "What the write bucket's owner must set for this collector, with the bucket policy statements to add (JSON)."
+  value       = jsonencode(local.bucket_owner_requirements)
 }

@@ -14,7 +14,7 @@ variable "aws_region" {
 }
 
 variable "write_bucket" {
-  description = "The bucket this environment writes (and reads first); created and managed here."
+  description = "The bucket this environment writes (and reads first): owned elsewhere (shared), never managed here."
   type        = string
 }
 
@@ -47,22 +47,13 @@ variable "azure_auth_table" {
 }
 
 variable "webhook_parameter_name" {
-  description = "SSM SecureString parameter holding the Slack webhook URL of the run-failure alert (no leading /)."
+  description = "SSM SecureString holding the Slack webhook URL of the run-failure alert (no leading /); set out of band, never managed here."
   type        = string
   default     = "error_notification_slack_webhook_url"
   validation {
     condition     = !startswith(var.webhook_parameter_name, "/")
     error_message = "webhook_parameter_name is a bare name such as error_notification_slack_webhook_url (the ARN adds the /)."
   }
-}
-
-variable "manage_webhook_parameter" {
-  description = <<-EOT
-    Create the webhook parameter (with a placeholder value; the URL is set out of band, see infra/README.md).
-    One environment per account manages it: the legacy parameter name is shared by prod and test.
-  EOT
-  type        = bool
-  default     = false
 }
 
 variable "image_uri" {
