@@ -72,6 +72,9 @@ output "collector" {
     cluster      = module.collector.cluster_name
     run_role     = module.collector.run_role_arn
     log_group    = module.collector.log_group
+    admin_task   = module.collector.admin_task_definition
+    operator     = module.collector.operator_policy_arn
+    network      = module.collector.network
   }
 }
 

@@ -80,9 +80,19 @@ variable "subnet_ids" {
 }
 
 variable "ui_ingress_cidrs" {
-  description = "CIDRs (VPN, bastion) allowed to reach the Dagster UI on port 3000. The UI has no login: keep this private."
+  description = "CIDRs (VPN, bastion) allowed to reach the read-only Dagster UI on port 3000. It has no login: keep this private."
   type        = list(string)
   default     = []
+}
+
+variable "admin_session_hours" {
+  description = "Hours after which an admin UI task (started on demand, see infra/README.md) stops by itself."
+  type        = number
+  default     = 8
+  validation {
+    condition     = var.admin_session_hours >= 1 && var.admin_session_hours <= 24
+    error_message = "admin_session_hours must be between 1 and 24."
+  }
 }
 
 variable "db_instance_class" {
