@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint validate clean lock lock-check
+.PHONY: run test dev bench lint validate clean lock lock-check scan
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,5 +52,17 @@ lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
 lock-check:
 	$(PYTHON) docker/lockfile.py check requirements.lock
 
+## Static scan of infra/ (Terraform) and the Dockerfile with a pinned checkov in its own virtualenv: 0 failed checks.
+CHECKOV_VERSION := 3.3.30
+SCAN_VENV := .venv-scan
+$(SCAN_VENV)/.checkov-$(CHECKOV_VERSION):
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+scan: $(SCAN_VENV)/.checkov-$(CHECKOV_VERSION)
+	$(SCAN_VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
+	$(SCAN_VENV)/bin/checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
+
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) build
+	rm -rf $(VENV) $(LOCK_VENV) $(SCAN_VENV) build
