@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint validate clean
+.PHONY: run test dev bench lint validate clean lock lock-check scan
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
 ## Start the embedded local stack and materialize the newest closed partition; prints a summary.
@@ -32,5 +32,37 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+## requirements.lock: the production image's dependencies (pyproject.toml's, no extras) pinned with hashes for
+## CPython 3.11 on linux/amd64, by a pinned uv. Keeps existing pins; `make lock LOCK_ARGS=--upgrade` moves them all.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+LOCK_ARGS ?=
+$(LOCK_VENV)/.uv-$(UV_VERSION):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	touch $@
+
+lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
+	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --quiet --no-config --no-strip-extras --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_36 --only-binary :all: \
+		--custom-compile-command "make lock" $(LOCK_ARGS) --output-file requirements.lock
+	$(PYTHON) docker/lockfile.py stamp requirements.lock
+
+## Offline and instant: fails when pyproject.toml's dependencies changed since requirements.lock was compiled.
+lock-check:
+	$(PYTHON) docker/lockfile.py check requirements.lock
+
+## Static scan of infra/ (Terraform) and the Dockerfile with a pinned checkov in its own virtualenv: 0 failed checks.
+CHECKOV_VERSION := 3.3.30
+SCAN_VENV := .venv-scan
+$(SCAN_VENV)/.checkov-$(CHECKOV_VERSION):
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+scan: $(SCAN_VENV)/.checkov-$(CHECKOV_VERSION)
+	$(SCAN_VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
+	$(SCAN_VENV)/bin/checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
+
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(LOCK_VENV) $(SCAN_VENV) build

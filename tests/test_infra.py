@@ -1,6 +1,9 @@
 """infra/ without Terraform: every .tf parses (python-hcl2), and the IAM policies each environment would get are
 evaluated from the module's literal policy structures plus the environment's module inputs, then checked for
-least privilege (test never writes production's bucket or table, no wildcards beyond what AWS requires).
+least privilege (test never writes production's bucket or table, a run touches only Azure's keys of the shared
+buckets, no wildcards beyond what AWS requires). The shared buckets are owned elsewhere: the module manages none of
+their settings, and the bucket policy statements it hands their owner only name Azure's keys. The webhook URL never
+enters Terraform state; the services have health checks; the production UI is read-only.
 
 The evaluator knows just what the module uses in its policies: `var.*`, `local.*`, `[for k in X : "..."]` and the
 caller's account id. Any other expression (a resource attribute such as a role ARN) becomes an opaque `<expr>`
@@ -9,6 +12,7 @@ string: one specific resource, never a wildcard. A policy that needs an input no
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,14 +41,45 @@ SAMPLE_KEYS = (
     "latest_data/latest_azure.json",
     "rawdata/azure/2026/11/28/10-20-00.csv.gz",
     "query-selector/azure/query_selector.json",
+    "query-selector/associated/association_azure.json",
     "rawdata/azure/spot_price/2026/11/28/10-20_spot_price.parquet",
+    "rawdata/azure/sps/2026/11/28/10-20_sps_5.parquet",
+    "rawdata/azure/monitoring/executionTime/2026/11/28/10-20.json",
     "latest_data/azure/latest_azure_time.json",
     "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json",
     "dagster/azure/azure_spot_state/2026-11-28-10-10.parquet",
+    "dagster/azure/azure_dynamodb_history/2026-11-28-10:10.json",
 )
-PUBLIC_KEYS = SAMPLE_KEYS[:3]
+PUBLIC_KEYS = SAMPLE_KEYS[:4]
+# Keys of the other SpotLake collectors in the same buckets: an Azure run may neither write nor read them, and the
+# statements handed to the bucket's owner must not touch them.
+OTHER_COLLECTOR_KEYS = (
+    "latest_data/latest_aws.json",
+    "latest_data/latest_gcp.json",
+    "latest_data/aws/latest_aws_time.json",
+    "rawdata/aws/2026/11/28/10-20-00.csv.gz",
+    "rawdata/gcp/spot_price/2026/11/28/10-20_spot_price.pkl.gz",
+    "rawdata/azurefake/2026/11/28/10-20-00.csv.gz",
+    "query-selector/aws/query_selector.json",
+    "query-selector/associated/association_aws.json",
+    "sps-collector/aws/saved_variable/rotation_state.json",
+    "dagster/aws/state/2026-11-28-10-10.parquet",
+    "index.html",
+)
 # Actions that AWS only grants on Resource "*".
-STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"}
+SESSION_CHANNEL_ACTIONS = {
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+}
+STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"} | SESSION_CHANNEL_ACTIONS
+ACL_GRANT_HEADERS = (
+    "s3:x-amz-grant-read",
+    "s3:x-amz-grant-read-acp",
+    "s3:x-amz-grant-write-acp",
+    "s3:x-amz-grant-full-control",
+)
 DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
 S3_WRITE = re.compile(r"^s3:(Put|Delete|Restore|Replicate|Abort|Create|Update|Bypass)", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
@@ -67,6 +102,7 @@ class Module:
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
     locals: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    data: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     modules: dict[str, dict[str, Any]] = field(default_factory=dict)
     terraform: list[dict[str, Any]] = field(default_factory=list)
 
@@ -82,6 +118,9 @@ class Module:
             for block in parsed.get("resource", []):
                 for kind, named in block.items():
                     module.resources.setdefault(kind, {}).update(named)
+            for block in parsed.get("data", []):
+                for kind, named in block.items():
+                    module.data.setdefault(kind, {}).update(named)
             for block in parsed.get("module", []):
                 module.modules.update(block)
             module.terraform.extend(parsed.get("terraform", []))
@@ -170,12 +209,17 @@ def module_scope(env: str) -> Scope:
 
 
 def role_policies(scope: Scope) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(role, evaluated policy document) for every aws_iam_role_policy of the module."""
+    """(role, evaluated policy document) for every aws_iam_role_policy of the module, and (name, document) for every
+    managed aws_iam_policy (attached outside Terraform, e.g. `operator`)."""
     for name, body in scope.module.resources["aws_iam_role_policy"].items():
         role = re.fullmatch(r"\$\{aws_iam_role\.(\w+)\.id\}", body["role"])
         policy = re.fullmatch(r"\$\{jsonencode\(local\.(\w+)\)\}", body["policy"])
         assert role and policy, f"aws_iam_role_policy.{name}: role/policy must be aws_iam_role.X.id/jsonencode(local.Y)"
         yield role.group(1), scope.expression(f"local.{policy.group(1)}")
+    for name, body in scope.module.resources.get("aws_iam_policy", {}).items():
+        policy = re.fullmatch(r"\$\{jsonencode\(local\.(\w+)\)\}", body["policy"])
+        assert policy, f"aws_iam_policy.{name}: policy must be jsonencode(local.Y)"
+        yield name, scope.expression(f"local.{policy.group(1)}")
 
 
 def block(body: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -249,18 +293,13 @@ def test_environment_calls_module_with_its_names(env: str, write: str, table: st
     assert (scope.inputs["write_bucket"], scope.inputs["read_bucket"]) == (write, "spotlake")
     assert scope.inputs["dynamodb_table"] == table
     assert scope.module.resources["aws_dynamodb_table"]["history"]["name"] == "${var.dynamodb_table}"
-    assert scope.module.resources["aws_s3_bucket"]["write"]["bucket"] == "${var.write_bucket}"
+    assert scope.module.data["aws_s3_bucket"]["write"]["bucket"] == "${var.write_bucket}"
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_backend_is_a_partial_s3_config(env: str) -> None:
     backends = [b["backend"] for b in Module.load(INFRA / "envs" / env).terraform if "backend" in b]
     assert backends == [[{"s3": {}}]]
-
-
-def test_only_one_environment_manages_the_shared_webhook_parameter() -> None:
-    managed = {env: module_scope(env).inputs.get("manage_webhook_parameter", False) for env in ENVS}
-    assert managed == {"prod": True, "test": False}
 
 
 # --- IAM ---------------------------------------------------------------------------------------------
@@ -277,9 +316,12 @@ def test_test_environment_cannot_write_production() -> None:
 
 
 def test_test_environment_reads_production_data() -> None:
-    reads = {(g.action, g.resource) for g in grants("test") if g.role == "run"}
-    assert ("s3:GetObject", "arn:aws:s3:::spotlake/*") in reads
-    assert ("s3:ListBucket", "arn:aws:s3:::spotlake") in reads
+    reads = [g for g in grants("test") if g.role == "run"]
+    for key in SAMPLE_KEYS:
+        assert any(g.action == "s3:GetObject" and covers(g.resource, f"arn:aws:s3:::spotlake/{key}") for g in reads), (
+            key
+        )
+    assert ("s3:ListBucket", "arn:aws:s3:::spotlake") in {(g.action, g.resource) for g in reads}
 
 
 @pytest.mark.parametrize(
@@ -292,8 +334,23 @@ def test_each_environment_writes_only_its_bucket_and_table(env: str, bucket: str
     for grant in writes:
         assert grant.resource.startswith(f"arn:aws:s3:::{bucket}/") or grant.resource == table_arn, grant
     written = {(g.action, g.resource) for g in writes}
-    assert ("s3:PutObject", f"arn:aws:s3:::{bucket}/*") in written
     assert ("dynamodb:BatchWriteItem", table_arn) in written
+    for key in SAMPLE_KEYS:
+        arn = f"arn:aws:s3:::{bucket}/{key}"
+        assert any(g.action == "s3:PutObject" and covers(g.resource, arn) for g in writes), key
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_run_touches_only_azure_keys_of_the_shared_buckets(env: str) -> None:
+    """The buckets are shared with the other collectors: no object grant of any role reaches their keys."""
+    scope = module_scope(env)
+    buckets = {scope.inputs["write_bucket"], scope.inputs["read_bucket"]}
+    for grant in grants(env):
+        if not grant.action.startswith("s3:"):
+            continue
+        for bucket in buckets:
+            for key in OTHER_COLLECTOR_KEYS:
+                assert not covers(grant.resource, f"arn:aws:s3:::{bucket}/{key}"), (grant, key)
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -321,10 +378,10 @@ def test_webhook_parameter_is_read_by_the_daemon_only(env: str) -> None:
 @pytest.mark.parametrize("env", ENVS)
 def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
     allowed_partial = re.compile(
-        r"arn:aws:s3:::[a-z0-9.-]+/.+"  # object paths of one bucket
+        r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster)/.+"  # Azure's objects
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/ecs/spotlake-azure-\w+:log-stream:\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task/spotlake-azure-\w+/\*"
-        r"|arn:aws:ecs:[\w-]+:\d+:task-definition/spotlake-azure-\w+-run:\*"
+        r"|arn:aws:ecs:[\w-]+:\d+:task-definition/spotlake-azure-\w+-(run|admin):\*"
     )
     for grant in grants(env):
         assert grant.effect == "Allow"
@@ -338,24 +395,93 @@ def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
 # --- storage, table, parameters -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_bucket_allows_public_acls_but_no_public_policy(env: str) -> None:
+def test_the_shared_buckets_settings_are_not_managed_here() -> None:
+    """Versioning, lifecycle, public access block, ownership, encryption, logging and policy are one setting per
+    bucket: managing any of them would replace the other collectors'. The module only reads that the buckets exist."""
+    module = Module.load(MODULE)
+    assert [kind for kind in module.resources if kind.startswith("aws_s3_")] == []
+    assert set(module.data["aws_s3_bucket"]) == {"write", "read"}
+
+
+def owner_statements(env: str) -> tuple[str, list[dict[str, Any]]]:
     scope = module_scope(env)
-    resources = scope.module.resources
-    access = resources["aws_s3_bucket_public_access_block"]["write"]
-    assert (access["block_public_acls"], access["ignore_public_acls"]) == (False, False)
-    assert (access["block_public_policy"], access["restrict_public_buckets"]) == (True, True)
-    ownership = block(resources["aws_s3_bucket_ownership_controls"]["write"], "rule")
-    assert ownership["object_ownership"] == "BucketOwnerPreferred"
-    versioning = block(resources["aws_s3_bucket_versioning"]["write"], "versioning_configuration")
-    assert versioning["status"] == "Enabled"
-    policy = scope.expression("local.bucket_policy")
-    assert {statement["Effect"] for statement in policy["Statement"]} == {"Deny"}
-    guard = next(s for s in policy["Statement"] if s["Sid"] == "DenyPublicAclOnPrivateAzureKeys")
-    bucket = scope.inputs["write_bucket"]
+    return scope.inputs["write_bucket"], scope.expression("local.azure_bucket_policy_statements")
+
+
+def statements_covering(statements: list[dict[str, Any]], action: str, arn: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in statements
+        if action in as_list(s["Action"]) + (["s3:PutObject", "s3:PutObjectAcl"] if s["Action"] == "s3:*" else [])
+        and any(covers(pattern, arn) for pattern in as_list(s["Resource"]))
+    ]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_owner_statements_deny_only_and_name_only_azure_keys(env: str) -> None:
+    bucket, statements = owner_statements(env)
+    assert statements
+    assert {s["Effect"] for s in statements} == {"Deny"}
+    assert all(s["Principal"] == "*" and s["Sid"].startswith("SpotLakeAzure") for s in statements)
+    assert len({s["Sid"] for s in statements}) == len(statements)
+    for statement in statements:
+        for pattern in as_list(statement["Resource"]):
+            assert pattern.startswith(f"arn:aws:s3:::{bucket}/"), pattern
+            for key in OTHER_COLLECTOR_KEYS:
+                assert not covers(pattern, f"arn:aws:s3:::{bucket}/{key}"), (statement["Sid"], key)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_owner_statements_refuse_public_acls_on_private_keys(env: str) -> None:
+    bucket, statements = owner_statements(env)
     for key in SAMPLE_KEYS:
-        guarded = any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in guard["Resource"])
-        assert guarded == (key not in PUBLIC_KEYS), key
+        arn = f"arn:aws:s3:::{bucket}/{key}"
+        canned = [
+            s
+            for s in statements_covering(statements, "s3:PutObject", arn)
+            if set(s.get("Condition", {}).get("StringEquals", {}).get("s3:x-amz-acl", [])) >= {"public-read"}
+        ]
+        any_acl = [s for s in statements_covering(statements, "s3:PutObjectAcl", arn) if "Condition" not in s]
+        assert bool(canned) == bool(any_acl) == (key not in PUBLIC_KEYS), key
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("header", ACL_GRANT_HEADERS)
+def test_owner_statements_refuse_acl_grant_headers_on_every_azure_key(env: str, header: str) -> None:
+    """x-amz-grant-* headers make an object public as surely as x-amz-acl: refused on every Azure key."""
+    bucket, statements = owner_statements(env)
+    for key in SAMPLE_KEYS:
+        arn = f"arn:aws:s3:::{bucket}/{key}"
+        for action in ("s3:PutObject", "s3:PutObjectAcl"):
+            denied = [
+                s
+                for s in statements_covering(statements, action, arn)
+                if s.get("Condition") == {"Null": {header: "false"}}
+            ]
+            assert denied, (header, action, key)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_owner_statements_refuse_plain_http_on_azure_keys(env: str) -> None:
+    bucket, statements = owner_statements(env)
+    tls = [s for s in statements if s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
+    assert len(tls) == 1 and tls[0]["Action"] == "s3:*"
+    assert all(any(covers(p, f"arn:aws:s3:::{bucket}/{key}") for p in tls[0]["Resource"]) for key in SAMPLE_KEYS)
+
+
+def test_owner_requirements_keep_the_public_outputs_working() -> None:
+    requirements = module_scope("prod").expression("local.bucket_owner_requirements")
+    assert requirements["public_access_block"] == {"block_public_acls": False, "ignore_public_acls": False}
+    assert "BucketOwnerEnforced" not in requirements["object_ownership"]
+    assert requirements["default_encryption"] == "AES256"
+
+
+def test_security_doc_carries_the_owner_statements_of_production() -> None:
+    """docs/security.md gives the owner of `spotlake` the exact statements: they must be the module's."""
+    doc = (INFRA.parent / "docs" / "security.md").read_text()
+    block = re.search(r"<!-- bucket-policy-statements:prod -->\s*```json\n(.*?)```", doc, re.DOTALL)
+    assert block, "docs/security.md lost its bucket-policy-statements:prod block"
+    assert json.loads(block.group(1)) == owner_statements("prod")[1]
 
 
 def test_history_table_shape() -> None:
@@ -365,14 +491,80 @@ def test_history_table_shape() -> None:
     assert block(table, "point_in_time_recovery")["enabled"] is True
 
 
-def test_webhook_is_a_secure_string_whose_value_terraform_never_holds() -> None:
+def test_webhook_value_never_enters_terraform_state() -> None:
+    """A managed parameter (even a placeholder with ignore_changes) or a data source would copy the decrypted URL
+    into the state on refresh: the module must have neither, only the parameter's name for the daemon's IAM."""
+    for directory in [MODULE, INFRA / "envs" / "prod", INFRA / "envs" / "test"]:
+        module = Module.load(directory)
+        assert "aws_ssm_parameter" not in module.data, directory
+        for name, body in module.resources.get("aws_ssm_parameter", {}).items():
+            assert body.get("type") != "SecureString", name
+            assert "webhook" not in name and "webhook" not in str(body.get("name", "")), name
+        assert not {"aws_secretsmanager_secret_version"} & set(module.resources), directory
     module = Module.load(MODULE)
-    parameter = module.resources["aws_ssm_parameter"]["slack_webhook"]
-    assert parameter["type"] == "SecureString"
-    assert parameter["name"] == "${var.webhook_parameter_name}"
+    assert "manage_webhook_parameter" not in module.variables
     assert module.variables["webhook_parameter_name"]["default"] == "error_notification_slack_webhook_url"
-    assert block(parameter, "lifecycle")["ignore_changes"] == ["value"]
-    assert not parameter["value"].startswith("https://")
+
+
+# --- ECS -----------------------------------------------------------------------------------------------
+
+
+def container_definitions(scope: Scope, task: str) -> list[dict[str, Any]]:
+    """The evaluated container_definitions of a task definition (`jsonencode([...])` parsed as HCL)."""
+    text = scope.module.resources["aws_ecs_task_definition"][task]["container_definitions"]
+    assert text.startswith("${jsonencode(") and text.endswith(")}"), task
+    return scope.evaluate(hcl2.loads("x = " + text[len("${jsonencode(") : -2], serialization_options=PARSE)["x"])
+
+
+@pytest.mark.parametrize("task", ["webserver", "daemon", "admin"])
+def test_long_running_containers_have_health_checks(task: str) -> None:
+    (container,) = container_definitions(module_scope("prod"), task)
+    check = container["healthCheck"]
+    command = check["command"]
+    assert command[:3] == ["CMD", "python", "/opt/spotlake/docker/healthcheck.py"], command
+    assert command[3] == ("daemon" if task == "daemon" else "webserver")
+    assert 5 <= check["interval"] <= 300 and 2 <= check["timeout"] <= 60 and check["timeout"] < check["interval"]
+    assert 1 <= check["retries"] <= 10 and 0 <= check["startPeriod"] <= 300
+
+
+def test_production_webserver_is_read_only_and_the_admin_ui_is_loopback_only() -> None:
+    scope = module_scope("prod")
+    (webserver,) = container_definitions(scope, "webserver")
+    assert webserver["command"][0] == "dagster-webserver" and "--read-only" in webserver["command"]
+    (admin,) = container_definitions(scope, "admin")
+    command = admin["command"]
+    assert command[:2] == ["timeout", "8h"] and "--read-only" not in command
+    assert command[command.index("-h") + 1] == "127.0.0.1"  # reached only through SSM port forwarding
+    assert "portMappings" not in admin
+    services = scope.module.resources["aws_ecs_service"]
+    assert "admin" not in services  # started on demand, never always on
+
+
+def test_containers_start_through_the_image_entry_point() -> None:
+    """No `sh -c` wrapper: the image's entry point checks SPOTLAKE_ENV and writes dagster.yaml for every command."""
+    scope = module_scope("test")
+    for task in scope.module.resources["aws_ecs_task_definition"]:
+        for container in container_definitions(scope, task):
+            assert container.get("command", ["dagster"])[0] in {
+                "dagster",
+                "dagster-webserver",
+                "dagster-daemon",
+                "timeout",
+            }
+            assert {"name": "SPOTLAKE_ENV", "value": "test"} in scope.expression("local.collector_environment")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_operators_reach_only_the_admin_task(env: str) -> None:
+    operator = [g for g in grants(env) if g.role == "operator"]
+    run_task = [g for g in operator if g.action == "ecs:RunTask"]
+    assert [g.resource.rsplit("/", 1)[1] for g in run_task] == [f"spotlake-azure-{env}-admin:*"]
+    exec_into = [g for g in operator if g.action == "ecs:ExecuteCommand"]
+    assert exec_into and all(
+        g.statement["Condition"] == {"StringEquals": {"ecs:container-name": "admin"}} for g in exec_into
+    )
+    assert not [g for g in operator if g.action.startswith(("s3:", "dynamodb:", "ssm:GetParameter"))]
+    assert {g.role for g in grants(env) if g.action in SESSION_CHANNEL_ACTIONS} == {"admin"}
 
 
 def rendered_instance_yaml(tmp_path: Path) -> Path:

@@ -1,4 +1,4 @@
-# Production: writes and reads `spotlake`, the table `azure`; owns the shared webhook parameter.
+# Production: writes and reads Azure's keys of the shared `spotlake` bucket (owned elsewhere), the table `azure`.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -52,11 +52,10 @@ provider "aws" {
 module "collector" {
   source = "../../modules/collector"
 
-  environment              = "prod"
-  write_bucket             = "spotlake"
-  read_bucket              = "spotlake"
-  dynamodb_table           = "azure"
-  manage_webhook_parameter = true
+  environment    = "prod"
+  write_bucket   = "spotlake"
+  read_bucket    = "spotlake"
+  dynamodb_table = "azure"
 
   aws_region       = var.aws_region
   image_uri        = var.image_uri
@@ -73,5 +72,13 @@ output "collector" {
     cluster      = module.collector.cluster_name
     run_role     = module.collector.run_role_arn
     log_group    = module.collector.log_group
+    admin_task   = module.collector.admin_task_definition
+    operator     = module.collector.operator_policy_arn
+    network      = module.collector.network
   }
+}
+
+output "bucket_owner_requirements" {
+  description = "Hand this to the owner of the write bucket (docs/security.md)."
+  value       = module.collector.bucket_owner_requirements
 }

@@ -1,5 +1,5 @@
-# Test: writes only `spotlake-test` and `azure-test`, reads production's `spotlake` (never writes it);
-# uses the webhook parameter production manages.
+# Test: writes only Azure's keys of `spotlake-test` (owned elsewhere) and `azure-test`, reads Azure's keys of
+# production's `spotlake` (never writes it); reads the webhook parameter an operator sets out of band.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -53,11 +53,10 @@ provider "aws" {
 module "collector" {
   source = "../../modules/collector"
 
-  environment              = "test"
-  write_bucket             = "spotlake-test"
-  read_bucket              = "spotlake"
-  dynamodb_table           = "azure-test"
-  manage_webhook_parameter = false
+  environment    = "test"
+  write_bucket   = "spotlake-test"
+  read_bucket    = "spotlake"
+  dynamodb_table = "azure-test"
 
   aws_region       = var.aws_region
   image_uri        = var.image_uri
@@ -74,5 +73,13 @@ output "collector" {
     cluster      = module.collector.cluster_name
     run_role     = module.collector.run_role_arn
     log_group    = module.collector.log_group
+    admin_task   = module.collector.admin_task_definition
+    operator     = module.collector.operator_policy_arn
+    network      = module.collector.network
   }
+}
+
+output "bucket_owner_requirements" {
+  description = "Hand this to the owner of the write bucket (docs/security.md)."
+  value       = module.collector.bucket_owner_requirements
 }

@@ -1,5 +1,9 @@
-# Dagster on ECS Fargate: the webserver and the daemon are services (both load workspace.yaml from the image);
-# every run is a task of the `run` task definition launched by the daemon's EcsRunLauncher.
+# Dagster on ECS Fargate: the webserver (read-only UI) and the daemon are services (both load workspace.yaml from the
+# image); every run is a task of the `run` task definition launched by the daemon's EcsRunLauncher; the `admin` task
+# definition is a full (read-write) UI an operator starts on demand and reaches only through SSM port forwarding.
+#
+# Every container starts through the image's entry point (docker/entrypoint.sh): it refuses to start unless
+# SPOTLAKE_ENV is prod or test and writes DAGSTER_INSTANCE_YAML (injected below) to $DAGSTER_HOME/dagster.yaml.
 
 locals {
   name           = "spotlake-azure-${var.environment}"
@@ -27,8 +31,33 @@ locals {
     name      = "DAGSTER_INSTANCE_YAML"
     valueFrom = aws_ssm_parameter.dagster_instance.arn
   }
-  # The image carries no dagster.yaml: the services write the injected one before starting.
-  write_instance_yaml = "mkdir -p \"$DAGSTER_HOME\" && printf '%s\\n' \"$DAGSTER_INSTANCE_YAML\" > \"$DAGSTER_HOME/dagster.yaml\" && exec"
+
+  # Health checks run inside the container (the slim image has no curl): docker/healthcheck.py asks the webserver's
+  # /server_info, or `dagster-daemon liveness-check` (recent heartbeats of every daemon in Postgres).
+  webserver_health_check = {
+    command     = ["CMD", "python", "/opt/spotlake/docker/healthcheck.py", "webserver", "3000"]
+    interval    = 30
+    timeout     = 10
+    retries     = 3
+    startPeriod = 120
+  }
+  daemon_health_check = {
+    command     = ["CMD", "python", "/opt/spotlake/docker/healthcheck.py", "daemon"]
+    interval    = 60
+    timeout     = 45
+    retries     = 3
+    startPeriod = 180
+  }
+
+  # The production UI is read-only: no launching runs or backfills, no schedule or sensor toggles, no termination.
+  # Those are done from the admin task (see infra/README.md "Operating production").
+  webserver_command = ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000", "-w", "workspace.yaml", "--read-only"]
+  # The admin UI listens on the task's loopback only (reached through SSM port forwarding, never a security group)
+  # and stops by itself after admin_session_hours.
+  admin_command = [
+    "timeout", "${var.admin_session_hours}h",
+    "dagster-webserver", "-h", "127.0.0.1", "-p", "3000", "-w", "workspace.yaml",
+  ]
 
   fargate_task = {
     requires_compatibilities = ["FARGATE"]
@@ -99,7 +128,12 @@ resource "aws_ecs_task_definition" "run" {
   memory                   = var.run_memory
   task_role_arn            = aws_iam_role.run.arn
   execution_role_arn       = aws_iam_role.execution.arn
-  # The EcsRunLauncher overrides the command with `dagster api execute_run ...`.
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+  # The EcsRunLauncher overrides the command with `dagster api execute_run ...` (through the entry point). A run is a
+  # batch process with no port: ECS watches its exit code, the daemon's run monitoring its progress.
   container_definitions = jsonencode([
     {
       name        = "run"
@@ -127,15 +161,20 @@ resource "aws_ecs_task_definition" "webserver" {
   memory                   = 2048
   task_role_arn            = aws_iam_role.webserver.arn
   execution_role_arn       = aws_iam_role.execution.arn
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
   container_definitions = jsonencode([
     {
       name         = "webserver"
       image        = var.image_uri
       essential    = true
-      command      = ["sh", "-c", "${local.write_instance_yaml} dagster-webserver -h 0.0.0.0 -p 3000 -w workspace.yaml"]
+      command      = local.webserver_command
       portMappings = [{ containerPort = 3000, protocol = "tcp" }]
       environment  = local.service_environment
       secrets      = [local.postgres_secret, local.instance_secret]
+      healthCheck  = local.webserver_health_check
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -156,20 +195,61 @@ resource "aws_ecs_task_definition" "daemon" {
   memory                   = 2048
   task_role_arn            = aws_iam_role.daemon.arn
   execution_role_arn       = aws_iam_role.execution.arn
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
   container_definitions = jsonencode([
     {
       name        = "daemon"
       image       = var.image_uri
       essential   = true
-      command     = ["sh", "-c", "${local.write_instance_yaml} dagster-daemon run -w workspace.yaml"]
+      command     = ["dagster-daemon", "run", "-w", "workspace.yaml"]
       environment = local.service_environment
       secrets     = [local.postgres_secret, local.instance_secret]
+      healthCheck = local.daemon_health_check
       logConfiguration = {
         logDriver = "awslogs"
         options = {
           awslogs-group         = local.log_group_name
           awslogs-region        = var.aws_region
           awslogs-stream-prefix = "daemon"
+        }
+      }
+    },
+  ])
+}
+
+# The admin UI: the same webserver without --read-only, for launching runs and backfills, toggling schedules and
+# terminating runs. Not a service: an operator starts it with `aws ecs run-task --enable-execute-command`, forwards
+# its port with `aws ssm start-session` (IAM decides who may: the `operator` policy in iam.tf) and it stops itself.
+resource "aws_ecs_task_definition" "admin" {
+  family                   = "${local.name}-admin"
+  requires_compatibilities = local.fargate_task.requires_compatibilities
+  network_mode             = local.fargate_task.network_mode
+  cpu                      = 512
+  memory                   = 2048
+  task_role_arn            = aws_iam_role.admin.arn
+  execution_role_arn       = aws_iam_role.execution.arn
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+  container_definitions = jsonencode([
+    {
+      name        = "admin"
+      image       = var.image_uri
+      essential   = true
+      command     = local.admin_command
+      environment = local.service_environment
+      secrets     = [local.postgres_secret, local.instance_secret]
+      healthCheck = local.webserver_health_check
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = local.log_group_name
+          awslogs-region        = var.aws_region
+          awslogs-stream-prefix = "admin"
         }
       }
     },

@@ -1,29 +1,36 @@
-# Four roles, each with only what its task calls (the policies are literal structures so that
-# tests/test_infra.py can evaluate them per environment):
-#   run        the Dagster runs (the collector itself): its bucket, its table, AzureAuth read only
+# Five roles, each with only what its task calls, and one policy for the humans who operate production (the policies
+# are literal structures so that tests/test_infra.py can evaluate them per environment):
+#   run        the Dagster runs (the collector itself): Azure's keys in the buckets, its table, AzureAuth read only
 #   daemon     schedules, sensors (the Slack alert) and the EcsRunLauncher
-#   webserver  the UI: sees and stops run tasks
+#   webserver  the read-only UI: sees run tasks and their logs
+#   admin      the on-demand admin UI: sees and stops run tasks, and accepts the operator's SSM session
 #   execution  ECS itself: pulls the image, writes logs, injects the Postgres password and dagster.yaml
+#   operator   (a managed policy, attached by the account's admin) starts the admin UI and forwards its port
 
 locals {
   webhook_parameter_arn  = "arn:aws:ssm:${var.aws_region}:${local.account_id}:parameter/${var.webhook_parameter_name}"
   instance_parameter_arn = "arn:aws:ssm:${var.aws_region}:${local.account_id}:parameter${local.instance_parameter_name}"
   run_task_family_arn    = "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${local.name}-run:*"
+  admin_task_family_arn  = "arn:aws:ecs:${var.aws_region}:${local.account_id}:task-definition/${local.name}-admin:*"
   cluster_arn            = "arn:aws:ecs:${var.aws_region}:${local.account_id}:cluster/${local.name}"
   cluster_task_arns      = "arn:aws:ecs:${var.aws_region}:${local.account_id}:task/${local.name}/*"
   log_group_arn          = "arn:aws:logs:${var.aws_region}:${local.account_id}:log-group:${local.log_group_name}"
   ecr_repository_arn     = "arn:aws:ecr:${var.aws_region}:${local.account_id}:repository/${local.ecr_repository}"
   ecr_repository         = regex("^[^/]+/([^:@]+)", var.image_uri)[0]
+  # The AWS-owned SSM document (no account id in its ARN) of `aws ssm start-session` port forwarding.
+  port_forwarding_document_arn = "arn:aws:ssm:${var.aws_region}::document/AWS-StartPortForwardingSession"
 
-  # The collector: every output goes to the write bucket, inputs fall back to the read bucket (read only).
+  # The collector: every output goes to the write bucket, inputs fall back to the read bucket (read only). Both
+  # buckets are shared with the other SpotLake collectors, so objects are granted on Azure's keys only
+  # (azure_object_patterns in storage.tf): an Azure run can neither overwrite nor read another collector's objects.
   run_policy = {
     Version = "2012-10-17"
     Statement = [
       {
-        Sid      = "WriteBucketObjects"
+        Sid      = "WriteAzureObjects"
         Effect   = "Allow"
         Action   = ["s3:GetObject", "s3:PutObject"]
-        Resource = ["${local.write_bucket_arn}/*"]
+        Resource = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
       },
       {
         # PutObject with ACL public-read also needs PutObjectAcl: granted on the legacy public outputs only.
@@ -33,16 +40,18 @@ locals {
         Resource = [for key in local.public_object_keys : "${local.write_bucket_arn}/${key}"]
       },
       {
+        # Not narrowed by s3:prefix: without an unconditional ListBucket, S3 answers 403 instead of 404 for a
+        # missing key, and the code's "not there yet" reads (state, markers, first partition) would fail.
         Sid      = "ListWriteBucket"
         Effect   = "Allow"
         Action   = ["s3:ListBucket"]
         Resource = [local.write_bucket_arn]
       },
       {
-        Sid      = "ReadBucketObjects"
+        Sid      = "ReadAzureObjectsOfReadBucket"
         Effect   = "Allow"
         Action   = ["s3:GetObject"]
-        Resource = ["${local.read_bucket_arn}/*"]
+        Resource = [for pattern in local.azure_object_patterns : "${local.read_bucket_arn}/${pattern}"]
       },
       {
         Sid      = "ListReadBucket"
@@ -85,7 +94,33 @@ locals {
     ]
   }
 
-  # Watching and stopping run tasks: the UI (terminate) and the daemon (run monitoring).
+  # The read-only UI: sees run tasks and reads their logs; it cannot stop them (--read-only has no terminate).
+  read_runs_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "DescribeRunTasks"
+        Effect   = "Allow"
+        Action   = ["ecs:DescribeTasks"]
+        Resource = [local.cluster_task_arns]
+      },
+      {
+        # DescribeTaskDefinition has no resource-level permissions (AWS requires "*").
+        Sid      = "ReadTaskDefinitions"
+        Effect   = "Allow"
+        Action   = ["ecs:DescribeTaskDefinition"]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "ReadRunLogs"
+        Effect   = "Allow"
+        Action   = ["logs:GetLogEvents"]
+        Resource = ["${local.log_group_arn}:log-stream:*"]
+      },
+    ]
+  }
+
+  # Watching and stopping run tasks: the admin UI (terminate) and the daemon (run monitoring).
   observe_runs_policy = {
     Version = "2012-10-17"
     Statement = [
@@ -135,6 +170,71 @@ locals {
         Action    = ["iam:PassRole"]
         Resource  = [aws_iam_role.run.arn, aws_iam_role.execution.arn]
         Condition = { StringEquals = { "iam:PassedToService" = "ecs-tasks.amazonaws.com" } }
+      },
+    ]
+  }
+
+  # ECS Exec / SSM port forwarding into the admin task: the SSM agent in the task opens the session's channels.
+  # These four actions have no resource-level permissions (AWS requires "*"); who may open a session is decided by
+  # the caller's ecs:ExecuteCommand / ssm:StartSession (operator_policy), and only the admin task is started with
+  # --enable-execute-command.
+  session_channel_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "SessionManagerChannels"
+        Effect   = "Allow"
+        Action   = local.session_channel_actions
+        Resource = ["*"]
+      },
+    ]
+  }
+  session_channel_actions = [
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+  ]
+
+  # The humans who operate production: start the admin UI task, forward its port, stop it. Attach this managed
+  # policy to the operators' role or group; nothing else in the account needs to change.
+  operator_policy = {
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "StartAdminTask"
+        Effect    = "Allow"
+        Action    = ["ecs:RunTask"]
+        Resource  = [local.admin_task_family_arn]
+        Condition = { ArnEquals = { "ecs:cluster" = local.cluster_arn } }
+      },
+      {
+        Sid       = "PassAdminRoles"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = [aws_iam_role.admin.arn, aws_iam_role.execution.arn]
+        Condition = { StringEquals = { "iam:PassedToService" = "ecs-tasks.amazonaws.com" } }
+      },
+      {
+        # StopTask also lets an operator end a stuck run, as the admin UI's "terminate" does.
+        Sid      = "WatchAndStopTasks"
+        Effect   = "Allow"
+        Action   = ["ecs:DescribeTasks", "ecs:StopTask"]
+        Resource = [local.cluster_task_arns]
+      },
+      {
+        # Only the admin container: the services and the runs are never started with execute-command anyway.
+        Sid       = "ExecIntoAdminTask"
+        Effect    = "Allow"
+        Action    = ["ecs:ExecuteCommand"]
+        Resource  = [local.cluster_task_arns]
+        Condition = { StringEquals = { "ecs:container-name" = "admin" } }
+      },
+      {
+        Sid      = "ForwardAdminPort"
+        Effect   = "Allow"
+        Action   = ["ssm:StartSession"]
+        Resource = [local.cluster_task_arns, local.port_forwarding_document_arn]
       },
     ]
   }
@@ -207,6 +307,12 @@ resource "aws_iam_role" "webserver" {
   assume_role_policy = jsonencode(local.ecs_tasks_trust)
 }
 
+resource "aws_iam_role" "admin" {
+  name               = "${local.name}-admin"
+  description        = "On-demand admin UI of the SpotLake Azure collector (${var.environment})"
+  assume_role_policy = jsonencode(local.ecs_tasks_trust)
+}
+
 resource "aws_iam_role" "execution" {
   name               = "${local.name}-execution"
   description        = "ECS task execution role of the SpotLake Azure collector (${var.environment})"
@@ -237,10 +343,28 @@ resource "aws_iam_role_policy" "daemon_launch" {
   policy = jsonencode(local.launch_runs_policy)
 }
 
-resource "aws_iam_role_policy" "webserver_observe" {
-  name   = "observe-runs"
+resource "aws_iam_role_policy" "webserver_read" {
+  name   = "read-runs"
   role   = aws_iam_role.webserver.id
+  policy = jsonencode(local.read_runs_policy)
+}
+
+resource "aws_iam_role_policy" "admin_observe" {
+  name   = "observe-runs"
+  role   = aws_iam_role.admin.id
   policy = jsonencode(local.observe_runs_policy)
+}
+
+resource "aws_iam_role_policy" "admin_sessions" {
+  name   = "session-channels"
+  role   = aws_iam_role.admin.id
+  policy = jsonencode(local.session_channel_policy)
+}
+
+resource "aws_iam_policy" "operator" {
+  name        = "${local.name}-operator"
+  description = "Operators of the SpotLake Azure collector (${var.environment}): start and reach the admin UI task"
+  policy      = jsonencode(local.operator_policy)
 }
 
 resource "aws_iam_role_policy" "execution" {

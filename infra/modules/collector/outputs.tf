@@ -1,6 +1,6 @@
 output "write_bucket" {
-  description = "The bucket this environment writes."
-  value       = aws_s3_bucket.write.bucket
+  description = "The bucket this environment writes (owned elsewhere; see bucket_owner_requirements)."
+  value       = data.aws_s3_bucket.write.bucket
 }
 
 output "dynamodb_table" {
@@ -26,4 +26,27 @@ output "dagster_instance_parameter" {
 output "log_group" {
   description = "CloudWatch Logs group of the webserver, daemon and runs."
   value       = aws_cloudwatch_log_group.this.name
+}
+
+output "bucket_owner_requirements" {
+  description = "What the write bucket's owner must set for this collector, with the bucket policy statements to add (JSON)."
+  value       = jsonencode(local.bucket_owner_requirements)
+}
+
+output "admin_task_definition" {
+  description = "Task definition family of the on-demand admin UI (infra/README.md, Operating production)."
+  value       = aws_ecs_task_definition.admin.family
+}
+
+output "operator_policy_arn" {
+  description = "Managed policy to attach to the operators' role or group: start and reach the admin UI."
+  value       = aws_iam_policy.operator.arn
+}
+
+output "network" {
+  description = "Subnets and security group for `aws ecs run-task` of the admin UI."
+  value = {
+    subnets        = var.subnet_ids
+    security_group = aws_security_group.tasks.id
+  }
 }

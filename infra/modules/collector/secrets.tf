@@ -1,23 +1,11 @@
 # No secret lives in code, in the image or in Terraform state:
-# - the Slack webhook URL is set out of band (aws ssm put-parameter --overwrite, see infra/README.md); Terraform
-#   only creates the SecureString with a placeholder and never reads the value back into a plan;
+# - the Slack webhook URL: SSM SecureString `error_notification_slack_webhook_url` (var.webhook_parameter_name),
+#   created and set out of band by an operator (`aws ssm put-parameter`, infra/README.md). Terraform neither
+#   manages it nor reads it (no resource, no data source: either would copy the decrypted URL into the state);
+#   only the daemon's role may read it, at run time (iam.tf);
 # - the Postgres password is generated and rotated by RDS in Secrets Manager (manage_master_user_password) and
-#   injected into the containers by ECS;
+#   injected into the containers by ECS (the state holds the secret's ARN, not its value);
 # - Azure credentials stay in the legacy AzureAuth table, read by the runs at run time.
-
-resource "aws_ssm_parameter" "slack_webhook" {
-  #checkov:skip=CKV2_AWS_34:it is a SecureString (type below); the value is set out of band
-  #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm suffices and needs no extra KMS grants
-  count       = var.manage_webhook_parameter ? 1 : 0
-  name        = var.webhook_parameter_name
-  description = "Slack webhook URL for SpotLake collector run failures (value set out of band)"
-  type        = "SecureString"
-  value       = "unset"
-
-  lifecycle {
-    ignore_changes = [value]
-  }
-}
 
 locals {
   instance_parameter_name = "/${local.name}/dagster.yaml"

@@ -1,4 +1,10 @@
-# The write bucket and the history table. The read bucket is only read: it belongs to production's state.
+# The buckets are not managed here. Production's `spotlake` is shared with the other SpotLake collectors, and
+# `spotlake-test` with their test environments: versioning, the public access block, Object Ownership, encryption,
+# lifecycle rules, access logging and the bucket policy are one setting per bucket, owned by the bucket's owner.
+# Managing any of them from here would replace every other collector's (one aws_s3_bucket_policy or lifecycle
+# configuration is the bucket's whole policy or rule set). This module only checks that the buckets exist and
+# renders what Azure needs from their owner (output `bucket_owner_requirements`, docs/security.md); the run role
+# (iam.tf) is what keeps an Azure run to Azure's keys. The history table is Azure's own and is managed below.
 
 locals {
   write_bucket_arn = "arn:aws:s3:::${var.write_bucket}"
@@ -7,15 +13,26 @@ locals {
   auth_table_arn   = "arn:aws:dynamodb:${var.aws_region}:${local.account_id}:table/${var.azure_auth_table}"
   account_id       = data.aws_caller_identity.current.account_id
 
+  # Every key the Azure collector reads or writes in a shared bucket (legacy-collector.md section 5, README Storage).
+  # Nothing else in the bucket is Azure's: other collectors write rawdata/aws/*, latest_data/latest_aws.json, ...
+  azure_object_patterns = [
+    "rawdata/azure/*",
+    "latest_data/latest_azure.json",
+    "latest_data/azure/*",
+    "query-selector/azure/*",
+    "query-selector/associated/association_azure.json",
+    "sps-collector/azure/*",
+    "dagster/azure/*",
+  ]
   # The only objects the collector publishes with ACL public-read (legacy-collector.md section 5).
   # `?` matches one character in IAM, so the dataset pattern is exactly rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz.
   public_object_keys = [
     "latest_data/latest_azure.json",
     "rawdata/azure/????/??/??/??-??-??.csv.gz",
     "query-selector/azure/query_selector.json",
+    "query-selector/associated/association_azure.json",
   ]
-  # Azure's private prefixes: the bucket refuses public ACLs there whoever asks. Listed rather than "everything
-  # but the public keys" because production's bucket is shared with the other SpotLake collectors.
+  # Azure's private prefixes: the bucket policy refuses public ACLs there whoever asks.
   private_object_prefixes = [
     "rawdata/azure/spot_price/*",
     "rawdata/azure/spot_if/*",
@@ -27,39 +44,90 @@ locals {
   ]
   not_prod_guard = var.environment == "prod" || (var.write_bucket != var.prod_bucket && var.dynamodb_table != var.prod_table)
 
-  bucket_policy = {
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = "*"
-        Action    = "s3:*"
-        Resource  = [local.write_bucket_arn, "${local.write_bucket_arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-      {
-        Sid       = "DenyPublicAclOnPrivateAzureKeys"
-        Effect    = "Deny"
-        Principal = "*"
-        Action    = ["s3:PutObject", "s3:PutObjectAcl"]
-        Resource  = [for prefix in local.private_object_prefixes : "${local.write_bucket_arn}/${prefix}"]
-        Condition = { StringEquals = { "s3:x-amz-acl" = ["public-read", "public-read-write", "authenticated-read"] } }
-      },
-    ]
+  # Statements the bucket owner adds to the write bucket's policy (they only name Azure's keys, so they change
+  # nothing for the other collectors). Sids are prefixed so they cannot clash with the owner's own.
+  azure_bucket_policy_statements = [
+    {
+      Sid       = "SpotLakeAzureDenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    },
+    {
+      Sid       = "SpotLakeAzureDenyPublicCannedAclOnPrivateKeys"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = ["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+      Resource  = [for prefix in local.private_object_prefixes : "${local.write_bucket_arn}/${prefix}"]
+      Condition = { StringEquals = { "s3:x-amz-acl" = ["public-read", "public-read-write", "authenticated-read"] } }
+    },
+    {
+      # An ACL can also be set from an XML body, which no header condition sees: on the private prefixes no ACL
+      # is ever set or changed, so any ACL write there is refused.
+      Sid       = "SpotLakeAzureDenyAclChangesOnPrivateKeys"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = ["s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+      Resource  = [for prefix in local.private_object_prefixes : "${local.write_bucket_arn}/${prefix}"]
+    },
+    # The per-grantee ACL headers: the collector never sends them (it uses the canned x-amz-acl public-read), so on
+    # Azure's keys, public ones included, a request carrying any of them is refused. One statement per header:
+    # several keys in one Null condition would all have to be present to match.
+    {
+      Sid       = "SpotLakeAzureDenyGrantReadHeader"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = ["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+      Resource  = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
+      Condition = { Null = { "s3:x-amz-grant-read" = "false" } }
+    },
+    {
+      Sid       = "SpotLakeAzureDenyGrantReadAcpHeader"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = ["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+      Resource  = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
+      Condition = { Null = { "s3:x-amz-grant-read-acp" = "false" } }
+    },
+    {
+      Sid       = "SpotLakeAzureDenyGrantWriteAcpHeader"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = ["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+      Resource  = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
+      Condition = { Null = { "s3:x-amz-grant-write-acp" = "false" } }
+    },
+    {
+      Sid       = "SpotLakeAzureDenyGrantFullControlHeader"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = ["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+      Resource  = [for pattern in local.azure_object_patterns : "${local.write_bucket_arn}/${pattern}"]
+      Condition = { Null = { "s3:x-amz-grant-full-control" = "false" } }
+    },
+  ]
+
+  # What the write bucket's owner must keep so the collector works and stays contained (docs/security.md).
+  bucket_owner_requirements = {
+    bucket = var.write_bucket
+    # The public outputs are public-read object ACLs (legacy contract): ACLs must stay enabled and honoured.
+    object_ownership = ["BucketOwnerPreferred", "ObjectWriter"]
+    public_access_block = {
+      block_public_acls  = false
+      ignore_public_acls = false
+    }
+    # Public-read objects must stay readable anonymously: SSE-S3, not SSE-KMS.
+    default_encryption = "AES256"
+
+    bucket_policy_statements = local.azure_bucket_policy_statements
   }
 }
 
-resource "aws_s3_bucket" "write" {
-  #checkov:skip=CKV_AWS_144:cross-region replication is not part of the legacy setup; versioning covers overwrites
-  #checkov:skip=CKV_AWS_18:access logging needs a separate log bucket, out of this module's scope
-  #checkov:skip=CKV2_AWS_62:no consumer of S3 event notifications
-  #checkov:skip=CKV_AWS_145:public-read objects cannot be read anonymously under SSE-KMS; SSE-S3 is set below
-  #checkov:skip=CKV2_AWS_6:the public access block below deliberately honours the public-read object ACLs
+data "aws_s3_bucket" "write" {
   bucket = var.write_bucket
-
   lifecycle {
-    prevent_destroy = true
     precondition {
       condition     = local.not_prod_guard
       error_message = "A non-prod environment must not write production's bucket or table (check write_bucket and dynamodb_table)."
@@ -67,63 +135,8 @@ resource "aws_s3_bucket" "write" {
   }
 }
 
-resource "aws_s3_bucket_versioning" "write" {
-  bucket = aws_s3_bucket.write.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-# ACLs stay usable (BucketOwnerPreferred): the public outputs are written with ACL public-read, as the legacy did.
-resource "aws_s3_bucket_ownership_controls" "write" {
-  #checkov:skip=CKV2_AWS_65:the legacy public outputs are published with ACL public-read
-  bucket = aws_s3_bucket.write.id
-  rule {
-    object_ownership = "BucketOwnerPreferred"
-  }
-}
-
-# Public ACLs must be honoured for the three public outputs; public bucket policies stay blocked. Which objects
-# may be public is decided by the task role (PutObjectAcl on public_object_keys only) and the bucket policy.
-resource "aws_s3_bucket_public_access_block" "write" {
-  #checkov:skip=CKV_AWS_53:the public outputs are public-read objects (legacy contract)
-  #checkov:skip=CKV_AWS_55:the public outputs are public-read objects (legacy contract)
-  bucket                  = aws_s3_bucket.write.id
-  block_public_acls       = false
-  ignore_public_acls      = false
-  block_public_policy     = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "write" {
-  bucket = aws_s3_bucket.write.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-# latest_azure.json and the query selector are rewritten every 10 minutes: keep old versions a month, not forever.
-resource "aws_s3_bucket_lifecycle_configuration" "write" {
-  bucket = aws_s3_bucket.write.id
-  rule {
-    id     = "expire-noncurrent-versions"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "write" {
-  bucket     = aws_s3_bucket.write.id
-  policy     = jsonencode(local.bucket_policy)
-  depends_on = [aws_s3_bucket_public_access_block.write]
+data "aws_s3_bucket" "read" {
+  bucket = var.read_bucket
 }
 
 resource "aws_dynamodb_table" "history" {

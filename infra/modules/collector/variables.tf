@@ -14,7 +14,7 @@ variable "aws_region" {
 }
 
 variable "write_bucket" {
-  description = "The bucket this environment writes (and reads first); created and managed here."
+  description = "The bucket this environment writes (and reads first): owned elsewhere (shared), never managed here."
   type        = string
 }
 
@@ -47,22 +47,13 @@ variable "azure_auth_table" {
 }
 
 variable "webhook_parameter_name" {
-  description = "SSM SecureString parameter holding the Slack webhook URL of the run-failure alert (no leading /)."
+  description = "SSM SecureString holding the Slack webhook URL of the run-failure alert (no leading /); set out of band, never managed here."
   type        = string
   default     = "error_notification_slack_webhook_url"
   validation {
     condition     = !startswith(var.webhook_parameter_name, "/")
     error_message = "webhook_parameter_name is a bare name such as error_notification_slack_webhook_url (the ARN adds the /)."
   }
-}
-
-variable "manage_webhook_parameter" {
-  description = <<-EOT
-    Create the webhook parameter (with a placeholder value; the URL is set out of band, see infra/README.md).
-    One environment per account manages it: the legacy parameter name is shared by prod and test.
-  EOT
-  type        = bool
-  default     = false
 }
 
 variable "image_uri" {
@@ -89,9 +80,19 @@ variable "subnet_ids" {
 }
 
 variable "ui_ingress_cidrs" {
-  description = "CIDRs (VPN, bastion) allowed to reach the Dagster UI on port 3000. The UI has no login: keep this private."
+  description = "CIDRs (VPN, bastion) allowed to reach the read-only Dagster UI on port 3000. It has no login: keep this private."
   type        = list(string)
   default     = []
+}
+
+variable "admin_session_hours" {
+  description = "Hours after which an admin UI task (started on demand, see infra/README.md) stops by itself."
+  type        = number
+  default     = 8
+  validation {
+    condition     = var.admin_session_hours >= 1 && var.admin_session_hours <= 24
+    error_message = "admin_session_hours must be between 1 and 24."
+  }
 }
 
 variable "db_instance_class" {
