@@ -33,7 +33,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spotlake_assets.core import history_keys as keys
-from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS
+from spotlake_assets.core.columns import FLOAT_COLUMNS, INT_COLUMNS
 
 # The record fields, in legacy-collector.md section 7's order.
 RECORD_FIELDS = [
