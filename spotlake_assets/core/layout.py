@@ -52,6 +52,8 @@ def key_stem(asset_name: str, partition_key: str | None) -> str:
 LATEST_JSON_KEY = "latest_data/latest_azure.json"
 LATEST_MARKER_KEY = "latest_data/azure/latest_azure_time.json"
 QUERY_SELECTOR_KEY = "query-selector/azure/query_selector.json"
+# The web site's query form reads its instance and region lists here (docs/web-site.md).
+ASSOCIATION_KEY = "query-selector/associated/association_azure.json"
 
 
 def public_csv_key(partition_key: str) -> str:
