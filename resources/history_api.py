@@ -138,13 +138,14 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def make_client(config: QueryApiConfig, **credentials: str) -> Any:
-    """A DynamoDB client with short timeouts and few retries: the whole query has `timeout_seconds`."""
+def make_client(config: QueryApiConfig, *, read_timeout: float = 5.0, **credentials: str) -> Any:
+    """A DynamoDB client with short timeouts and few retries: the whole query has `timeout_seconds` (a DynamoDB
+    Query page takes milliseconds; moto's, on a big local table, can take seconds: the local stack waits longer)."""
     boto_config = Config(
         region_name=config.aws_region,
         retries={"mode": "standard", "total_max_attempts": 3},
         connect_timeout=2,
-        read_timeout=5,
+        read_timeout=read_timeout,
         max_pool_connections=QUERY_WORKERS,
     )
     # a session of its own: boto3's default session is not safe to share between threads

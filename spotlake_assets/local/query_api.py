@@ -21,6 +21,7 @@ from .aws import LOCAL_AWS_CREDENTIALS
 
 LOCAL_QUERY_API_PORT = 4590  # the fixed port of `make dev` / `spotlake local-stack`
 QUERY_API_URL_ENV = "SPOTLAKE_QUERY_API_URL"
+LOCAL_READ_TIMEOUT_SECONDS = 30.0  # moto sorts a whole table for every Query: slower than DynamoDB
 
 log = logging.getLogger("spotlake.query_api.local")
 
@@ -85,4 +86,5 @@ def start_query_api(environ: Mapping[str, str], port: int = 0) -> QueryApiServer
     """The query endpoint of a stack whose variables are in `environ` (SPOTLAKE_ENV, SPOTLAKE_AWS_ENDPOINT_URL,
     ... and the optional SPOTLAKE_QUERY_API_* settings), reading moto with the stack's fake credentials."""
     config = QueryApiConfig.from_environ(environ)
-    return QueryApiServer(QueryApi(config, make_client(config, **LOCAL_AWS_CREDENTIALS)), port=port)
+    client = make_client(config, read_timeout=LOCAL_READ_TIMEOUT_SECONDS, **LOCAL_AWS_CREDENTIALS)
+    return QueryApiServer(QueryApi(config, client), port=port)
