@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint validate clean
+.PHONY: run test dev bench lint validate clean query-api-zip
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+## The history query API's Lambda package (infra/modules/collector/query_api.tf deploys it); standard library only.
+query-api-zip:
+	$(PYTHON) -m resources.history_api_package build/spotlake-query-api.zip
 
 clean:
 	rm -rf $(VENV) build

@@ -1,9 +1,10 @@
 """The web site's query endpoint over real HTTP: the local server (spotlake_assets/local/query_api.py) serving the
 production handler (resources/history_api.py) on a moto-backed history table, asked with the exact query strings
 the SpotLake site builds (ddps-lab/spotlake frontend/src/components/query-section.tsx, `queryCloudFront`, through
-axios 1.x), and the AWS Lambda entry point run as a Lambda would run it (a fresh process, settings from the
-environment, pandas and Dagster not importable) with function URL (payload 2.0) and REST API (payload 1.0) events.
-The association file is fetched over HTTP as the site fetches it, anonymously, and parsed with the site's logic."""
+axios 1.x); the AWS Lambda entry point run as a Lambda runs it (a fresh process on the unpacked zip that
+`make query-api-zip` builds, settings from the environment, pandas and Dagster not importable) with function URL /
+HTTP API (payload 2.0) and REST API (payload 1.0) events; the association file fetched over HTTP as the site
+fetches it, anonymously, and parsed with the site's logic."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 import uuid
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ import requests
 
 from benchmarks.history_query import synthetic_history, write_history
 from resources.history_api import QueryApi, QueryApiConfig, make_client
+from resources.history_api_package import build as build_package
 from resources.history_query import RECORD_FIELDS, query_history
 from resources.history_table import DynamoDBHistory
 from resources.s3 import S3Store
@@ -328,8 +331,9 @@ def test_other_methods(server):
 
 # --- the Lambda entry point: the same handler, as AWS runs it -----------------------------------------------------
 
-# A fresh interpreter, like a Lambda cold start: settings come from the environment only, and importing pandas or
-# Dagster fails (the Lambda package holds neither); events are read as JSON lines, answers written the same way.
+# A fresh interpreter in the unpacked Lambda zip, like a cold start: settings come from the environment only, and
+# importing pandas or Dagster fails (the package holds neither); events are read as JSON lines, answers written the
+# same way, then where the handler was loaded from and which blocked modules got imported (none).
 LAMBDA_RUNNER = """
 import json, sys
 
@@ -344,20 +348,34 @@ from resources.history_api import lambda_handler
 
 for line in sys.stdin:
     print(json.dumps(lambda_handler(json.loads(line), None)), flush=True)
+print(json.dumps(sys.modules["resources.history_api"].__file__))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "dagster", "numpy"))))
 """
 
 
-def run_lambda(events: list[dict[str, Any]], environ: dict[str, str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """lambda_handler's answers to `events` in a fresh process; also the blocked modules it imported (none)."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTLAKE_", "AWS_"))}
+@pytest.fixture(scope="module")
+def lambda_package(tmp_path_factory) -> Path:
+    """The Lambda zip as `make query-api-zip` builds it, unpacked as Lambda unpacks it into /var/task."""
+    task = tmp_path_factory.mktemp("var-task")
+    with zipfile.ZipFile(build_package(task / "spotlake-query-api.zip")) as archive:
+        archive.extractall(task)
+    return task
+
+
+def run_lambda(
+    package: Path, events: list[dict[str, Any]], environ: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """lambda_handler's answers to `events` in a fresh process on the unpacked package; also the blocked modules it
+    imported (none). boto3 comes from this interpreter, as the Lambda runtime provides it."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTLAKE_", "AWS_", "PYTHON"))}
     done = subprocess.run(
         [sys.executable, "-c", LAMBDA_RUNNER],
         input="".join(json.dumps(e) + "\n" for e in events),
-        env={**keep, **LOCAL_AWS_ENV, **environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        env={**keep, **LOCAL_AWS_ENV, **environ, "PYTHONPATH": str(package)},
+        cwd=package, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    *answers, imported = [json.loads(line) for line in done.stdout.splitlines()]
+    *answers, loaded_from, imported = [json.loads(line) for line in done.stdout.splitlines()]
+    assert Path(loaded_from).is_relative_to(package), loaded_from
     return answers, imported
 
 
@@ -416,7 +434,7 @@ def decoded(answer: dict[str, Any]) -> bytes:
     return gzip.decompress(data) if answer["headers"].get("Content-Encoding") == "gzip" else data
 
 
-def test_lambda_handler_answers_as_the_local_server_for_both_event_shapes(server, aws_endpoint, table):
+def test_lambda_handler_answers_as_the_local_server_for_both_event_shapes(server, aws_endpoint, table, lambda_package):
     region_query = site_query(TYPE, "US West 2", "ALL", "2026-11-02", "2026-11-02")
     bad_query = site_query(TYPE, "ALL", "ALL", "2026-11-02", "2026-10-01")
     params = {"TableName": "azure", "Region": "US West 2", "InstanceType": TYPE, "InstanceTier": "*",
@@ -430,7 +448,7 @@ def test_lambda_handler_answers_as_the_local_server_for_both_event_shapes(server
     ]
     environ = {"SPOTLAKE_ENV": "local", "SPOTLAKE_DYNAMODB_TABLE": table, "SPOTLAKE_AWS_ENDPOINT_URL": aws_endpoint}
 
-    (v2, v1, bad, preflight, elsewhere), imported = run_lambda(events, environ)
+    (v2, v1, bad, preflight, elsewhere), imported = run_lambda(lambda_package, events, environ)
 
     assert imported == []
     served = get(server, region_query)
@@ -448,14 +466,15 @@ def test_lambda_handler_answers_as_the_local_server_for_both_event_shapes(server
     assert "Access-Control-Allow-Origin" not in elsewhere["headers"] and decoded(elsewhere) == served.content
 
 
-def test_lambda_settings_come_from_the_environment_with_clear_errors(aws_endpoint, table):
+def test_lambda_settings_come_from_the_environment_with_clear_errors(aws_endpoint, table, lambda_package):
     query = site_query(TYPE, "US East", "1", "2026-11-02", "2026-11-02")
     base = {"SPOTLAKE_ENV": "local", "SPOTLAKE_DYNAMODB_TABLE": table, "SPOTLAKE_AWS_ENDPOINT_URL": aws_endpoint}
     two_origins = {**base, "SPOTLAKE_QUERY_API_ALLOWED_ORIGINS": f"{SITE}, http://localhost:3000"}
-    (answer,), _ = run_lambda([function_url_event(query, origin="http://localhost:3000")], two_origins)
+    (answer,), _ = run_lambda(lambda_package, [function_url_event(query, origin="http://localhost:3000")], two_origins)
     assert answer["headers"]["Access-Control-Allow-Origin"] == "http://localhost:3000"
 
-    (answer,), _ = run_lambda([function_url_event(query)], {**base, "SPOTLAKE_QUERY_API_ALLOWED_ORIGINS": "spotlake"})
+    misconfigured = {**base, "SPOTLAKE_QUERY_API_ALLOWED_ORIGINS": "spotlake"}
+    (answer,), _ = run_lambda(lambda_package, [function_url_event(query)], misconfigured)
     assert answer["statusCode"] == 500
     assert json.loads(answer["body"]) == {
         "Status": 500, "Error": "InternalError", "Message": "the query API is misconfigured; see its log"
