@@ -13,8 +13,10 @@ import gzip
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -280,6 +282,26 @@ def test_a_query_that_runs_out_of_time_answers_504(aws_endpoint, table):
     finally:
         hurried.stop()
     assert_refused(response, 504, "QueryTimeout", "did not finish within 0 s; narrow the time range")
+
+
+def test_a_store_that_never_answers_still_gets_an_answer_before_the_function_would_time_out():
+    """A DynamoDB endpoint that accepts connections and never replies: the worker thread's deadline (the query's
+    timeout plus a grace) answers 504 long before the client's read timeout would."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    settings = QueryApiConfig(
+        table_name="azure-local", aws_region=AWS_REGION, endpoint_url=endpoint, timeout_seconds=0.5
+    )
+    hung = QueryApiServer(QueryApi(settings, make_client(settings, read_timeout=60, **LOCAL_AWS_CREDENTIALS)))
+    try:
+        began = time.monotonic()
+        response = get(hung, site_query(TYPE, "US East", "ALL", "2026-11-02", "2026-11-02"))
+        elapsed = time.monotonic() - began
+    finally:
+        hung.stop()
+        silent.close()
+    assert_refused(response, 504, "QueryTimeout", "did not finish within 0.5 s")
+    assert elapsed < 10
 
 
 def test_http_error_status_mode_for_other_clients(aws_endpoint, table):
