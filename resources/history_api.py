@@ -235,8 +235,7 @@ class QueryApi:
             return str(params.get(name) or "").strip()
 
         table = value("TableName")
-        served = dict.fromkeys([PUBLIC_TABLE_NAME, self.config.table_name])
-        if table not in served:
+        if table not in (PUBLIC_TABLE_NAME, self.config.table_name):
             raise ApiError(400, "BadRequest", f"TableName={table!r} is not served here; this endpoint serves "
                            f"TableName={PUBLIC_TABLE_NAME} (table {self.config.table_name})")  # fmt: skip
         request = dict(
