@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint validate clean lock lock-check scan
+.PHONY: run test dev bench lint validate clean lock lock-check scan query-api-zip
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ $(SCAN_VENV)/.checkov-$(CHECKOV_VERSION):
 scan: $(SCAN_VENV)/.checkov-$(CHECKOV_VERSION)
 	$(SCAN_VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
 	$(SCAN_VENV)/bin/checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
+
+## The history query API's Lambda package (infra/modules/collector/query_api.tf deploys it); standard library only.
+query-api-zip:
+	$(PYTHON) -m resources.history_api_package build/spotlake-query-api.zip
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) $(SCAN_VENV) build

@@ -1,16 +1,19 @@
 """The web site's history query over the DynamoDB time series (docs/contract.md "The time series").
 
-`query_history` returns the points of one instance type in [start, end] (one region or all, one zone or all),
-plus, for every matching series with a value before start, that value as of start (the series' last point
-before start, with its real `Time`): only changes are stored, so a series that did not change in the range
-would otherwise be missing. It sends only `GetItem` (the regions index) and `Query` (see keys.py for the key
-design), one region per thread.
+`query_history` returns the points of one instance type in [start, end] (one region or all, one zone or all,
+one tier or all), plus, for every matching series with a value before start, that value as of start (the
+series' last point before start, with its real `Time`): only changes are stored, so a series that did not
+change in the range would otherwise be missing. It sends only `GetItem` (the regions index) and `Query` (see
+keys.py for the key design), one region per thread.
 
-Limits (checked before any request, except the point count): end not before start, at most 31 days, at most
-`max_points` points in the range (the as-of-start values come on top). Over the cap, the remaining pages are
-only counted (Select=COUNT), so the error says exactly how many points matched.
+Limits (checked before any request, except the point count): end not before start, at most one month (End's
+date at most Start's date plus one calendar month, computed as the web site's date picker does), at most
+`max_points` points in the range (the as-of-start values come on top; counted before the tier filter, which
+is applied to the items read, since the tier is not a filterable attribute). Over the cap, the remaining
+pages are only counted (Select=COUNT), so the error (TooManyPointsError) says exactly how many points matched.
+An optional `timeout` (seconds) stops the query before its next request once it has run that long.
 
-Command line: `python -m resources.history_query --instance-type D2s_v3 --region '*' --zone '*'
+Command line: `python -m resources.history_query --instance-type D2s_v3 --region '*' --zone '*' [--tier '*']
 --start 2026-11-01 --end 2026-11-08 --format csv|json [--table T --endpoint-url U]`; table, endpoint and AWS
 region default to the SPOTLAKE_ENV environment's.
 """
@@ -23,6 +26,7 @@ import io
 import json
 import sys
 import threading
+import time as clock
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +37,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spotlake_assets.core import history_keys as keys
-from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS
+from spotlake_assets.core.columns import FLOAT_COLUMNS, INT_COLUMNS
 
 # The record fields, in the order of docs/contract.md "Stored objects".
 RECORD_FIELDS = [
@@ -41,7 +45,6 @@ RECORD_FIELDS = [
     "OndemandPrice", "SpotPrice", "Savings", "IF", "Score", "DesiredCount", "T2", "T3", "Time",
 ]  # fmt: skip
 TEXT_FIELDS = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "Time"]
-MAX_RANGE = timedelta(days=31)
 MAX_POINTS = 20_000
 ALL = "*"
 # botocore keeps 10 connections per client by default; more threads would only wait for one
@@ -50,6 +53,27 @@ QUERY_WORKERS = 10
 
 class HistoryQueryError(RuntimeError):
     """A DynamoDB request of the history query failed."""
+
+
+class HistoryQueryTimeout(HistoryQueryError):
+    """The query ran longer than its `timeout` and stopped before its next request."""
+
+
+class TooManyPointsError(ValueError):
+    """More points match than the cap allows; `count` is how many matched."""
+
+    def __init__(self, message: str, *, count: int, limit: int) -> None:
+        super().__init__(message)
+        self.count = count
+        self.limit = limit
+
+
+def one_month_after(day: date) -> date:
+    """`day` plus one calendar month as JavaScript's `Date.setMonth(getMonth() + 1)` computes it, which is how the
+    web site's date picker bounds End: the same day of the next month, a day past that month's end rolling over
+    into the month after (2027-01-31 -> 2027-03-03). So it is never more than 31 days after `day`."""
+    first_of_next = date(day.year + 1, 1, 1) if day.month == 12 else date(day.year, day.month + 1, 1)
+    return first_of_next + timedelta(days=day.day - 1)
 
 
 def parse_bound(value: str | date | datetime, *, name: str, end: bool) -> datetime:
@@ -77,25 +101,35 @@ class _Request:
     type_key: str
     region_key: str | None  # None: all regions
     zone_key: str | None  # None: all zones
+    tier_key: str | None  # None: all tiers
     first: str
     last: str
     max_points: int
 
 
 def _validate(
-    instance_type: Any, region: Any, availability_zone: Any, start: Any, end: Any, max_points: Any
+    instance_type: Any,
+    region: Any,
+    availability_zone: Any,
+    instance_tier: Any,
+    start: Any,
+    end: Any,
+    max_points: Any,
 ) -> _Request:
     if instance_type is None or not str(instance_type).strip():
         raise ValueError("InstanceType is required")
+    if str(instance_type).strip() == ALL:
+        raise ValueError("InstanceType must be one instance type ('*', every type at once, is not served)")
     if start is None or end is None:
         raise ValueError("Start and End are required")
     first, last = parse_bound(start, name="Start", end=False), parse_bound(end, name="End", end=True)
     if last < first:
         raise ValueError(f"End {keys.format_time(last)} is before Start {keys.format_time(first)}")
-    if last - first > MAX_RANGE:
+    latest_end = one_month_after(first.date())
+    if last.date() > latest_end:
         raise ValueError(
-            f"the range {keys.format_time(first)} .. {keys.format_time(last)} is longer than "
-            f"{MAX_RANGE.days} days; ask at most one month"
+            f"the range {keys.format_time(first)} .. {keys.format_time(last)} is longer than one month: "
+            f"with Start {first.date()}, End may be at most {latest_end}"
         )
     try:
         cap = int(str(max_points).strip())  # the web site may send numbers as strings
@@ -111,6 +145,7 @@ def _validate(
         type_key=keys.key_part(instance_type, name="InstanceType"),
         region_key=one_or_all(region, "Region"),
         zone_key=one_or_all(availability_zone, "AvailabilityZone"),
+        tier_key=one_or_all(instance_tier, "InstanceTier"),
         first=keys.format_time(first),
         last=keys.format_time(last),
         max_points=cap,
@@ -137,11 +172,16 @@ class _Budget:
 class _Reader:
     """The Query calls of one request against one table."""
 
-    def __init__(self, client: Any, table: str, request: _Request) -> None:
+    def __init__(self, client: Any, table: str, request: _Request, deadline: float | None = None) -> None:
         self.client = client
         self.table = table
         self.request = request
         self.budget = _Budget(request.max_points)
+        self.deadline = deadline  # time.monotonic() after which no request is sent
+
+    def _check_deadline(self) -> None:
+        if self.deadline is not None and clock.monotonic() >= self.deadline:
+            raise HistoryQueryTimeout(f"the query of table {self.table!r} ran out of time")
 
     def _query(
         self,
@@ -167,6 +207,7 @@ class _Reader:
             params["ExpressionAttributeNames"] = {"#zk": keys.ZONE_ATTRIBUTE}
             params["ExpressionAttributeValues"][":zk"] = {"S": self.request.zone_key}
         while True:
+            self._check_deadline()
             params["Select"] = "COUNT" if count_only() else "ALL_ATTRIBUTES"
             try:
                 page = self.client.query(**params)
@@ -182,6 +223,7 @@ class _Reader:
         if self.request.region_key is not None:
             return [self.request.region_key]
         key = keys.regions_index_key(self.request.type_key)
+        self._check_deadline()
         try:
             item = self.client.get_item(
                 TableName=self.table, Key={name: {"S": value} for name, value in key.items()}
@@ -237,7 +279,11 @@ class _Reader:
     def region(self, region_key: str) -> list[dict[str, Any]]:
         pk = keys.SEP.join((self.request.type_key, region_key))
         found = self.points(pk)
-        return [] if self.budget.exceeded else self.as_of_start(pk) + found
+        if self.budget.exceeded:
+            return []
+        items = self.as_of_start(pk) + found
+        tier = self.request.tier_key
+        return [i for i in items if tier is None or i["InstanceTier"]["S"].strip().casefold() == tier]
 
 
 def to_record(item: dict[str, Any]) -> dict[str, Any]:
@@ -263,25 +309,30 @@ def query_history(
     instance_type: str,
     region: str = ALL,
     availability_zone: str = ALL,
+    instance_tier: str = ALL,
     start: str | date | datetime,
     end: str | date | datetime,
     max_points: int | str = MAX_POINTS,
     table_name: str | None = None,
+    timeout: float | None = None,
 ) -> list[dict[str, Any]]:
     """Records (fields RECORD_FIELDS, `id` from 1) of the points in [start, end] and the as-of-start value of
     every matching series, ordered by Time, region, zone, desired count, tier. Raises ValueError for a bad
-    request or more than `max_points` points; HistoryQueryError when DynamoDB fails."""
-    request = _validate(instance_type, region, availability_zone, start, end, max_points)
+    request, TooManyPointsError (a ValueError) for more than `max_points` points, HistoryQueryError when
+    DynamoDB fails and HistoryQueryTimeout once `timeout` seconds have passed."""
+    request = _validate(instance_type, region, availability_zone, instance_tier, start, end, max_points)
     client, table = _target(client_or_resource, table_name)
-    reader = _Reader(client, table, request)
+    reader = _Reader(client, table, request, None if timeout is None else clock.monotonic() + timeout)
     regions = reader.region_keys()
     with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(regions)))) as pool:
         items = [item for found in pool.map(reader.region, regions) for item in found]
     if reader.budget.exceeded:
-        raise ValueError(
+        raise TooManyPointsError(
             f"{reader.budget.total} points match InstanceType={instance_type!r} Region={region!r} "
             f"AvailabilityZone={availability_zone!r} from {request.first} to {request.last}, more than "
-            f"{request.max_points}; narrow the time range or pick one region or zone"
+            f"{request.max_points}; narrow the time range or pick one region or zone",
+            count=reader.budget.total,
+            limit=request.max_points,
         )
     records = sorted(
         map(to_record, items),
@@ -313,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--instance-type", required=True)
     parser.add_argument("--region", default=ALL, help="display name, e.g. 'US East', or '*' (default)")
     parser.add_argument("--zone", default=ALL, help="'1', '2', '3', 'Single' or '*' (default)")
+    parser.add_argument("--tier", default=ALL, help="'Standard', 'Basic' or '*' (default)")
     parser.add_argument("--start", required=True, help="YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS' (UTC)")
     parser.add_argument("--end", required=True, help="YYYY-MM-DD (whole day) or 'YYYY-MM-DD HH:MM:SS' (UTC)")
     parser.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -331,6 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             instance_type=args.instance_type,
             region=args.region,
             availability_zone=args.zone,
+            instance_tier=args.tier,
             start=args.start,
             end=args.end,
             max_points=args.max_points,

@@ -10,7 +10,7 @@ import pandas as pd
 
 from spotlake_assets.core import layout
 from spotlake_assets.core.timekeys import data_time, format_time
-from spotlake_assets.core.transforms.outputs import latest_json, merge_selector, snapshot_csv_gz
+from spotlake_assets.core.transforms.outputs import latest_json, merge_association, merge_selector, snapshot_csv_gz
 from spotlake_assets.core.transforms.state import MergeState
 
 from .s3 import S3Store
@@ -36,6 +36,15 @@ class PublicFiles:
             return merge_selector(existing, rows)
 
         return self.store.update(layout.QUERY_SELECTOR_KEY, add, content_type=JSON, public=True)
+
+    def add_to_association(self, rows: pd.DataFrame) -> int:
+        """Add the rows' (InstanceType, Region) to the web site's association file (its query form's instance and
+        region lists), which only grows, by a conditional update. Returns how many pairs were new."""
+
+        def add(existing: bytes | None) -> tuple[bytes, int]:
+            return merge_association(existing, rows)
+
+        return self.store.update(layout.ASSOCIATION_KEY, add, content_type=JSON, public=True)
 
     def publish_latest(self, partition_key: str, state: MergeState) -> bool:
         """Publish latest_azure.json from the partition's state unless a newer partition has published it (a

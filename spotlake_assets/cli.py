@@ -69,7 +69,7 @@ def local_stack(args: argparse.Namespace) -> int:
         tmp = env_file.with_suffix(".tmp")
         tmp.write_text("".join(f"export {k}={v}\n" for k, v in sorted(stack.env.items())))
         tmp.replace(env_file)  # readers never see half a file
-        print(f"local stack up; environment in {env_file}", flush=True)
+        print(f"local stack up; environment in {env_file}; history query API {stack.query_api_url}", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
@@ -88,6 +88,7 @@ def dev(args: argparse.Namespace) -> int:
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the SPS concurrency pool of 1
     with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=not args.free_ports) as stack:
         env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(home)}
+        print(f"history query API (the web site's endpoint): {stack.query_api_url}", flush=True)
         # argparse keeps the `--` that separates our options from dagster's
         passthrough = args.dagster_args[1:] if args.dagster_args[:1] == ["--"] else args.dagster_args
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *passthrough]

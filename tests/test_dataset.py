@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from spotlake_assets.core.layout import LATEST_JSON_KEY, QUERY_SELECTOR_KEY, frame_key, public_csv_key
+from spotlake_assets.core.layout import ASSOCIATION_KEY, LATEST_JSON_KEY, QUERY_SELECTOR_KEY, frame_key, public_csv_key
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START, desired_count
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.local.run import run_partitions
@@ -109,7 +109,15 @@ def test_public_outputs_parse_as_the_legacy_consumers_expect(monkeypatch):
         assert {tuple(r.values()) for r in first_selector} <= as_set  # never loses a key
         assert all(list(r) == ["InstanceTier", "InstanceType", "Region"] for r in selector)
 
-        for key in (LATEST_JSON_KEY, QUERY_SELECTOR_KEY, public_csv_key(RANGE[0])):
+        association = json.loads(store.get(ASSOCIATION_KEY))
+        # the web site reads element 0: every instance type of the latest rows, with their region display names
+        assert {r["InstanceType"] for r in latest} <= set(association[0])
+        assert all(set(v) == {"Region"} and v["Region"] == sorted(v["Region"]) for v in association[0].values())
+        assert {(r["InstanceType"], r["Region"]) for r in latest} <= {
+            (t, region) for t, v in association[0].items() for region in v["Region"]
+        }
+
+        for key in (LATEST_JSON_KEY, QUERY_SELECTOR_KEY, ASSOCIATION_KEY, public_csv_key(RANGE[0])):
             grants = s3.get_object_acl(Bucket=bucket, Key=key)["Grants"]
             assert any(
                 g["Grantee"].get("URI", "").endswith("/global/AllUsers") and g["Permission"] == "READ" for g in grants

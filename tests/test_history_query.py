@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -21,7 +21,16 @@ from benchmarks.history_query import (
     synthetic_history,
     write_history,
 )
-from resources.history_query import RECORD_FIELDS, main, query_history, render_csv, render_json
+from resources.history_query import (
+    RECORD_FIELDS,
+    HistoryQueryTimeout,
+    TooManyPointsError,
+    main,
+    one_month_after,
+    query_history,
+    render_csv,
+    render_json,
+)
 from resources.history_table import HistoryTable
 from spotlake_assets.local.aws import local_client
 
@@ -156,7 +165,7 @@ def test_all_regions_send_only_queries_and_match_the_history(day, client):
 def test_too_many_points_is_refused_with_the_exact_count(day, client):
     table, synthetic = day
     counter = OperationCounter(client)
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(TooManyPointsError) as refused:
         # max_points as the web site may send it, a string; the default cap (20,000) is the benchmark's case
         query_history(
             client,
@@ -167,6 +176,7 @@ def test_too_many_points_is_refused_with_the_exact_count(day, client):
             max_points="2000",
         )
     message = str(refused.value)
+    assert (refused.value.count, refused.value.limit) == (len(synthetic.points), 2000)
     assert f"{len(synthetic.points)} points match" in message
     assert "more than 2000; narrow the time range or pick one region or zone" in message
     assert set(counter.calls) <= READ_OPERATIONS
@@ -175,9 +185,11 @@ def test_too_many_points_is_refused_with_the_exact_count(day, client):
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (dict(start="2026-11-01", end="2026-12-02"), "longer than 31 days"),
+        (dict(start="2026-11-01", end="2026-12-02"), "longer than one month: with Start 2026-11-01, End may be at"),
+        (dict(start="2027-01-31", end="2027-03-04"), "End may be at most 2027-03-03"),
         (dict(start="2026-11-05", end="2026-11-04 23:00:00"), "is before Start"),
         (dict(instance_type=" ", start="2026-11-01", end="2026-11-02"), "InstanceType is required"),
+        (dict(instance_type="*", start="2026-11-01", end="2026-11-02"), "must be one instance type"),
         (dict(start="2026-11-31", end="2026-12-01"), "Start '2026-11-31' is not a date"),
         (dict(start="2026-11-01", end="2026-11-02", max_points="many"), "max_points 'many'"),
     ],
@@ -191,10 +203,37 @@ def test_bad_requests_are_refused_before_any_request(client, request_, message):
 
 def test_a_whole_month_is_allowed_and_an_unknown_type_has_no_history(week, client):
     table, _ = week
-    assert (
-        query_history(client, table_name=table, instance_type="E64s_v5", start="2026-11-01", end="2026-12-01")
-        == []
-    )
+    for start, end in [("2026-11-01", "2026-12-01"), ("2026-12-01", "2027-01-01"), ("2027-01-31", "2027-03-03")]:
+        assert query_history(client, table_name=table, instance_type="E64s_v5", start=start, end=end) == []
+
+
+@pytest.mark.parametrize(
+    ("day", "month_later"),
+    [("2026-11-01", "2026-12-01"), ("2026-12-31", "2027-01-31"), ("2027-01-31", "2027-03-03"),
+     ("2028-01-30", "2028-03-01"), ("2026-03-31", "2026-05-01"), ("2026-02-28", "2026-03-28")],
+)  # fmt: skip
+def test_one_month_is_the_web_site_date_pickers_month(day, month_later):
+    """new Date(day).setMonth(getMonth() + 1) in the site's query form, overflow included (2028 is a leap year)."""
+    assert one_month_after(date.fromisoformat(day)) == date.fromisoformat(month_later)
+
+
+def test_tier_filter_keeps_only_that_tier(week, client):
+    table, synthetic = week
+    request = dict(table_name=table, instance_type=TYPE, region="US East", availability_zone="1",
+                   start="2026-11-02 10:00:00", end="2026-11-02 12:00:00")  # fmt: skip
+    everything = query_history(client, **request)
+    assert everything and {r["InstanceTier"] for r in everything} == {"Standard"}
+    assert query_history(client, instance_tier="standard", **request) == everything  # case-insensitive
+    assert query_history(client, instance_tier="*", **request) == everything
+    assert query_history(client, instance_tier="Basic", **request) == []
+
+
+def test_a_query_that_runs_out_of_time_stops_before_its_next_request(week, client):
+    table, _ = week
+    counter = OperationCounter(client)
+    with pytest.raises(HistoryQueryTimeout, match="ran out of time"):
+        query_history(client, table_name=table, instance_type=TYPE, start="2026-11-01", end="2026-11-02", timeout=0)
+    assert counter.calls == []
 
 
 def test_command_line_prints_json_and_csv(week, aws_endpoint, capsys):
@@ -213,7 +252,7 @@ def test_command_line_prints_json_and_csv(week, aws_endpoint, capsys):
     assert len(rows) == len(want) and list(rows[0]) == RECORD_FIELDS
 
     assert main([*argv, "--start", "2026-10-01", "--format", "csv"]) == 2  # the last --start wins
-    assert "longer than 31 days" in capsys.readouterr().err
+    assert "longer than one month" in capsys.readouterr().err
 
 
 def test_renderers_keep_the_fields_and_numbers():

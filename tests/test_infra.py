@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,6 +383,7 @@ def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
     allowed_partial = re.compile(
         r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster)/.+"  # Azure's objects
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/ecs/spotlake-azure-\w+:log-stream:\*"
+        r"|arn:aws:logs:[\w-]+:\d+:log-group:/aws/lambda/spotlake-azure-\w+-query-api:log-stream:\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task/spotlake-azure-\w+/\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task-definition/spotlake-azure-\w+-(run|admin):\*"
     )
@@ -625,3 +629,111 @@ def test_secret_patterns_detect_what_they_should() -> None:
 )
 def test_no_literal_secrets(path: Path) -> None:
     assert find_secrets(path.read_text()) == [], path
+
+
+# --- the web site's query API (query_api.tf) ---------------------------------------------------------------------
+
+QUERY_API_ACTIONS = {"dynamodb:Query", "dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+@pytest.mark.parametrize(("env", "table"), [("prod", "azure"), ("test", "azure-test")])
+def test_query_api_role_only_reads_its_table_and_writes_its_logs(env: str, table: str) -> None:
+    query = [g for g in grants(env) if g.role == "query_api"]
+    table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
+    streams = f"arn:aws:logs:us-west-2:{ACCOUNT_ID}:log-group:/aws/lambda/spotlake-azure-{env}-query-api:log-stream:*"
+    assert {(g.action, g.resource) for g in query} == {
+        ("dynamodb:Query", table_arn),
+        ("dynamodb:GetItem", table_arn),
+        ("logs:CreateLogStream", streams),
+        ("logs:PutLogEvents", streams),
+    }
+    assert all(g.effect == "Allow" and not is_write(g.action) for g in query)
+    # no other table (AzureAuth, production's from test), no bucket, no Scan
+    assert not any(covers(g.resource, AUTH_TABLE_ARN) or g.resource.startswith("arn:aws:s3") for g in query)
+    if env == "test":
+        assert not any(covers(g.resource, PROD_TABLE_ARN) for g in query)
+
+
+def test_query_api_role_is_assumed_by_lambda_of_this_account_only() -> None:
+    scope = module_scope("prod")
+    role = scope.module.resources["aws_iam_role"]["query_api"]
+    assert role["assume_role_policy"] == "${jsonencode(local.lambda_trust)}"
+    (statement,) = scope.expression("local.lambda_trust")["Statement"]
+    assert statement["Principal"] == {"Service": "lambda.amazonaws.com"} and statement["Action"] == "sts:AssumeRole"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
+
+
+def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_and_concurrency() -> None:
+    scope = module_scope("test")
+    function = scope.module.resources["aws_lambda_function"]["query_api"]
+    assert (function["runtime"], function["handler"]) == ("python3.12", "resources.history_api.lambda_handler")
+    assert function["role"] == "${aws_iam_role.query_api.arn}"
+    assert function["reserved_concurrent_executions"] == "${var.query_api_concurrency}"
+    variables = scope.module.variables
+    assert variables["query_api_concurrency"]["default"] == 10
+    # the query gives up (Status 504) before the function times out, which happens before the HTTP API's 30 s
+    assert function["timeout"] == "${var.query_api_timeout_seconds + 8}"
+    assert variables["query_api_timeout_seconds"]["default"] == 20
+    limit = block(variables["query_api_timeout_seconds"], "validation")["condition"]
+    assert "var.query_api_timeout_seconds <= 20" in limit
+    assert scope.module.resources["aws_apigatewayv2_integration"]["query_api"]["timeout_milliseconds"] == 30000
+    raw = block(function, "environment")["variables"]
+    settings = scope.evaluate(raw)
+    assert settings["SPOTLAKE_ENV"] == "test" and settings["SPOTLAKE_DYNAMODB_TABLE"] == "azure-test"
+    assert raw["SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"] == "${tostring(var.query_api_timeout_seconds)}"
+    assert raw["SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"] == '${join(",", var.query_api_allowed_origins)}'
+    assert variables["query_api_allowed_origins"]["default"] == ["https://spotlake.ddps.cloud"]
+    assert "build/spotlake-query-api.zip" in scope.module.locals["query_api_zip"]
+    log_group = scope.module.resources["aws_cloudwatch_log_group"]["query_api"]
+    assert log_group["retention_in_days"] == "${var.log_retention_days}"
+    assert block(function, "logging_config")["log_group"] == "${aws_cloudwatch_log_group.query_api.name}"
+
+
+def test_query_api_is_a_public_throttled_http_api_whose_cors_the_handler_answers() -> None:
+    resources = Module.load(MODULE).resources
+    api = resources["aws_apigatewayv2_api"]["query_api"]
+    assert api["protocol_type"] == "HTTP"
+    assert "cors_configuration" not in api  # API Gateway would drop the handler's CORS headers and answer preflights
+    route = resources["aws_apigatewayv2_route"]["query_api"]
+    assert (route["route_key"], route["authorization_type"]) == ("$default", "NONE")
+    integration = resources["aws_apigatewayv2_integration"]["query_api"]
+    assert (integration["integration_type"], integration["payload_format_version"]) == ("AWS_PROXY", "2.0")
+    stage = resources["aws_apigatewayv2_stage"]["query_api"]
+    throttle = block(stage, "default_route_settings")
+    assert throttle == {"throttling_rate_limit": "${var.query_api_rate_limit}",
+                        "throttling_burst_limit": "${var.query_api_burst_limit}"}  # fmt: skip
+    assert "destination_arn" in block(stage, "access_log_settings")
+    permission = resources["aws_lambda_permission"]["query_api"]
+    assert (permission["action"], permission["principal"]) == ("lambda:InvokeFunction", "apigateway.amazonaws.com")
+    assert permission["source_arn"] == "${aws_apigatewayv2_api.query_api.execution_arn}/*/*"
+    assert "aws_lambda_function_url" not in resources
+
+
+CLOSURE = """
+import sys
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pandas", "dagster", "numpy", "pyarrow"):
+            raise ImportError(name)
+sys.meta_path.insert(0, Blocked())
+import resources.history_api
+for module in list(sys.modules.values()):
+    print(getattr(module, "__file__", None) or "")
+"""
+
+
+def test_query_api_package_is_exactly_the_handlers_import_closure(tmp_path: Path) -> None:
+    from resources.history_api_package import FILES, HANDLER, build
+
+    root = INFRA.parent
+    loaded = subprocess.run(
+        [sys.executable, "-c", CLOSURE], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    ours = [Path(f).resolve() for f in loaded if f and "site-packages" not in Path(f).parts]
+    closure = {path.relative_to(root).as_posix() for path in ours if path.is_relative_to(root)}
+    assert closure == set(FILES)
+    assert Module.load(MODULE).resources["aws_lambda_function"]["query_api"]["handler"] == HANDLER
+    first, second = build(tmp_path / "a.zip"), build(tmp_path / "b.zip")
+    assert first.read_bytes() == second.read_bytes()  # deterministic: source_code_hash changes with the code only
+    with zipfile.ZipFile(first) as archive:
+        assert sorted(archive.namelist()) == sorted(FILES)

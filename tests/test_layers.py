@@ -98,3 +98,10 @@ print("loaded", len({core!r}))
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"loaded {len(core)}"
+
+
+def test_every_package_folder_is_a_regular_package():
+    """setuptools' find_packages skips folders without __init__.py: the image would lack them (the editable
+    install of make test would not notice)."""
+    folders = {p.parent for p in modules("spotlake_assets", "resources")}
+    assert sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists()) == []

@@ -28,6 +28,8 @@ DAGSTER_PREFIX = "dagster/azure"
 LATEST_JSON_KEY = "latest_data/latest_azure.json"
 LATEST_MARKER_KEY = "latest_data/azure/latest_azure_time.json"
 QUERY_SELECTOR_KEY = "query-selector/azure/query_selector.json"
+# The web site's query form reads its instance and region lists here (docs/web-site.md).
+ASSOCIATION_KEY = "query-selector/associated/association_azure.json"
 
 # The SPS rotation state and learned lists (one JSON object; legacy kept several files under this prefix).
 ROTATION_STATE_KEY = "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json"
@@ -90,6 +92,7 @@ def asset_prefix(asset_name: str) -> str:
 def history_manifest_key(partition_key: str) -> str:
     """The (pk, sk) of the DynamoDB points a partition wrote, so a re-run can remove what it no longer writes."""
     return key_stem(names.HISTORY, partition_key) + ".json"
+
 
 
 def public_csv_key(partition_key: str) -> str:

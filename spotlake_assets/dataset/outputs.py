@@ -28,16 +28,18 @@ def build_outputs_asset(partitions: Partitions) -> AssetsDefinition:
     ) -> MaterializeResult:
         """Publishes, public-read: the partition's merged rows as `rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz`; the
         last known row of every series at desired count 1 as `latest_data/latest_azure.json` (only when no newer
-        partition has published it); and the distinct (tier, type, region) ever seen in
-        `query-selector/azure/query_selector.json`."""
+        partition has published it); the distinct (tier, type, region) ever seen in
+        `query-selector/azure/query_selector.json`; and the regions of every instance type in
+        `query-selector/associated/association_azure.json` (the web site's query form)."""
         keys = sorted(context.partition_keys)
         files = PublicFiles(store)
-        written, rows, added = [], 0, 0
+        written, rows, added, associated = [], 0, 0, 0
         with measure() as m:
             for key in keys:
                 snapshot = required(snapshots, names.SNAPSHOT, key)
                 written.append(files.publish_csv(key, snapshot))
                 added += files.add_to_selector(snapshot)
+                associated += files.add_to_association(snapshot)
                 rows += len(snapshot)
             newest = keys[-1]
             latest = files.publish_latest(newest, state_from_frame(required(states, names.STATE, newest)))
@@ -49,6 +51,7 @@ def build_outputs_asset(partitions: Partitions) -> AssetsDefinition:
                 "keys_written": MetadataValue.json(written[-20:]),
                 "latest_published": latest,
                 "selector_entries_added": added,
+                "association_pairs_added": associated,
                 **run_metadata(m),
             }
         )

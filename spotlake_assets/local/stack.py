@@ -23,6 +23,7 @@ from resources.settings import (
 from ..defs import history_resource
 from .aws import LOCAL_AWS_ENV, LocalAws, local_client, provision, seed_azure_auth, start_moto_server
 from .azure_emulator import AzureEmulator, EmulatorConfig
+from .query_api import LOCAL_QUERY_API_PORT, QUERY_API_URL_ENV, QueryApiServer, start_query_api
 
 
 @dataclass
@@ -31,11 +32,18 @@ class LocalStack:
     emulator: AzureEmulator
     env: dict[str, str]  # the variables that point the collector at this stack
     settings: Settings
+    query_api: QueryApiServer | None = None  # the web site's history query endpoint (resources/history_api.py)
     _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def query_api_url(self) -> str | None:
+        return self.query_api.url if self.query_api else None
 
     def stop(self) -> None:
         if not self._stopped:
             self._stopped = True
+            if self.query_api:
+                self.query_api.stop()
             self.emulator.stop()
             self.aws.stop()
 
@@ -85,11 +93,13 @@ def start_local_stack(
         provision(aws.endpoint_url, sorted({settings.write_bucket, settings.read_bucket}), settings.aws_region)
         seed_azure_auth(aws.endpoint_url, settings.azure_auth_table, emulator.credentials, settings.aws_region)
         history_resource(settings).ensure_table(local_client("dynamodb", aws.endpoint_url, settings.aws_region))
+        query_api = start_query_api({**os.environ, **env}, port=LOCAL_QUERY_API_PORT if fixed_ports else 0)
+        env[QUERY_API_URL_ENV] = query_api.url
     except BaseException:
         emulator.stop()
         aws.stop()
         raise
-    return LocalStack(aws=aws, emulator=emulator, env=env, settings=settings)
+    return LocalStack(aws=aws, emulator=emulator, env=env, settings=settings, query_api=query_api)
 
 
 # the stack's AzureAuth item holds the emulator's service principal; real credentials must never reach it

@@ -98,7 +98,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
             AssetCheckSpec(
                 "sps_subscriptions",
                 asset=names.SPS_RAW,
-                description="No subscription is parked for lacking the Compute Recommendations Role (Azure answers 403)",
+                description="No subscription is parked for lacking the Compute Recommendations Role (a 403)",
             ),
         ),
     )

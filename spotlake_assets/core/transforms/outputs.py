@@ -7,6 +7,8 @@
 - `rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz`: the partition's merged rows at its desired count, section-4 columns.
 - `query-selector/azure/query_selector.json`: JSON records of every (InstanceTier, InstanceType, Region) ever seen,
   sorted; it only grows.
+- `query-selector/associated/association_azure.json`: the web site's query form lists (docs/web-site.md), a JSON
+  array whose first element maps every instance type ever seen to `{"Region": [display names]}`; it only grows.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import json
 
 import pandas as pd
 
+from ..columns import MISSING_TEXT
 from .state import MARKET_KEYS, ROW_COLUMNS, WORKLOAD_KEYS, MergeState, with_keys
 
 LATEST_FIELDS = ["id", *[c for c in ROW_COLUMNS]]
 SELECTOR_FIELDS = ["InstanceTier", "InstanceType", "Region"]
+# Cell texts that mean "no value": pandas' str(NaN), the dataset's missing text, empty. The site skips "nan".
+NOT_A_VALUE = frozenset({"", "nan", "none", "null", MISSING_TEXT.casefold()})
 
 
 def latest_frame(state: MergeState) -> pd.DataFrame:
@@ -63,6 +68,54 @@ def merge_selector(existing: bytes | None, rows: pd.DataFrame) -> tuple[bytes, i
     merged = sorted(known | seen)
     body = json.dumps([dict(zip(SELECTOR_FIELDS, r, strict=True)) for r in merged], separators=(",", ":"))
     return body.encode(), len(merged) - len(known)
+
+
+def merge_association(existing: bytes | None, rows: pd.DataFrame) -> tuple[bytes, int]:
+    """The web site's association file with the rows' (InstanceType, Region) added; returns the bytes and how many
+    (type, region) pairs were new.
+
+    The format is the one the site's query form parses (docs/web-site.md): `[{"<InstanceType>": {"Region":
+    ["<region display name>", ...]}, ...}]`, only element 0 read. Nothing is ever removed, so the file only grows
+    (an existing type keeps its entry even if every region it had was "nan"); missing values ("nan", "N/A", empty,
+    NaN) are left out, also those already in `existing`; everything else in `existing` (more array elements, other
+    keys of an entry) is not part of the format and is dropped. Keys and regions are sorted and the JSON compact,
+    so the same pairs always give the same bytes. A malformed `existing` raises ValueError rather than being
+    replaced.
+    """
+    known = _parse_association(existing) if existing else {}
+    before = sum(len(regions) for regions in known.values())
+    for instance_type, region in rows[["InstanceType", "Region"]].itertuples(index=False, name=None):
+        instance_type, region = _value(instance_type), _value(region)
+        if instance_type is not None and region is not None:
+            known.setdefault(instance_type, set()).add(region)
+    body = json.dumps([{t: {"Region": sorted(known[t])} for t in sorted(known)}], separators=(",", ":"))
+    return body.encode(), sum(len(regions) for regions in known.values()) - before
+
+
+def _value(cell: object) -> str | None:
+    """A cell as published text, or None when it holds no value."""
+    if cell is None or (isinstance(cell, float) and cell != cell):  # NaN
+        return None
+    text = str(cell).strip()
+    return None if text.casefold() in NOT_A_VALUE else text
+
+
+def _parse_association(existing: bytes) -> dict[str, set[str]]:
+    try:
+        data = json.loads(existing)
+    except ValueError as exc:
+        raise ValueError(f"the existing association file is not JSON: {exc}") from exc
+    if not (isinstance(data, list) and data and isinstance(data[0], dict)):
+        raise ValueError("the existing association file is not a JSON array whose first element is an object")
+    known: dict[str, set[str]] = {}
+    for instance_type, entry in data[0].items():
+        regions = entry.get("Region") if isinstance(entry, dict) else None
+        if not isinstance(regions, list):
+            raise ValueError(f"the existing association file has no Region array for {instance_type!r}")
+        key = _value(instance_type)
+        if key is not None:
+            known.setdefault(key, set()).update(r for r in map(_value, regions) if r is not None)
+    return known
 
 
 def _plain(value: object) -> object:

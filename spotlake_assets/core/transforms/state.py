@@ -20,17 +20,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+# The row columns live in a pandas-free module (the query API imports them); re-exported here.
+from ..columns import FLOAT_COLUMNS as FLOAT_COLUMNS
+from ..columns import INT_COLUMNS as INT_COLUMNS
+from ..columns import MISSING_TEXT as MISSING_TEXT
+from ..columns import ROW_COLUMNS as ROW_COLUMNS
 from . import regions
 
-MISSING_TEXT = "N/A"
-
-ROW_COLUMNS = [
-    "InstanceTier", "InstanceType", "Region", "OndemandPrice", "SpotPrice", "Savings", "IF",
-    "DesiredCount", "AvailabilityZone", "Score", "Time", "T2", "T3",
-]  # fmt: skip
 TEXT_COLUMNS = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "Time", "RegionCode"]
-FLOAT_COLUMNS = ["OndemandPrice", "SpotPrice", "Savings", "IF"]
-INT_COLUMNS = ["DesiredCount", "Score", "T2", "T3"]
 # Columns whose change makes a new point of the time series (docs/contract.md "The merge", step 8; never Time).
 COMPARED_COLUMNS = ["OndemandPrice", "SpotPrice", "IF", "Score", "T2", "T3"]
 

@@ -1,0 +1,90 @@
+"""The embedded stack's query endpoint: the production handler (resources/history_api.py) served over real HTTP.
+
+A threaded standard-library HTTP server hands every request to the same `QueryApi.handle` the AWS Lambda function
+calls, after decoding the query string and gzipping the answer with the same helpers as the Lambda entry point, so
+the web site's exact requests can be tested locally: `http://127.0.0.1:4590/?TableName=azure&InstanceType=D2s_v3
+&Region=US+East&InstanceTier=*&AvailabilityZone=*&Start=2026-11-28&End=2026-11-28` under `make dev` (any path is
+served, as a function URL does).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from resources.history_api import ApiError, QueryApi, QueryApiConfig, encode_body, make_client, parse_query
+
+from .aws import LOCAL_AWS_CREDENTIALS
+
+LOCAL_QUERY_API_PORT = 4590  # the fixed port of `make dev` / `spotlake local-stack`
+QUERY_API_URL_ENV = "SPOTLAKE_QUERY_API_URL"
+LOCAL_READ_TIMEOUT_SECONDS = 30.0  # moto sorts a whole table for every Query: slower than DynamoDB
+
+log = logging.getLogger("spotlake.query_api.local")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "SpotLakeQueryAPI"
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def _serve(self) -> None:
+        if self.command not in ("GET", "HEAD", "OPTIONS"):
+            self.close_connection = True  # a body we do not read must not become the next request
+        origin = self.headers.get("Origin")
+        api = self.server.api
+        try:
+            params = parse_query(urlsplit(self.path).query)
+        except ApiError as exc:
+            status, headers, body = api.error(exc, origin)
+        else:
+            status, headers, body = api.handle(params, origin, self.command)
+        headers, data = encode_body(headers, body, self.headers.get("Accept-Encoding"))
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_HEAD = do_OPTIONS = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], api: QueryApi) -> None:
+        super().__init__(address, _Handler)
+        self.api = api
+
+
+class QueryApiServer:
+    """`QueryApi` on a local port (0: a free one); `url` ends with '/'."""
+
+    def __init__(self, api: QueryApi, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api = api
+        self._server = _Server((host, port), api)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="query-api", daemon=True)
+        self._thread.start()
+        bound_host, bound_port = self._server.server_address[:2]
+        self.url = f"http://{bound_host}:{bound_port}/"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def start_query_api(environ: Mapping[str, str], port: int = 0) -> QueryApiServer:
+    """The query endpoint of a stack whose variables are in `environ` (SPOTLAKE_ENV, SPOTLAKE_AWS_ENDPOINT_URL,
+    ... and the optional SPOTLAKE_QUERY_API_* settings), reading moto with the stack's fake credentials."""
+    config = QueryApiConfig.from_environ(environ)
+    client = make_client(config, read_timeout=LOCAL_READ_TIMEOUT_SECONDS, **LOCAL_AWS_CREDENTIALS)
+    return QueryApiServer(QueryApi(config, client), port=port)
