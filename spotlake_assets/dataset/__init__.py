@@ -1,0 +1,1 @@
+"""The merged dataset: the merge, the DynamoDB load and the public files."""
