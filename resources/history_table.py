@@ -31,8 +31,10 @@ from pydantic import PrivateAttr
 
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core import layout
+from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
 
+from . import state_chain
 from .aws import describe_error, error_code, make_client
 from .retry import Backoff
 from .s3 import S3Store
@@ -280,24 +282,56 @@ class HistoryTable(dg.ConfigurableResource):
         self._write_items(items)
         return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
 
-    def replace_partition_points(self, store: S3Store, partition_key: str, rows: pd.DataFrame) -> tuple[int, int]:
-        """Write a partition's points, then delete those an earlier run of it wrote and this one does not (a
-        re-collected or re-merged partition must not leave stale points). The keys written are kept in the
-        partition's manifest in S3 (this environment's bucket only). Returns (written, deleted)."""
+    def load_partition(
+        self,
+        store: S3Store,
+        partition_key: str,
+        rows: pd.DataFrame,
+        *,
+        checkpoint_of: pd.DataFrame | None = None,
+        continues: str | None = None,
+    ) -> tuple[int, int, int]:
+        """Make the partition's history durable, then commit it: write its points (and, at a day's first
+        collection, the checkpoint of `checkpoint_of`, the state's series), delete the points an earlier run of it
+        wrote and this one does not, and write its manifest of keys last, as the commit (resources/state_chain.py)
+        naming the partition whose state its merge continued. Returns (points written, stale deleted, checkpoints).
+
+        Crash-safe in every order of kills: before any item is written the manifest already lists every key an
+        earlier run wrote and every key this one will write (marked incomplete), so a re-run still finds and
+        deletes what it no longer writes, and the partition is not committed until the last write."""
         manifest = layout.history_manifest_key(partition_key)
         previous = store.get_from(store.write_bucket, manifest)
-        written = self.write_points(rows)
-        stale = set(map(tuple, json.loads(previous))) - set(written) if previous else set()
-        deleted = self.delete_points(sorted(stale))
-        store.put(manifest, json.dumps(sorted(written)).encode(), content_type="application/json")
-        return len(written), deleted
+        earlier = {tuple(k) for k in json.loads(previous)} if previous else set()
+        points = row_items(rows)
+        _check_unique(points)
+        checkpoints = [] if checkpoint_of is None else self.checkpoint_items(checkpoint_of, data_time(partition_key))
+        keys = {(item["pk"]["S"], item["sk"]["S"]) for item in points + checkpoints}
+
+        def write_manifest(listed: set[tuple[str, str]], complete: bool) -> None:
+            metadata = {state_chain.COMPLETE: "true" if complete else "false", state_chain.CONTINUES: continues or ""}
+            body = json.dumps(sorted(map(list, listed))).encode()
+            store.put(manifest, body, content_type="application/json", metadata=metadata)
+
+        write_manifest(earlier | keys, complete=False)
+        self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
+        if checkpoint_of is not None:
+            self.register_regions(zip(checkpoint_of["InstanceType"], checkpoint_of["Region"], strict=True))
+        self._write_items(points + checkpoints)
+        deleted = self.delete_points(sorted(earlier - keys))
+        write_manifest(keys, complete=True)
+        return len(points), deleted, len(checkpoints)
 
     def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
-        """Store one checkpoint item per (type, region) holding the last stored row of each of its series.
+        """Store one checkpoint item per (type, region) holding the last stored row of each of its series (see
+        checkpoint_items). Returns the number of checkpoint items written."""
+        self.register_regions(zip(state_rows["InstanceType"], state_rows["Region"], strict=True))
+        return self._write_items(self.checkpoint_items(state_rows, as_of))
+
+    def checkpoint_items(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> list[dict[str, Any]]:
+        """One checkpoint item per (type, region) holding the last stored row of each of its series.
 
         `state_rows` must be complete up to `as_of` inclusive and hold nothing later: the state after the
         partition whose data time is `as_of` (a date means its 00:00:00, i.e. the day's first collection).
-        Returns the number of checkpoint items written.
         """
         as_of_time = _as_of_time(as_of)
         times = state_rows["Time"].dropna().astype(str)
@@ -310,7 +344,7 @@ class HistoryTable(dg.ConfigurableResource):
             series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = {
                 "M": {name: value for name, value in item.items() if name not in ("pk", "sk")}
             }
-        checkpoints = [
+        return [
             {
                 "pk": {"S": pk},
                 "sk": {"S": keys.checkpoint_sort_key(as_of_time)},
@@ -319,8 +353,6 @@ class HistoryTable(dg.ConfigurableResource):
             }
             for pk, members in series.items()
         ]
-        self.register_regions(zip(state_rows["InstanceType"], state_rows["Region"], strict=True))
-        return self._write_items(checkpoints)
 
     def count_items(self) -> int:
         """Every item of the table (a `Scan` with Select=COUNT: for tests and operators, not queries)."""

@@ -8,11 +8,12 @@ The loading rules, all here:
 - An input is a mapping {upstream partition key: frame or None}, read when a key is accessed (so a ranged run
   holds one partition at a time). A partition is looked up in the write bucket, then the read bucket; None
   when it failed or was never stored: the merge then treats that source as missing.
-- The merge's previous state is read by `PreviousStateLoader`, from the write bucket only: `test` must never
-  continue production's history.
+- The merge's previous state is read by `PreviousStateLoader`: the newest committed state before the run's first
+  partition, from the write bucket only (`test` must never continue production's history).
 """
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -22,10 +23,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spotlake_assets.core import layout, names, timekeys
+from spotlake_assets.core import layout, names
 from spotlake_assets.core.transforms.state import MergeState, state_from_frame
 
 from .s3 import S3Store
+from .state_chain import StateChain
+
+# Runs that may still write a partition's state or commit it.
+IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 PartitionFrames = Iterable[tuple[str, pd.DataFrame | None]]  # what every partitioned asset returns
@@ -162,33 +167,76 @@ class SplitBucketParquetIOManager(dg.ConfigurableIOManager):
         return StoredPartitions(PartitionStore(self.store), _asset_name(context), context.asset_partition_keys)
 
 
-class PreviousStateLoader(dg.ConfigurableIOManager):
-    """Loads the state the merge of a run's first partition continues: the state stored for the partition
-    before it, from the write bucket only.
+@dataclass(frozen=True)
+class PreviousState:
+    """The state a merge continues, and the committed partition that stored it."""
 
-    History begins empty at the partitions definition's first partition and at the first partition ever merged
-    here (no state stored yet). After that a missing previous state is a gap and fails, since starting over would
-    store every series again as if new.
+    partition: str
+    state: MergeState
+
+
+def _partitions_of(run: dg.DagsterRun) -> tuple[str, str] | None:
+    """(first, last) partition a run materializes, from its tags; None when it has none."""
+    tags = run.tags
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"], tags["dagster/partition"]
+    if "dagster/asset_partition_range_start" in tags:
+        return tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
+    return None
+
+
+class PreviousStateLoader(dg.ConfigurableIOManager):
+    """Loads the state the merge of a run's first partition continues: the newest *committed* state before it (its
+    changes durable in DynamoDB; resources/state_chain.py), from the write bucket only. Normally the partition just
+    before; after a lost, failed or killed partition, the one before that gap. None when no state was ever
+    committed before it: the history begins there.
+
+    A partition of the gap that another run is materializing right now is waited for (at most `wait_seconds`), so
+    two runs at once still merge in order.
     """
 
     store: dg.ResourceDependency[S3Store]
+    wait_seconds: float = 600.0
+    poll_seconds: float = 5.0
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         raise dg.Failure("PreviousStateLoader only loads; the state is stored by the io_manager")
 
-    def load_input(self, context: dg.InputContext) -> MergeState | None:
+    def load_input(self, context: dg.InputContext) -> PreviousState | None:
         # Dagster maps a run over [a, b] to the states of [a-1, b-1]; all but a-1 are computed in this run.
         first = context.step_context.partition_key_range.start
-        previous = timekeys.previous_partition_key(first)
-        data = self.store.get_from(self.store.write_bucket, layout.frame_key(names.STATE, previous))
-        if data is not None:
-            return state_from_frame(frame_from_parquet(data))
-        if first == context.asset_partitions_def.get_first_partition_key() or not self.store.has_any(
-            layout.asset_prefix(names.STATE), self.store.write_bucket
-        ):
+        chain = StateChain(self.store)
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            commit = chain.newest_committed_before(first)
+            busy = self._runs_in_gap(context, commit.partition if commit else None, first)
+            if not busy:
+                break
+            if time.monotonic() > deadline:
+                raise dg.Failure(
+                    f"partition {first} cannot be merged yet: {', '.join(busy)} still materialize(s) partitions "
+                    f"before it after {self.wait_seconds:.0f} s; retry when they are done"
+                )
+            context.log.info(f"waiting for {', '.join(busy)} to commit the partitions before {first}")
+            time.sleep(self.poll_seconds)
+        if commit is None:
             return None
-        raise dg.Failure(
-            f"the state of partition {previous} is missing from s3://{self.store.write_bucket}, so {first} cannot "
-            "continue it: materialize the range from the last partition that has a state (a backfill runs a range "
-            "oldest first in one run)"
-        )
+        data = self.store.get_from(self.store.write_bucket, layout.frame_key(names.STATE, commit.partition))
+        if data is None:
+            raise dg.Failure(
+                f"partition {commit.partition} is committed but its state is missing from "
+                f"s3://{self.store.write_bucket}/{layout.frame_key(names.STATE, commit.partition)}"
+            )
+        return PreviousState(commit.partition, state_from_frame(frame_from_parquet(data)))
+
+    def _runs_in_gap(self, context: dg.InputContext, committed: str | None, first: str) -> list[str]:
+        """Other in-progress runs that materialize a partition after `committed` and before `first`."""
+        runs = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS))
+        busy = []
+        for run in runs:
+            span = _partitions_of(run)
+            if run.run_id == context.step_context.run_id or span is None:
+                continue
+            if span[0] < first and (committed is None or span[1] > committed):
+                busy.append(f"run {run.run_id[:8]} ({span[0]}..{span[1]})")
+        return busy

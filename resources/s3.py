@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -50,6 +51,14 @@ class UpdateConflictError(S3StoreError):
 
 def _is_not_found(exc: ClientError) -> bool:
     return error_code(exc) in _NOT_FOUND_CODES
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of an object: its bytes and its user metadata (x-amz-meta-*, lower-case names)."""
+
+    body: bytes
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class S3Store(dg.ConfigurableResource):
@@ -95,11 +104,11 @@ class S3Store(dg.ConfigurableResource):
 
     # ---- reads
 
-    def _get_object(self, bucket: str, key: str) -> tuple[bytes, str] | None:
-        """(body, ETag) of one object in one bucket, None when the key does not exist there."""
+    def _get_object(self, bucket: str, key: str) -> tuple[bytes, str, dict[str, str]] | None:
+        """(body, ETag, user metadata) of one object in one bucket, None when the key does not exist there."""
         try:
             response = self.client.get_object(Bucket=bucket, Key=key)
-            return response["Body"].read(), response["ETag"]
+            return response["Body"].read(), response["ETag"], response.get("Metadata", {})
         except ClientError as exc:
             if _is_not_found(exc):
                 return None
@@ -141,12 +150,21 @@ class S3Store(dg.ConfigurableResource):
 
     def list_keys(self, prefix: str, bucket: str | None = None, *, page_size: int = 1000) -> list[str]:
         """Every key under `prefix` in `bucket` (default: write bucket), across all result pages."""
+        return list(self.iter_keys(prefix, bucket, page_size=page_size))
+
+    def iter_keys(
+        self, prefix: str, bucket: str | None = None, *, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[str]:
+        """Keys under `prefix` in `bucket` (default: write bucket) in key order, after `start_after` if given,
+        fetched a page at a time as the caller goes on."""
         bucket = bucket or self.write_bucket
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size}}
+        if start_after:
+            params["StartAfter"] = start_after
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
-            )
-            return [item["Key"] for page in pages for item in page.get("Contents", [])]
+            for page in self.client.get_paginator("list_objects_v2").paginate(**params):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("ListObjectsV2", bucket, prefix + "*", exc) from exc
 
@@ -160,14 +178,15 @@ class S3Store(dg.ConfigurableResource):
                 raise self._fail("ListObjectsV2", name, prefix + "*", exc) from exc
         return False
 
-    def _get_for_update(self, key: str) -> tuple[bytes | None, str | None]:
-        """(body, ETag) for a read-modify-write: the ETag is the write bucket's; when the write bucket has no copy
-        yet the initial value comes from the read bucket and the ETag is None (write back with If-None-Match)."""
-        found = self._get_object(self.write_bucket, key)
-        if found is not None:
-            return found
-        if self.read_bucket != self.write_bucket:
-            return self.get_from(self.read_bucket, key), None
+    def _get_for_update(self, key: str, from_read_bucket: bool) -> tuple[Version | None, str | None]:
+        """(current version, ETag) for a read-modify-write: the ETag is the write bucket's; when the write bucket has
+        no copy yet the initial value comes from the read bucket and the ETag is None (write back with
+        If-None-Match)."""
+        for bucket in self.read_order if from_read_bucket else (self.write_bucket,):
+            found = self._get_object(bucket, key)
+            if found is not None:
+                body, etag, metadata = found
+                return Version(body, metadata), etag if bucket == self.write_bucket else None
         return None, None
 
     # ---- writes
@@ -181,9 +200,10 @@ class S3Store(dg.ConfigurableResource):
         public: bool = False,
         if_none_match: bool = False,
         if_match: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> str:
         """Write one object to the write bucket (atomic per object in S3); returns its ETag. There is no way to
-        write any other bucket.
+        write any other bucket. `metadata` is stored as the object's user metadata (readable by `head`).
 
         `public=True` sets the legacy public-read ACL (the bucket must allow ACLs).
         `if_none_match=True` creates only if the key is absent; `if_match=etag` replaces only that version.
@@ -201,6 +221,8 @@ class S3Store(dg.ConfigurableResource):
             params["IfNoneMatch"] = "*"
         if if_match is not None:
             params["IfMatch"] = if_match
+        if metadata:
+            params["Metadata"] = dict(metadata)
         try:
             return self.client.put_object(**params)["ETag"]
         except ClientError as exc:
@@ -219,27 +241,36 @@ class S3Store(dg.ConfigurableResource):
     def update(
         self,
         key: str,
-        change: Callable[[bytes | None], tuple[bytes | None, T]],
+        change: Callable[[Version | None], tuple[Version | None, T]],
         *,
         content_type: str,
         public: bool = False,
+        first_from_read_bucket: bool = True,
         attempts: int = 30,
         backoff: Backoff = UPDATE_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
     ) -> T:
-        """Read-modify-write of one object that concurrent runs share (the SPS rotation state, the query
-        selector): `change(current body or None)` returns (new body, or None to leave the object as it is, and a
-        result). The write is conditional on the version read; on a lost race the object is read again and
-        `change` applied again, so no writer's update is lost. The first version may come from the read bucket.
-        Returns the result of the `change` that was written."""
+        """Read-modify-write of one object that concurrent runs share (the SPS rotation state, the query selector,
+        the latest file): `change(current version or None)` returns (the new version, or None to leave the object
+        as it is, and a result). The write is conditional on the version read; on a lost race the object is read
+        again and `change` applied again, so no writer's update is lost. The first version may come from the read
+        bucket (`first_from_read_bucket`). Returns the result of the `change` that was written."""
         rng = random.Random()
         for attempt in range(attempts):
-            current, etag = self._get_for_update(key)
-            body, result = change(current)
-            if body is None or (body == current and etag is not None):
+            current, etag = self._get_for_update(key, first_from_read_bucket)
+            new, result = change(current)
+            if new is None or (new == current and etag is not None):
                 return result
             try:
-                self.put(key, body, content_type=content_type, public=public, if_none_match=etag is None, if_match=etag)
+                self.put(
+                    key,
+                    new.body,
+                    content_type=content_type,
+                    public=public,
+                    if_none_match=etag is None,
+                    if_match=etag,
+                    metadata=new.metadata,
+                )
                 return result
             except PreconditionFailed:
                 sleep(backoff.delay(attempt, rng=rng))

@@ -14,7 +14,7 @@ from typing import TypeVar
 from spotlake_assets.core.layout import ROTATION_STATE_KEY
 from spotlake_assets.core.sps.rotation import RotationState
 
-from .s3 import S3Store
+from .s3 import S3Store, Version
 
 T = TypeVar("T")
 
@@ -41,8 +41,8 @@ class SpsStateStore:
         """Apply a pure `change` to the stored state and write it back only if nobody wrote in between; on a lost
         race, re-read and re-apply (so no update is lost and no quota is reserved twice)."""
 
-        def apply(data: bytes | None) -> tuple[bytes, T]:
-            new_state, result = change(self._parse(data))
-            return new_state.to_bytes(), result
+        def apply(current: Version | None) -> tuple[Version, T]:
+            new_state, result = change(self._parse(current.body if current else None))
+            return Version(new_state.to_bytes()), result
 
         return self.store.update(self.key, apply, content_type="application/json")

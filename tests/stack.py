@@ -142,3 +142,91 @@ def check_evaluations(result) -> dict[tuple[str, str], object]:
             evaluation = event.event_specific_data
             out[(evaluation.asset_key.to_user_string(), evaluation.check_name)] = evaluation
     return out
+
+
+# ---- runs in processes of their own (crash tests) ------------------------------------------------------------
+
+
+def spawn_worker(stack: LocalStack, dagster_home, partition: str, now: datetime, *, job: str = "azure_collect_10min",
+                 range_end: str | None = None):  # fmt: skip
+    """Start spotlake_assets.local.worker for one run in a new process on the stack and a shared instance."""
+    import os
+    import subprocess
+    import sys
+
+    from spotlake_assets.local.stack import stack_environ
+
+    os.makedirs(dagster_home, exist_ok=True)
+    env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(dagster_home)}
+    cmd = [sys.executable, "-m", "spotlake_assets.local.worker", "--job", job, "--partition", partition,
+           "--now", now.isoformat()] + (["--range-end", range_end] if range_end else [])  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(proc, ready, timeout: float = 120.0) -> bool:
+    """SIGKILL `proc` as soon as `ready()` holds; False if the process ended first (then it was not killed)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            proc.kill()
+            proc.wait()
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    proc.kill()
+    raise TimeoutError("the stage to kill at never came")
+
+
+def mark_dead_runs_failed(dagster_home) -> int:
+    """What the instance's run monitoring does for a run whose worker died: mark it failed (so that nothing waits
+    for it). Returns how many runs were marked."""
+    import os
+
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    try:
+        with DagsterInstance.get() as instance:
+            dead = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+            for run in dead:
+                instance.report_run_failed(run, "the run worker died (SIGKILL)")
+            return len(dead)
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def history_points(stack: LocalStack) -> list[dict]:
+    """The time-series points of the table (not the checkpoints or the regions index)."""
+    return [i for i in table_items(stack) if not i["sk"]["S"].startswith("~")]
+
+
+COMPARED = ("OndemandPrice", "SpotPrice", "IF", "Score", "T2", "T3")
+
+
+def assert_history_is_change_only(stack: LocalStack, state_series) -> None:
+    """The archive's promise: per series, consecutive points differ in a compared column (a point only when
+    something changed), and each series' newest point is what the state holds as its last stored value."""
+    from collections import defaultdict
+
+    series = defaultdict(list)
+    for item in history_points(stack):
+        time, sid = item["sk"]["S"].split("#", 1)
+        series[(item["pk"]["S"], sid)].append((time, tuple(item[c]["N"] for c in COMPARED)))
+    for key, points in series.items():
+        points.sort()
+        for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False):
+            assert v0 != v1, f"series {key}: the point at {t1} repeats the one at {t0}"
+    stored = {}
+    for row in state_series.itertuples(index=False):
+        pk = f"{str(row.InstanceType).strip().casefold()}#{str(row.Region).strip().casefold()}"
+        sid = "#".join([str(row.AvailabilityZone).strip().casefold(), f"{int(row.DesiredCount):02d}",
+                        str(row.InstanceTier).strip().casefold()])  # fmt: skip
+        stored[(pk, sid)] = row.Time
+    assert {k: v[-1][0] for k, v in series.items()} == stored

@@ -126,14 +126,26 @@ def test_public_outputs_parse_as_the_legacy_consumers_expect(monkeypatch):
 
 def test_a_failed_source_gives_a_partial_snapshot_that_is_still_published(monkeypatch):
     with start() as stack:
-        use_stack(stack, monkeypatch)
+        resources = use_stack(stack, monkeypatch)
+        assert run_partitions(stack, RANGE[:1]).success
+        latest = resources["store"].get(LATEST_JSON_KEY)
         fail_sps_source(stack, monkeypatch)
-        report = run_partitions(stack, RANGE[:1])
+        report = run_partitions(stack, RANGE[1:2])
         assert report.success, report.failures
         [summary] = report.partitions
         assert summary.missing_sources == ["sps"]
         assert summary.rows["azure_price_raw"] > 0 and summary.rows["azure_eviction_raw"] > 0
-        assert LATEST_JSON_KEY in report.output_keys
+        assert resources["store"].get(LATEST_JSON_KEY) != latest  # republished: prices and IF moved on
+
+
+def test_the_first_partition_ever_without_sps_fails_visibly(monkeypatch):
+    """No earlier state and no scores: the merge would publish an empty table, so the run fails instead."""
+    with start() as stack:
+        use_stack(stack, monkeypatch)
+        fail_sps_source(stack, monkeypatch)
+        report = run_partitions(stack, RANGE[:1])
+        assert report.failures == [f"{RANGE[0]} azure_spot_snapshot"]
+        assert LATEST_JSON_KEY not in report.output_keys
 
 
 def test_one_run_backfill_equals_the_live_runs(monkeypatch):

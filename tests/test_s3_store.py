@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from resources.s3 import PreconditionFailed, S3StoreError, WriteRefusedError
+from resources.s3 import PreconditionFailed, S3StoreError, Version, WriteRefusedError
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
@@ -119,7 +119,7 @@ def test_concurrent_updates_lose_nothing_and_start_from_the_read_bucket(make_sto
         for _ in range(5):
             store.update(
                 "sps/learned.json",
-                lambda body: ((body or b"") + b"," + name.encode(), None),
+                lambda current: (Version((current.body if current else b"") + b"," + name.encode()), None),
                 content_type="text/plain",
                 sleep=lambda s: None,
             )
@@ -135,8 +135,8 @@ def test_an_update_that_changes_nothing_writes_nothing(make_store):
     store = make_store()
     store.put("k.json", b"same")
     etag = store.head("k.json")["ETag"]
-    assert store.update("k.json", lambda body: (body, "kept"), content_type="application/json") == "kept"
-    assert store.update("k.json", lambda body: (None, "skipped"), content_type="application/json") == "skipped"
+    assert store.update("k.json", lambda current: (current, "kept"), content_type="application/json") == "kept"
+    assert store.update("k.json", lambda current: (None, "skipped"), content_type="application/json") == "skipped"
     assert store.head("k.json")["ETag"] == etag
 
 

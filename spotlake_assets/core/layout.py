@@ -31,6 +31,10 @@ QUERY_SELECTOR_KEY = "query-selector/azure/query_selector.json"
 # The web site's query form reads its instance and region lists here (docs/web-site.md).
 ASSOCIATION_KEY = "query-selector/associated/association_azure.json"
 
+# Metadata of a stored state (Parquet key-value metadata, pandas `attrs`): the partition whose state its merge
+# continued (empty: the history began there). The history load copies it into the partition's commit.
+STATE_CONTINUES = "spotlake.continues"
+
 # The SPS rotation state and learned lists (one JSON object; legacy kept several files under this prefix).
 ROTATION_STATE_KEY = "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json"
 

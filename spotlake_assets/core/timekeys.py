@@ -48,6 +48,12 @@ def partitions_ending_at(last: str, count: int) -> list[str]:
     return [partition_key_for_data_time(end - PARTITION_LENGTH * i) for i in reversed(range(count))]
 
 
+def partitions_between(after: str, before: str) -> list[str]:
+    """The partition keys strictly between two partitions, oldest first."""
+    count = int((data_time(before) - data_time(after)) / PARTITION_LENGTH) - 1
+    return partitions_ending_at(previous_partition_key(before), count) if count > 0 else []
+
+
 def partition_key_for_data_time(t: datetime) -> str:
     """Inverse of data_time: the partition whose window ends at t."""
     return (t.astimezone(UTC) - PARTITION_LENGTH).strftime(PARTITION_FMT)

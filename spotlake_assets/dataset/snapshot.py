@@ -9,20 +9,26 @@ from dagster import (
     AssetIn,
     AssetOut,
     AssetsDefinition,
+    Failure,
     MetadataValue,
     Output,
     multi_asset,
 )
 
-from resources.io_manager import StoredPartitions
+from resources.io_manager import PreviousState, StoredPartitions
+from resources.s3 import S3Store
+from resources.state_chain import StateChain
 
 from ..core import names
 from ..core.checks import SNAPSHOT_CHECKS, evaluate_snapshot
-from ..core.timekeys import data_time, desired_count
+from ..core.layout import STATE_CONTINUES
+from ..core.timekeys import data_time, desired_count, partitions_between
 from ..core.transforms.merge import merge_snapshot
-from ..core.transforms.state import MergeState, state_to_frame
+from ..core.transforms.state import state_to_frame
 from ..monitoring import measure, run_metadata
 from ..partitions import ONE_RUN, PREVIOUS_PARTITION, Partitions
+
+CONTINUITY = "continuity"
 
 
 def snapshot_desired_count(partition_key: str, sps: pd.DataFrame | None) -> int:
@@ -31,6 +37,19 @@ def snapshot_desired_count(partition_key: str, sps: pd.DataFrame | None) -> int:
     if len(asked) == 1:
         return int(asked.pop())
     return desired_count(partition_key)
+
+
+def refuse_out_of_order(store: S3Store, last: str) -> None:
+    """A run must not merge a partition that a later, committed partition already skipped: its changes would be
+    stored beside the later ones computed without them. Only the range up to the newest partition fills such a gap
+    exactly (docs/design.md "Continuity")."""
+    later = StateChain(store).first_committed_after(last)
+    if later is not None and later.continues != last:
+        raise Failure(
+            f"partition {later.partition} already continued the state of {later.continues or 'nothing'} without "
+            f"{last}: materialize the range from the first partition of this run to the newest partition in one "
+            "run (a backfill) to fill the gap exactly"
+        )
 
 
 def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
@@ -60,68 +79,119 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         group_name="dataset",
         backfill_policy=ONE_RUN,
         check_specs=[
-            AssetCheckSpec(name, asset=names.SNAPSHOT, description=text) for name, text in SNAPSHOT_CHECKS.items()
+            *(AssetCheckSpec(name, asset=names.SNAPSHOT, description=text) for name, text in SNAPSHOT_CHECKS.items()),
+            AssetCheckSpec(
+                CONTINUITY,
+                asset=names.SNAPSHOT,
+                description="The merge continued the state of the partition just before (no lost partition between)",
+            ),
         ],
         can_subset=False,
     )
     def azure_spot_snapshot(
         context: AssetExecutionContext,
+        store: S3Store,
         price: StoredPartitions,
         eviction: StoredPartitions,
         sps: StoredPartitions,
-        previous_state: MergeState | None,
+        previous_state: PreviousState | None,
     ):
-        """Merge of the partition's price, IF and SPS snapshots (docs/contract.md "Merge") onto the state of the
-        previous partition: T2/T3 per workload across the whole 1..50 cycle, the last stored value of every series,
-        and the rows that changed. A missing source gives a partial snapshot (the `sources_complete` check fails).
-        A range of partitions is processed in one run, oldest first."""
+        """Merge of the partition's price, IF and SPS snapshots (docs/contract.md "The merge") onto the newest
+        committed state before it: T2/T3 per workload across the whole 1..50 cycle, the last stored value of every
+        series, and the rows that changed. A missing source gives a partial snapshot (the `sources_complete` check
+        fails); a partition with no source at all is skipped. Partitions lost before this one (no committed state)
+        are named by the failing `continuity` check, and the changes are exact against the last stored values. A
+        range of partitions is processed in one run, oldest first."""
         keys = sorted(context.partition_keys)
-        state = previous_state
-        snapshots, changes, states, evaluations = {}, {}, {}, {}
+        refuse_out_of_order(store, keys[-1])
+        state = previous_state.state if previous_state else None
+        continues = previous_state.partition if previous_state else None
+        gap = partitions_between(continues, keys[0]) if continues else []
+        snapshots, changes, states, evaluations, skipped = {}, {}, {}, {}, []
         missing_by_partition: dict[str, list[str]] = {}
         with measure() as m:
             for key in keys:
                 raw = {"price": price[key], "eviction": eviction[key], "sps": sps[key]}
+                if all(frame is None for frame in raw.values()):
+                    # nothing was observed: no snapshot, no state; the next partition goes on from the one before
+                    skipped.append(key)
+                    snapshots[key] = changes[key] = states[key] = None
+                    continue
+                if state is None and (raw["sps"] is None or raw["sps"].empty):
+                    raise Failure(
+                        f"partition {key} has no SPS rows and no earlier state: a history cannot begin without "
+                        "scores (the rows would be empty); collect a partition whose SPS source answered"
+                    )
                 count = snapshot_desired_count(key, raw["sps"])
                 result = merge_snapshot(raw["price"], raw["eviction"], raw["sps"], count, data_time(key), state)
                 state = result.state
                 snapshots[key] = result.rows[result.rows["DesiredCount"] == count].reset_index(drop=True)
                 changes[key] = result.changed
                 states[key] = state_to_frame(state)
+                states[key].attrs[STATE_CONTINUES] = continues or ""
+                continues = key
                 missing_by_partition[key] = result.missing_sources
                 evaluations[key] = evaluate_snapshot(
                     snapshots[key], result.changed, result.counts, result.missing_sources
                 )
                 context.log.info(f"{key}: {result.counts}, missing {result.missing_sources or 'nothing'}")
-        last = keys[-1]
+        merged = [k for k in keys if snapshots[k] is not None]
+        last = merged[-1] if merged else None
+        lost = gap + skipped
         meta = {
-            "rows": len(snapshots[last]),
-            "changed_rows": len(changes[last]),
-            "missing_sources": MetadataValue.json(missing_by_partition[last]),
+            "rows": len(snapshots[last]) if last else 0,
+            "changed_rows": len(changes[last]) if last else 0,
+            "missing_sources": MetadataValue.json(missing_by_partition[last] if last else ["price", "eviction", "sps"]),
             "partitions": len(keys),
+            "continues_from": previous_state.partition if previous_state else "nothing (history begins)",
+            "lost_partitions": MetadataValue.json(lost[:50]),
             **run_metadata(m),
         }
         # every output depends on the previous partition's state, so the state comes first
         yield Output(
             list(states.items()),
             output_name=names.STATE,
-            metadata={"series": int((states[last]["Kind"] == "series").sum())},
+            metadata={"series": int((states[last]["Kind"] == "series").sum()) if last else 0},
         )
         yield Output(list(snapshots.items()), output_name=names.SNAPSHOT, metadata=meta)
         yield Output(
             list(changes.items()),
             output_name=names.CHANGES,
-            metadata={"rows": sum(len(c) for c in changes.values())},
+            metadata={"rows": sum(len(c) for c in changes.values() if c is not None)},
         )
         # In a ranged run a check stands for every partition of the range: it passes only if it passed for each.
         for name in SNAPSHOT_CHECKS:
-            failed = [k for k in keys if not evaluations[k][name][0]]
+            failed = [k for k in merged if not evaluations[k][name][0]]
+            if name == "sources_complete":
+                failed = sorted(failed + skipped)
             yield AssetCheckResult(
                 asset_key=names.SNAPSHOT,
                 check_name=name,
                 passed=not failed,
                 severity=AssetCheckSeverity.ERROR if name == "sources_complete" else AssetCheckSeverity.WARN,
-                metadata={**evaluations[last][name][1], "failed_partitions": MetadataValue.json(failed[:20])},
+                metadata={
+                    **(evaluations[last][name][1] if last else {"missing_sources": "price, eviction, sps"}),
+                    "failed_partitions": MetadataValue.json(failed[:20]),
+                },
             )
+        yield AssetCheckResult(
+            asset_key=names.SNAPSHOT,
+            check_name=CONTINUITY,
+            passed=not lost,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "lost_partitions": MetadataValue.json(lost[:50]),
+                "lost_count": len(lost),
+                **(
+                    {
+                        "error": f"{len(lost)} partition(s) lost before or in this run ({lost[0]} .. {lost[-1]}): "
+                        "their changes are stored at the next merged partition; to fill them once their raw "
+                        "snapshots exist, materialize the range from the first lost partition to the newest one"
+                    }
+                    if lost
+                    else {}
+                ),
+            },
+        )
 
     return azure_spot_snapshot

@@ -12,6 +12,7 @@ from resources.clock import Clock
 from ..core import names
 from ..core.timekeys import data_time, desired_count
 from ..defs import build_definitions, build_resources
+from ..sensors import failed_error_checks
 from .stack import LocalStack
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -24,6 +25,8 @@ class PartitionSummary:
     rows: dict[str, int]  # asset -> rows (from its materialization metadata)
     changes_written: int
     missing_sources: list[str]
+    failed_checks: list[str] = field(default_factory=list)  # "asset / check" of every failing ERROR check
+    lost_partitions: list[str] = field(default_factory=list)  # partitions the merge found no committed state for
 
 
 @dataclass
@@ -81,6 +84,8 @@ def run_partitions(stack: LocalStack, keys: list[str]) -> RunReport:
                     rows={a: _metadata(result, a).get("rows", 0) for a in (*names.RAW_SOURCES, names.SNAPSHOT)},
                     changes_written=written,
                     missing_sources=list(snapshot.get("missing_sources", [])),
+                    failed_checks=sorted(name for name, _ in failed_error_checks(instance, result.run_id)),
+                    lost_partitions=list(snapshot.get("lost_partitions", [])),
                 )
             )
     report.output_keys = sorted(build_resources(stack.settings)["store"].list_keys(""))  # type: ignore[attr-defined]

@@ -19,7 +19,6 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Failure,
     Output,
     asset,
 )
@@ -102,21 +101,19 @@ def live_snapshot(
 
 def stored_snapshots(context: AssetExecutionContext, asset: str, store: S3Store, keys: list[str]) -> Events:
     """Past partitions: Azure serves only the present, so each one's stored snapshot is imported (its own earlier
-    output: a partition cannot be an input of itself), and a partition with nothing stored fails the step. A
-    failure marker imports as None, so a backfill remakes the same partial snapshot."""
+    output: a partition cannot be an input of itself). A partition whose source failed while it was live (its
+    failure marker), or that was never collected (a late run), imports as None: the merge sees the source missing
+    and the `collected` check fails naming them."""
     partitions = PartitionStore(store)
-    rows, failed, empty = 0, [], []
+    rows, failed, never, empty = 0, [], [], []
 
     def frames() -> Iterator[tuple[str, pd.DataFrame | None]]:
         nonlocal rows
         for key in keys:
             found = partitions.find(asset, key)
             if found.status == "missing":
-                raise Failure(
-                    f"{asset} partition {key} is in the past and has no stored snapshot (tried "
-                    f"{', '.join(found.tried)}); Azure serves only the present, so it cannot be collected now"
-                )
-            if found.frame is None:
+                never.append(key)
+            elif found.frame is None:
                 failed.append(key)
             elif found.frame.empty:
                 empty.append(key)
@@ -124,15 +121,26 @@ def stored_snapshots(context: AssetExecutionContext, asset: str, store: S3Store,
             yield key, found.frame
 
     yield Output(frames(), metadata={"imported_partitions": len(keys)})
-    context.log.info(f"imported {len(keys)} stored snapshot(s) of {asset}, {rows} rows, {len(failed)} failed live")
+    context.log.info(
+        f"imported {len(keys)} stored snapshot(s) of {asset}, {rows} rows, {len(failed)} failed live, "
+        f"{len(never)} never collected"
+    )
+    error = (
+        f"{asset}: nothing stored for {', '.join(never[:5])}{' ...' if len(never) > 5 else ''}: Azure serves only "
+        "the present, so a partition that was not collected while it was live cannot be collected now"
+        if never
+        else None
+    )
     yield AssetCheckResult(
         check_name=CHECK,
-        passed=not empty and not failed,
+        passed=not empty and not failed and not never,
         severity=AssetCheckSeverity.ERROR,
         metadata={
             "imported_partitions": len(keys),
             "rows": rows,
             "empty_partitions": ", ".join(empty[:10]) or "none",
             "failed_live": ", ".join(failed[:10]) or "none",
+            "never_collected": ", ".join(never[:10]) or "none",
+            **({"error": error} if error else {}),
         },
     )

@@ -42,12 +42,16 @@ def latest_frame(state: MergeState) -> pd.DataFrame:
 
 
 def latest_json(state: MergeState) -> bytes:
-    frame = latest_frame(state)
-    records = frame.to_dict(orient="records")
+    return latest_records(state)[0]
+
+
+def latest_records(state: MergeState) -> tuple[bytes, int]:
+    """The bytes of latest_azure.json and how many records they hold."""
+    records = latest_frame(state).to_dict(orient="records")
     for i, record in enumerate(records):
         record["id"] = i + 1
     ordered = [{name: _plain(record[name]) for name in LATEST_FIELDS} for record in records]
-    return json.dumps(ordered, separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(ordered, separators=(",", ":"), allow_nan=False).encode(), len(records)
 
 
 def snapshot_csv_gz(rows: pd.DataFrame) -> bytes:
