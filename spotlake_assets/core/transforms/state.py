@@ -235,13 +235,29 @@ def empty_state() -> MergeState:
 
 def state_to_frame(state: MergeState) -> pd.DataFrame:
     """The state as one Parquet-friendly frame: the parts stacked, told apart by the `Kind` column."""
-    parts = [
-        getattr(state, attr).reindex(columns=STATE_FRAME_COLUMNS).assign(**{KIND_COLUMN: kind})
-        for kind, (attr, _, _, _) in _PARTS.items()
-    ]
-    return stack([part.astype(STATE_FRAME_DTYPES) for part in parts], STATE_FRAME_COLUMNS).astype(
-        STATE_FRAME_DTYPES
-    )
+    parts = [_frame_part(kind, getattr(state, attr)) for kind, (attr, _, _, _) in _PARTS.items()]
+    return stack(parts, STATE_FRAME_COLUMNS).astype(STATE_FRAME_DTYPES)
+
+
+def _frame_part(kind: str, part: pd.DataFrame) -> pd.DataFrame:
+    """One part in the stored frame's columns and dtypes, the other parts' columns empty. The same frame as
+    `part.reindex(columns=STATE_FRAME_COLUMNS).assign(Kind=kind).astype(STATE_FRAME_DTYPES)`, without turning
+    ~600k missing or repeated values into text one by one."""
+    n = len(part)
+    data = {}
+    for col in STATE_FRAME_COLUMNS:
+        dtype = STATE_FRAME_DTYPES[col]
+        if col == KIND_COLUMN:
+            data[col] = pd.array(pa.repeat(pa.scalar(kind, type=pa.large_string()), n), dtype=dtype)
+        elif col in part.columns:
+            data[col] = part[col].astype(dtype).array
+        elif dtype == "str":
+            data[col] = pd.array(pa.nulls(n, type=pa.large_string()), dtype=dtype)
+        elif dtype == "Int64":
+            data[col] = pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+        else:
+            data[col] = pd.array(np.full(n, np.nan), dtype=dtype)
+    return pd.DataFrame(data, columns=STATE_FRAME_COLUMNS, copy=False)
 
 
 def state_from_frame(frame: pd.DataFrame) -> MergeState:
@@ -249,15 +265,22 @@ def state_from_frame(frame: pd.DataFrame) -> MergeState:
     missing = [col for col in STATE_FRAME_COLUMNS if col not in frame.columns]
     if missing:
         raise ValueError(f"merge state frame lacks columns {missing}")
-    unknown = sorted(set(frame[KIND_COLUMN].dropna()) - set(_PARTS)) + (
-        ["<missing>"] if frame[KIND_COLUMN].isna().any() else []
-    )
+    kinds = frame[KIND_COLUMN]
+    unknown = sorted(set(kinds.dropna().unique()) - set(_PARTS)) + (["<missing>"] if kinds.isna().any() else [])
     if unknown:
         raise ValueError(
             f"merge state frame has unknown {KIND_COLUMN} values {unknown}; expected {list(_PARTS)}"
         )
-    parts = {kind: frame[frame[KIND_COLUMN] == kind] for kind in _PARTS}
+    parts = {kind: _rows_of_kind(frame, (kinds == kind).to_numpy()) for kind in _PARTS}
     return make_state(parts["series"], parts["workload"], parts["market"])
+
+
+def _rows_of_kind(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """`frame[mask]`; a slice (no copy) when the rows are one run, as `state_to_frame` writes them."""
+    rows = np.flatnonzero(mask)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return frame.iloc[rows[0] : rows[-1] + 1]
+    return frame[mask]
 
 
 def replace_series(
