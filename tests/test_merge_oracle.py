@@ -30,10 +30,12 @@ VANISHED = ("Standard_D4s_v3", range(6, 10))  # listed by neither price nor IF i
 MISSING = {3: {"price"}, 4: {"eviction"}, 7: {"sps"}, 15: {"price", "eviction", "sps"}, 16: {"price", "eviction"}}
 
 
-def parquet(frame: pd.DataFrame) -> bytes:
-    """The IO manager's encoding (resources/io_manager.frame_to_parquet)."""
+def parquet(frame: pd.DataFrame, row_group_size: int | None = None) -> bytes:
+    """The IO manager's encoding (resources/io_manager.frame_to_parquet); small row groups read back as columns of
+    several Arrow chunks, as large stored states do."""
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(table, sink, compression="zstd", row_group_size=row_group_size)
     return sink.getvalue().to_pybytes()
 
 
@@ -128,7 +130,7 @@ def test_fast_merge_equals_the_oracle_over_whole_cycles(cycles):
         assert_same_state(new.state, old.state)
         # the stored state is what the next partition reads: chain one side through Parquet, like production
         old_state = old.state
-        new_state = fast_state.state_from_frame(unparquet(parquet(fast_state.state_to_frame(new.state))))
+        new_state = fast_state.state_from_frame(unparquet(parquet(fast_state.state_to_frame(new.state), 700)))
         assert_same_state(new_state, oracle.state_from_frame(unparquet(parquet(oracle.state_to_frame(old.state)))))
 
         if step >= len(DESIRED_COUNT_CYCLE):  # both ways of updating the stored series: with and without new ones

@@ -186,8 +186,13 @@ def tidy(frame: pd.DataFrame, columns: list[str], dtypes: dict[str, str], keys: 
     return out.reset_index(drop=True)
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    return values if isinstance(values.dtype, pd.StringDtype) else values.astype("str")
+def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
+    """A text column as Arrow large strings (missing -> null), without copying an Arrow-backed column."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype("str")
+    array = pa.array(values, from_pandas=True)  # an Array, or a ChunkedArray when the column has several chunks
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    return pa.chunked_array([chunk.cast(pa.large_string()) for chunk in chunks], type=pa.large_string())
 
 
 def take_rows(
@@ -199,7 +204,7 @@ def take_rows(
     data = {}
     for col in columns:
         if dtypes[col] == "str":
-            chunks = [pa.array(_as_text(part[col]), from_pandas=True).cast(pa.large_string()) for part in parts]
+            chunks = [chunk for part in parts for chunk in _arrow_text(part[col]).chunks]
             taken = pa.chunked_array(chunks, type=pa.large_string()).take(pa.array(index, type=pa.int64()))
             data[col] = pd.array(taken, dtype="str")
         else:
@@ -311,14 +316,14 @@ def _overwrite(series: pd.DataFrame, position: np.ndarray, changed: pd.DataFrame
     replace = len(series) + np.arange(len(changed))
     for col in ROW_COLUMNS:
         if ROW_DTYPES[col] == "str":
-            before = pa.array(_as_text(series[col]), from_pandas=True).cast(pa.large_string())
-            after = pa.array(_as_text(changed[col]), from_pandas=True).cast(pa.large_string())
-            if before.take(pa.array(position, type=pa.int64())).equals(after):
+            before, after = _arrow_text(series[col]), _arrow_text(changed[col])
+            if before.take(pa.array(position, type=pa.int64())).combine_chunks().equals(after.combine_chunks()):
                 data[col] = series[col].astype("str")
                 continue
             index = np.arange(len(series))
             index[position] = replace
-            data[col] = pd.array(pa.chunked_array([before, after]).take(pa.array(index)), dtype="str")
+            both = pa.chunked_array([*before.chunks, *after.chunks], type=pa.large_string())
+            data[col] = pd.array(both.take(pa.array(index, type=pa.int64())), dtype="str")
         else:
             values = series[col].to_numpy(dtype=ROW_DTYPES[col], copy=True)
             values[position] = changed[col].to_numpy(dtype=ROW_DTYPES[col])
