@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench lint validate clean lock lock-check scan query-api-zip
+.PHONY: run test dev bench bench-collect lint validate clean lock lock-check scan query-api-zip
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ test: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/spotlake dev
 
-## Full-scale benchmark: wall time and peak memory of collecting price and IF.
+## Full-scale benchmarks, each in its own process (merge vs legacy, history cost, ...); the last line is one
+## JSON object with their numbers (benchmarks/bench.py). Inputs are cached under build/bench/.
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench
+
+## Full-scale benchmark: wall time and peak memory of collecting price and IF, per page concurrency.
+bench-collect: $(STAMP)
 	$(BIN)/python -m benchmarks.collect_sources
 
 lint: $(STAMP)

@@ -1,4 +1,4 @@
-"""Columns of a dataset row (legacy-collector.md section 4) and how their values are typed.
+"""Columns of a dataset row (docs/contract.md "The merge") and how their values are typed.
 
 Plain constants with no pandas import, so that the query side (resources/history_query.py, resources/history_api.py)
 can be packaged for AWS Lambda with boto3 only. spotlake_assets/core/transforms/state.py re-exports them.

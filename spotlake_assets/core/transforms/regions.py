@@ -7,6 +7,7 @@ matched almost nothing. Public regions such as germanywestcentral stay in.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 SOVEREIGN_PREFIXES = ("usgov", "usdod", "ussec", "usnat", "china")
@@ -15,8 +16,12 @@ SOVEREIGN_CODES = frozenset({"germanycentral", "germanynortheast"})
 
 def sovereign_mask(region_codes: pd.Series) -> pd.Series:
     """Which region codes of a column belong to a sovereign cloud."""
-    codes = region_codes.astype("string").str.strip().str.casefold()
-    return (codes.str.startswith(SOVEREIGN_PREFIXES) | codes.isin(SOVEREIGN_CODES)).fillna(False).astype(bool)
+    # a column holds a few dozen distinct codes: judge each distinct code once
+    positions, uniques = pd.factorize(region_codes.astype("string"))
+    codes = pd.Series(uniques, dtype="string").str.strip().str.casefold()
+    sovereign = (codes.str.startswith(SOVEREIGN_PREFIXES) | codes.isin(SOVEREIGN_CODES)).fillna(False).astype(bool)
+    flags = np.append(sovereign.to_numpy(dtype=bool), False)  # position -1 (missing) is not sovereign
+    return pd.Series(flags[positions], index=region_codes.index)
 
 
 def normalise_key(values: pd.Series) -> pd.Series:
