@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -16,10 +17,12 @@ def make_client(
     region_name: str,
     read_timeout: float = 30,
     max_pool_connections: int = 16,
+    credentials: Mapping[str, str] | None = None,
 ) -> Any:
     """A client with bounded standard retries (throttling included) and timeouts, from a session of its own
     (boto3's default session is not safe to share between threads). Custom endpoints (moto) get path-style
-    S3 addressing, since they do not serve virtual-hosted bucket names."""
+    S3 addressing, since they do not serve virtual-hosted bucket names. `credentials` (aws_access_key_id,
+    aws_secret_access_key) are for a local endpoint only; otherwise boto3's usual chain supplies them."""
     config = Config(
         region_name=region_name,
         retries={"mode": "standard", "max_attempts": 5},
@@ -28,7 +31,7 @@ def make_client(
         max_pool_connections=max_pool_connections,
         s3={"addressing_style": "path"} if endpoint_url and service == "s3" else None,
     )
-    return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=config)
+    return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=config, **(credentials or {}))
 
 
 def error_code(exc: ClientError) -> str:

@@ -13,21 +13,17 @@ is applied to the items read, since the tier is not a filterable attribute). Ove
 pages are only counted (Select=COUNT), so the error (TooManyPointsError) says exactly how many points matched.
 An optional `timeout` (seconds) stops the query before its next request once it has run that long.
 
-Command line: `python -m resources.history_query --instance-type D2s_v3 --region '*' --zone '*' [--tier '*']
---start 2026-11-01 --end 2026-11-08 --format csv|json [--table T --endpoint-url U]`; table, endpoint and AWS
-region default to the SPOTLAKE_ENV environment's.
+The command line is `spotlake history` (spotlake_assets/cli.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
-import sys
 import threading
 import time as clock
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -150,6 +146,20 @@ def _validate(
         last=keys.format_time(last),
         max_points=cap,
     )
+
+
+def check_request(
+    *,
+    instance_type: Any,
+    region: Any = ALL,
+    availability_zone: Any = ALL,
+    instance_tier: Any = ALL,
+    start: Any,
+    end: Any,
+    max_points: Any = MAX_POINTS,
+) -> None:
+    """Raise the ValueError `query_history` would raise for this request, without a client."""
+    _validate(instance_type, region, availability_zone, instance_tier, start, end, max_points)
 
 
 class _Budget:
@@ -353,50 +363,3 @@ def render_csv(records: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(records)
     return out.getvalue()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; prints CSV or JSON, exits 2 on a bad request and 1 when DynamoDB fails."""
-    from .aws import make_client
-    from .settings import load_settings
-
-    parser = argparse.ArgumentParser(prog="spotlake-history", description="Query the Azure spot history.")
-    parser.add_argument("--instance-type", required=True)
-    parser.add_argument("--region", default=ALL, help="display name, e.g. 'US East', or '*' (default)")
-    parser.add_argument("--zone", default=ALL, help="'1', '2', '3', 'Single' or '*' (default)")
-    parser.add_argument("--tier", default=ALL, help="'Standard', 'Basic' or '*' (default)")
-    parser.add_argument("--start", required=True, help="YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS' (UTC)")
-    parser.add_argument("--end", required=True, help="YYYY-MM-DD (whole day) or 'YYYY-MM-DD HH:MM:SS' (UTC)")
-    parser.add_argument("--format", choices=("csv", "json"), default="csv")
-    parser.add_argument("--max-points", default=str(MAX_POINTS))
-    parser.add_argument("--table", help="default: the SPOTLAKE_ENV environment's table")
-    parser.add_argument("--endpoint-url", help="default: the environment's AWS endpoint")
-    args = parser.parse_args(argv)
-    settings = load_settings()
-    client = make_client(
-        "dynamodb", endpoint_url=args.endpoint_url or settings.aws_endpoint_url, region_name=settings.aws_region
-    )
-    try:
-        records = query_history(
-            client,
-            table_name=args.table or settings.dynamodb_table,
-            instance_type=args.instance_type,
-            region=args.region,
-            availability_zone=args.zone,
-            instance_tier=args.tier,
-            start=args.start,
-            end=args.end,
-            max_points=args.max_points,
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except HistoryQueryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(render_json(records) + "\n" if args.format == "json" else render_csv(records))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,36 +1,192 @@
-"""`spotlake` command line: run the graph on the embedded local stack, serve the stack, start `dagster dev`."""
+"""`spotlake` command line: run the graph on the embedded local stack, serve the stack, start `dagster dev`, query
+the history, import legacy snapshots.
+
+Every command checks SPOTLAKE_ENV (and the other SPOTLAKE_* settings) and its arguments before doing anything.
+A wrong one is reported in one line on stderr, naming what is wrong and what is valid, with exit status 2; when
+something the command needs is not there (no local stack running, a port taken, AWS failing) it says so in one
+line with exit status 1; Ctrl-C ends a command with exit status 130 and no traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
 
-from .core.timekeys import newest_closed_partition, partitions_ending_at
+from .core.timekeys import (
+    PARTITION_FMT,
+    PARTITION_MINUTES,
+    data_time,
+    newest_closed_partition,
+    parse_partition_key,
+    partitions_ending_at,
+)
+from .local.envfile import DEFAULT_ENV_FILE, published, read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
+PARTITIONS_PER_DAY = 24 * 60 // PARTITION_MINUTES
+RUN_LOCAL_MAX_PARTITIONS = 7 * PARTITIONS_PER_DAY  # a week, replayed one partition after another
+IMPORT_MAX_PARTITIONS = 366 * PARTITIONS_PER_DAY  # a year
+START_A_STACK = "start one with `make dev` or `spotlake local-stack`"
+EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
-def _stack_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=0, help="emulator data seed (default 0)")
-    parser.add_argument("--scale", choices=("small", "full"), default="small", help="emulator catalogue size")
+class UsageError(Exception):
+    """A wrong argument or SPOTLAKE_* variable: one line, exit status 2."""
+
+
+class Unavailable(Exception):
+    """Something the command needs is missing or failed (no local stack, a taken port, AWS): one line, exit 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors in one line too (its default prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ---- checks shared by the commands ----
+
+
+def _settings() -> Any:
+    from resources.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _local_settings(command: str) -> Any:
+    settings = _settings()
+    if settings.env != "local":
+        raise UsageError(
+            f"SPOTLAKE_ENV={settings.env}: `spotlake {command}` runs on the embedded local stack, whose environment "
+            "is local; unset SPOTLAKE_ENV or set it to local"
+        )
+    return settings
+
+
+def _count(value: int, maximum: int, option: str = "--partitions") -> int:
+    if not 1 <= value <= maximum:
+        raise UsageError(f"{option} {value}: must be 1..{maximum}")
+    return value
+
+
+def _closed_partition(value: str, option: str = "--end", now: datetime | None = None) -> str:
+    """`value` as a partition key, if it names a 10-minute partition whose window has closed at `now`."""
+    now = now or datetime.now(UTC)
+    newest = newest_closed_partition(now)
+    try:
+        start = parse_partition_key(value.strip())
+    except ValueError:
+        raise UsageError(
+            f"{option} {value!r} is not a partition key: YYYY-MM-DD-HH:MM (UTC) on a 10-minute boundary, "
+            f"e.g. {newest}"
+        ) from None
+    key = start.strftime(PARTITION_FMT)
+    if start.minute % PARTITION_MINUTES:
+        containing = (start - timedelta(minutes=start.minute % PARTITION_MINUTES)).strftime(PARTITION_FMT)
+        raise UsageError(
+            f"{option} {value!r} is not on a 10-minute boundary (HH:00, HH:10, ... HH:50); "
+            f"the partition containing it is {containing}"
+        )
+    if data_time(key) > now:
+        raise UsageError(
+            f"{option} {key} is not closed yet (its window ends at {data_time(key):%Y-%m-%d %H:%M} UTC); "
+            f"the newest closed partition is {newest}"
+        )
+    return key
+
+
+def _file_option(value: str, option: str) -> Path:
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{option} {value}: is a directory, not a file")
+    return path
+
+
+def _start_stack(args: argparse.Namespace, fixed_ports: bool, **kwargs: Any) -> Any:
+    from .local.stack import PortInUseError, start_local_stack
+
+    try:
+        return start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=fixed_ports, **kwargs)
+    except PortInUseError as exc:
+        raise Unavailable(
+            f"{exc}: is another `make dev` or `spotlake local-stack` running? Stop it, or pass --free-ports"
+        ) from None
+
+
+class _StopSignals:
+    """SIGINT, SIGTERM and SIGHUP ask this process to stop instead of killing it. While a child runs (in its own
+    process group, so a terminal's Ctrl-C reaches only this process), the first such signal is forwarded to the
+    child's group as SIGINT, which is Ctrl-C to `dagster dev`; a second one kills the group."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.received = 0
+        self.event = threading.Event()
+        self.child: subprocess.Popen | None = None
+        self._forwarded = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def attach(self, child: subprocess.Popen) -> None:
+        self.child = child
+        self._forward()  # a signal that came while it started
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+        self.event.set()
+        self._forward()
+
+    def _forward(self) -> None:
+        if self.child is None or self._forwarded >= self.received:
+            return
+        self._forwarded = self.received
+        if self._forwarded == 1:
+            print(f"spotlake {self.command}: stopping (Ctrl-C again to kill it)", file=sys.stderr, flush=True)
+            sig = signal.SIGINT
+        else:
+            print(f"spotlake {self.command}: killing it", file=sys.stderr, flush=True)
+            sig = signal.SIGKILL
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.child.pid, sig)
+
+
+# ---- the commands ----
 
 
 def run_local(args: argparse.Namespace) -> int:
     """Run the whole graph for consecutive partitions on a fresh local stack and print a summary."""
-    end = args.end or newest_closed_partition(datetime.now(UTC))
+    _local_settings("run-local")
+    _count(args.partitions, RUN_LOCAL_MAX_PARTITIONS)
+    end = _closed_partition(args.end) if args.end is not None else newest_closed_partition(datetime.now(UTC))
     keys = partitions_ending_at(end, args.partitions)
     from .local.run import run_partitions, summary_lines
-    from .local.stack import start_local_stack, use_stack_environment
+    from .local.stack import use_stack_environment
 
     # the definitions start at the first partition run here, so any range can be replayed
-    with start_local_stack(seed=args.seed, scale=args.scale, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
+    with _start_stack(args, fixed_ports=False, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
         use_stack_environment(stack)
         print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
         print(
@@ -43,16 +199,25 @@ def run_local(args: argparse.Namespace) -> int:
 
 def import_legacy(args: argparse.Namespace) -> int:
     """Convert legacy .pkl.gz snapshots of a range of partitions into Parquet in the environment's write bucket."""
+    settings = _settings()
+    bucket = args.bucket.strip()
+    if not bucket:
+        raise UsageError("--bucket must name the legacy bucket to read")
+    _count(args.partitions, IMPORT_MAX_PARTITIONS)
+    keys = partitions_ending_at(_closed_partition(args.end), args.partitions)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from resources.aws import make_client
-    from resources.legacy_history import import_partitions
-    from resources.settings import load_settings
+    from resources.legacy_history import LegacyImportError, import_partitions
+    from resources.s3 import S3StoreError
 
     from .defs import build_resources
 
-    settings = load_settings()
-    keys = partitions_ending_at(args.end, args.partitions)
     client = make_client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
-    report = import_partitions(client, args.bucket, build_resources(settings)["store"], keys)  # type: ignore[arg-type]
+    try:
+        report = import_partitions(client, bucket, build_resources(settings)["store"], keys)  # type: ignore[arg-type]
+    except (LegacyImportError, S3StoreError, BotoCoreError, ClientError) as exc:
+        raise Unavailable(str(exc)) from None
     print(f"converted {len(report.written)} legacy snapshots of {len(keys)} partitions to s3://{settings.write_bucket}")
     for where in report.missing:
         print(f"  not found: {where}")
@@ -60,77 +225,194 @@ def import_legacy(args: argparse.Namespace) -> int:
 
 
 def local_stack(args: argparse.Namespace) -> int:
-    """Serve the stack until interrupted; writes the variables that point a collector at it to an env file."""
-    from .local.stack import start_local_stack
-
-    with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=not args.free_ports) as stack:
-        env_file = Path(args.env_file)
-        env_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = env_file.with_suffix(".tmp")
-        tmp.write_text("".join(f"export {k}={v}\n" for k, v in sorted(stack.env.items())))
-        tmp.replace(env_file)  # readers never see half a file
-        print(f"local stack up; environment in {env_file}; history query API {stack.query_api_url}", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+    """Serve the stack until interrupted; its environment is in the env file meanwhile."""
+    _local_settings("local-stack")
+    env_file = _file_option(args.env_file, "--env-file")
+    with _StopSignals("local-stack") as stop, _start_stack(args, fixed_ports=not args.free_ports) as stack:
+        with published(env_file, stack.env):
+            print(f"local stack up; environment in {env_file}; history query API {stack.query_api_url}", flush=True)
+            stop.event.wait()
     return 0
 
 
 def dev(args: argparse.Namespace) -> int:
-    """`dagster dev` on the embedded local stack (the stack runs in this process, dagster as a child)."""
-    from .local.stack import stack_environ, start_local_stack
-
+    """`dagster dev` on the embedded local stack (the stack runs in this process, dagster as a child), with a
+    fresh Dagster instance: the stack's S3 and DynamoDB start empty, so its run history must too."""
+    _local_settings("dev")
+    env_file = _file_option(args.env_file, "--env-file")
     home = Path(args.dagster_home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")  # the SPS concurrency pool of 1
-    with start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=not args.free_ports) as stack:
-        env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(home)}
+    if home.exists() and not home.is_dir():
+        raise UsageError(f"--dagster-home {args.dagster_home}: is a file, not a directory")
+    # argparse keeps the `--` that separates our options from dagster's
+    passthrough = args.dagster_args[1:] if args.dagster_args[:1] == ["--"] else args.dagster_args
+    from .local import dagster_home
+    from .local.stack import stack_environ
+
+    with contextlib.ExitStack() as scope:
+        stop = scope.enter_context(_StopSignals("dev"))
+        try:
+            scope.enter_context(dagster_home.exclusive(home))
+        except dagster_home.DagsterHomeInUse as exc:
+            raise Unavailable(f"{exc}: stop it first, or pass another --dagster-home") from None
+        stack = scope.enter_context(_start_stack(args, fixed_ports=not args.free_ports))
+        dagster_home.reset(home, ROOT / "dagster.yaml")  # the SPS concurrency pool of 1
+        scope.enter_context(published(env_file, stack.env))
         print(f"history query API (the web site's endpoint): {stack.query_api_url}", flush=True)
-        # argparse keeps the `--` that separates our options from dagster's
-        passthrough = args.dagster_args[1:] if args.dagster_args[:1] == ["--"] else args.dagster_args
+        print(f"fresh Dagster instance in {home}; local stack environment in {env_file}", flush=True)
+        if stop.received:
+            return EXIT_INTERRUPTED
+        env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(home)}
         cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *passthrough]
-        return subprocess.call(cmd, env=env, cwd=ROOT)
+        # its own process group: Ctrl-C reaches only this process, which forwards it once (see _StopSignals)
+        child = subprocess.Popen(cmd, env=env, cwd=home, stdin=subprocess.DEVNULL, process_group=0)
+        stop.attach(child)
+        # Ctrl-C is how one stops it: like dagster dev, exit 0 once it has shut down cleanly
+        code = child.wait()
+        return 128 - code if code < 0 else code  # killed by a signal: 128 + its number, as a shell reports it
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["history"]:  # the query has its own parser (spotlake_assets/history/query.py)
-        from resources.history_query import main as history_main
+def history(args: argparse.Namespace) -> int:
+    """Query the DynamoDB history; in `local`, the running local stack's (from its env file)."""
+    settings = _settings()
+    from resources.history_query import HistoryQueryError, check_request, query_history, render_csv, render_json
 
-        sys.exit(history_main(argv[1:]))
-    parser = argparse.ArgumentParser(prog="spotlake", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    request = dict(
+        instance_type=args.instance_type,
+        region=args.region,
+        availability_zone=args.zone,
+        instance_tier=args.tier,
+        start=args.start,
+        end=args.end,
+        max_points=args.max_points,
+    )
+    try:
+        check_request(**request)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    endpoint, credentials = _history_endpoint(settings, args)
+    from resources.aws import make_client
+
+    client = make_client("dynamodb", endpoint_url=endpoint, region_name=settings.aws_region, credentials=credentials)
+    try:
+        records = query_history(client, table_name=args.table or settings.dynamodb_table, **request)
+    except ValueError as exc:  # too many points
+        raise UsageError(str(exc)) from None
+    except HistoryQueryError as exc:
+        raise Unavailable(str(exc)) from None
+    sys.stdout.write(render_json(records) + "\n" if args.format == "json" else render_csv(records))
+    return 0
+
+
+def _history_endpoint(settings: Any, args: argparse.Namespace) -> tuple[str | None, dict[str, str] | None]:
+    """(endpoint, credentials) of the history's DynamoDB. Outside `local`: the settings' (or --endpoint-url) and
+    boto3's usual credentials. In `local`: --endpoint-url, else SPOTLAKE_AWS_ENDPOINT_URL, else the running local
+    stack's endpoint from its env file, with the stack's fake credentials; it must answer."""
+    if settings.env != "local":
+        return args.endpoint_url or settings.aws_endpoint_url, None
+    from resources.settings import ENV_VARS
+
+    endpoint_var = ENV_VARS["aws_endpoint_url"]
+    endpoint = (args.endpoint_url or os.environ.get(endpoint_var, "")).strip()
+    if not endpoint:
+        env_file = Path(args.env_file)
+        endpoint = (read_env_file(env_file) or {}).get(endpoint_var, "")
+        if not endpoint:
+            where = settings.aws_endpoint_url
+            raise Unavailable(f"no local stack is running at {where} (no {env_file}); {START_A_STACK}")
+    import requests
+
+    try:
+        requests.get(endpoint, timeout=(1, 3))
+    except requests.RequestException:
+        raise Unavailable(f"no local stack is running at {endpoint}; {START_A_STACK}") from None
+    from .local.aws import LOCAL_AWS_CREDENTIALS
+
+    return endpoint, LOCAL_AWS_CREDENTIALS
+
+
+# ---- the parser ----
+
+
+def _stack_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="emulator data seed (default 0)")
+    parser.add_argument("--scale", choices=("small", "full"), default="small", help="emulator catalogue size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from resources.history_query import ALL, MAX_POINTS
+
+    parser = _Parser(prog="spotlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     p = sub.add_parser("run-local", help="run the whole graph for consecutive partitions on the embedded local stack")
-    p.add_argument("--end", help="last partition key YYYY-MM-DD-HH:MM (default: the newest closed one)")
-    p.add_argument("--partitions", type=int, default=3, help="how many consecutive partitions (default 3)")
+    p.add_argument("--end", help="last partition YYYY-MM-DD-HH:MM, closed (default: the newest closed one)")
+    p.add_argument(
+        "--partitions", type=int, default=3, help=f"how many consecutive partitions, 1..{RUN_LOCAL_MAX_PARTITIONS}"
+    )
     _stack_args(p)
     p.set_defaults(func=run_local)
+
     p = sub.add_parser(
         "import-legacy",
         help="convert the legacy collector's .pkl.gz snapshots to Parquet (run on a trusted machine only)",
     )
     p.add_argument("--bucket", required=True, help="the legacy bucket to read (a bucket you trust: pickles run code)")
-    p.add_argument("--end", required=True, help="last partition key YYYY-MM-DD-HH:MM")
-    p.add_argument("--partitions", type=int, default=1, help="how many consecutive partitions up to --end")
+    p.add_argument("--end", required=True, help="last partition YYYY-MM-DD-HH:MM, closed")
+    p.add_argument(
+        "--partitions", type=int, default=1, help=f"how many partitions up to --end, 1..{IMPORT_MAX_PARTITIONS}"
+    )
     p.set_defaults(func=import_legacy)
+
+    env_help = f"the running stack's environment file (default {DEFAULT_ENV_FILE})"
     p = sub.add_parser("local-stack", help="serve the local stack until interrupted")
     _stack_args(p)
     p.add_argument("--free-ports", action="store_true", help="let the OS pick ports instead of the fixed local ones")
-    p.add_argument("--env-file", default=str(ROOT / ".spotlake-local" / "stack.env"), help="where to write the env")
+    p.add_argument("--env-file", default=str(DEFAULT_ENV_FILE), help=env_help)
     p.set_defaults(func=local_stack)
-    p = sub.add_parser("dev", help="dagster dev on the embedded local stack")
+
+    p = sub.add_parser("dev", help="dagster dev on the embedded local stack, with a fresh instance")
     _stack_args(p)
     p.add_argument("--free-ports", action="store_true", help="let the OS pick the stack's ports")
     p.add_argument("--dagster-home", default=str(ROOT / ".dagster_home"), help="DAGSTER_HOME for the instance")
-    p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed to dagster dev")
+    p.add_argument("--env-file", default=str(DEFAULT_ENV_FILE), help=env_help)
+    p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="after --: passed to dagster dev")
     p.set_defaults(func=dev)
-    sub.add_parser("history", help="query the DynamoDB history: spotlake history --help", add_help=False)
+
+    p = sub.add_parser("history", help="query the DynamoDB history (in local: the running local stack's)")
+    p.add_argument("--instance-type", required=True, help="one instance type, e.g. D2s_v3")
+    p.add_argument("--region", default=ALL, help="display name, e.g. 'US East', or '*' (default)")
+    p.add_argument("--zone", default=ALL, help="'1', '2', '3', 'Single' or '*' (default)")
+    p.add_argument("--tier", default=ALL, help="'Standard', 'Basic' or '*' (default)")
+    p.add_argument("--start", required=True, help="YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    p.add_argument("--end", required=True, help="YYYY-MM-DD (whole day) or 'YYYY-MM-DD HH:MM:SS' (UTC)")
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--max-points", default=str(MAX_POINTS))
+    p.add_argument("--table", help="default: the SPOTLAKE_ENV environment's table")
+    p.add_argument("--endpoint-url", help="default: the environment's AWS endpoint (local: the running stack's)")
+    p.add_argument("--env-file", default=str(DEFAULT_ENV_FILE), help=f"in local: {env_help}")
+    p.set_defaults(func=history)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    prog = f"spotlake {args.command}"
+
+    def one_line(exc: Exception) -> str:
+        return " ".join(str(exc).split())
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Unavailable as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,13 +25,13 @@ from resources.history_query import (
     RECORD_FIELDS,
     HistoryQueryTimeout,
     TooManyPointsError,
-    main,
     one_month_after,
     query_history,
     render_csv,
     render_json,
 )
 from resources.history_table import HistoryTable
+from spotlake_assets.cli import main
 from spotlake_assets.local.aws import local_client
 
 AWS_REGION = "us-west-2"
@@ -237,9 +237,11 @@ def test_a_query_that_runs_out_of_time_stops_before_its_next_request(week, clien
 
 
 def test_command_line_prints_json_and_csv(week, aws_endpoint, capsys):
+    """`spotlake history` (spotlake_assets/cli.py), in-process; tests/test_cli.py runs the installed command."""
     table, synthetic = week
-    argv = ["--instance-type", TYPE, "--region", "US West 2", "--zone", "1", "--start", "2026-11-02 10:00:00",
-            "--end", "2026-11-02 12:00:00", "--table", table, "--endpoint-url", aws_endpoint]  # fmt: skip
+    argv = ["history", "--instance-type", TYPE, "--region", "US West 2", "--zone", "1",
+            "--start", "2026-11-02 10:00:00", "--end", "2026-11-02 12:00:00", "--table", table,
+            "--endpoint-url", aws_endpoint]  # fmt: skip
 
     assert main([*argv, "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
@@ -252,7 +254,8 @@ def test_command_line_prints_json_and_csv(week, aws_endpoint, capsys):
     assert len(rows) == len(want) and list(rows[0]) == RECORD_FIELDS
 
     assert main([*argv, "--start", "2026-10-01", "--format", "csv"]) == 2  # the last --start wins
-    assert "longer than one month" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "longer than one month" in err and err.count("\n") == 1
 
 
 def test_renderers_keep_the_fields_and_numbers():

@@ -3,8 +3,10 @@ legacy credentials item, wired to the collector through SPOTLAKE_* environment v
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,34 @@ from ..defs import history_resource
 from .aws import LOCAL_AWS_ENV, LocalAws, local_client, provision, seed_azure_auth, start_moto_server
 from .azure_emulator import AzureEmulator, EmulatorConfig
 from .query_api import LOCAL_QUERY_API_PORT, QUERY_API_URL_ENV, QueryApiServer, start_query_api
+
+
+class PortInUseError(RuntimeError):
+    """A fixed port of the local stack is taken (by another `make dev` or `spotlake local-stack`, most likely)."""
+
+
+# what listens on each fixed port
+FIXED_PORTS = {
+    LOCAL_AWS_PORT: "S3 and DynamoDB",
+    LOCAL_AZURE_PORT: "the Azure emulator",
+    LOCAL_AZURE_LOGIN_PORT: "the emulator's login endpoint",
+    LOCAL_QUERY_API_PORT: "the history query API",
+}
+
+
+def check_fixed_ports_free(host: str = "127.0.0.1", ports: Mapping[int, str] = FIXED_PORTS) -> None:
+    """Raise PortInUseError naming the first fixed port something listens on. Checked before anything starts:
+    moto's server thread cannot report a failed bind (its start() would wait forever), and the stack's reset of moto
+    would otherwise reach the other stack's server."""
+    for port, what in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no conflict
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise PortInUseError(f"port {port} ({what}) is already in use") from None
 
 
 @dataclass
@@ -70,6 +100,8 @@ def start_local_stack(
     """
     # moto's server and the emulator log every request through werkzeug: keep the console for what matters.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if fixed_ports:
+        check_fixed_ports_free()
     aws = start_moto_server(port=LOCAL_AWS_PORT if fixed_ports else 0)
     # moto keeps its data per process, not per server: a new stack starts from nothing.
     requests.post(f"{aws.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()

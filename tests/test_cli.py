@@ -1,0 +1,253 @@
+"""The installed `spotlake` command, run as a user runs it (a subprocess): a wrong argument or SPOTLAKE_ENV is one
+line on stderr with exit status 2 and never a traceback; `spotlake history` finds the running local stack by
+itself and says so in one line when none is running; `spotlake local-stack` publishes its environment file while
+it runs and removes it when interrupted; `spotlake dev` starts from a fresh Dagster instance."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, AssetMaterialization, DagsterInstance
+from dagster._core.instance.ref import InstanceRef
+
+from benchmarks.history_query import synthetic_history, write_history
+from resources.history_query import RECORD_FIELDS
+from resources.history_table import HistoryTable
+from spotlake_assets.core.timekeys import data_time, newest_closed_partition
+from spotlake_assets.local import dagster_home
+from spotlake_assets.local.aws import LOCAL_AWS_ENV
+from spotlake_assets.local.envfile import read_env_file, write_env_file
+from spotlake_assets.local.stack import PortInUseError, check_fixed_ports_free
+
+ROOT = Path(__file__).resolve().parent.parent
+_SCRIPT = Path(sys.executable).with_name("spotlake")
+SPOTLAKE = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "spotlake_assets.cli"]
+STACK_SECONDS = 90
+SNAPSHOT = AssetKey("azure_spot_snapshot")
+HISTORY_ARGS = ["history", "--instance-type", "D2s_v3", "--start", "2026-11-01", "--end", "2026-11-02"]
+
+
+def clean_environ(**extra: str) -> dict[str, str]:
+    """The test process's environment without any SPOTLAKE_* or AWS_* variable: a fresh shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTLAKE_", "AWS_"))}
+    return {**env, **extra}
+
+
+def spotlake(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*SPOTLAKE, *args], cwd=ROOT, env=env or clean_environ(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_error_line(proc: subprocess.CompletedProcess, status: int) -> str:
+    """The single stderr line of a refused command (and nothing on stdout)."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert (proc.returncode, len(lines), proc.stdout) == (status, 1, ""), proc.stderr
+    return lines[0]
+
+
+def in_future(minutes: int) -> str:
+    """A partition key whose window ends `minutes` after the newest closed one's."""
+    return (data_time(newest_closed_partition(datetime.now(UTC))) + timedelta(minutes=minutes - 10)).strftime(
+        "%Y-%m-%d-%H:%M"
+    )
+
+
+UNKNOWN_ENV = "SPOTLAKE_ENV='nope' is not a known environment; valid ones: prod, test, local"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run-local"],
+        ["local-stack", "--free-ports"],
+        ["dev", "--free-ports"],
+        ["import-legacy", "--bucket", "legacy", "--end", "2026-11-28-08:40"],
+        HISTORY_ARGS,
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_command_refuses_an_unknown_environment_first(command):
+    proc = spotlake(*command, env=clean_environ(SPOTLAKE_ENV="nope"))
+    assert one_error_line(proc, 2) == f"spotlake {command[0]}: error: {UNKNOWN_ENV}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run-local", "--partitions", "0"], "--partitions 0: must be 1..1008"),
+        (["run-local", "--partitions", "-3"], "--partitions -3: must be 1..1008"),
+        (["run-local", "--partitions", "1009"], "--partitions 1009: must be 1..1008"),
+        (["run-local", "--partitions", "three"], "argument --partitions: invalid int value: 'three'"),
+        (["run-local", "--end", "2026-13-01-00:00"], "'2026-13-01-00:00' is not a partition key: YYYY-MM-DD-HH:MM"),
+        (["run-local", "--end", "yesterday"], "--end 'yesterday' is not a partition key: YYYY-MM-DD-HH:MM"),
+        (["run-local", "--end", "2026-11-28-08:45"], "not on a 10-minute boundary (HH:00, HH:10, ... HH:50); the "
+                                                     "partition containing it is 2026-11-28-08:40"),
+        (["run-local", "--scale", "huge"], "argument --scale: invalid choice: 'huge'"),
+        (["import-legacy", "--bucket", " ", "--end", "2026-11-28-08:40"], "--bucket must name the legacy bucket"),
+        (["import-legacy", "--bucket", "b", "--end", "2026-11-28-08:40", "--partitions", "0"],
+         "--partitions 0: must be 1..52704"),
+        (["import-legacy", "--bucket", "b", "--end", "2026-11-28-8:05"], "not on a 10-minute boundary"),
+        (["import-legacy", "--bucket", "b"], "the following arguments are required: --end"),
+        (["history", "--instance-type", "D2s_v3", "--start", "2026-11-31", "--end", "2026-12-01"],
+         "Start '2026-11-31' is not a date (YYYY-MM-DD) or time (YYYY-MM-DD HH:MM:SS)"),
+        (["history", "--instance-type", "D2s_v3", "--start", "2026-11-01", "--end", "2026-12-08"],
+         "longer than one month: with Start 2026-11-01, End may be at most 2026-12-01"),
+        (["history", "--instance-type", "D2s_v3", "--start", "2026-11-05", "--end", "2026-11-04 23:00:00"],
+         "is before Start"),
+        (["history", "--instance-type", "*", "--start", "2026-11-01", "--end", "2026-11-02"],
+         "must be one instance type"),
+        (["history", "--instance-type", "D2s_v3", "--start", "2026-11-01"], "arguments are required: --end"),
+        ([], "the following arguments are required: command"),
+    ],
+)  # fmt: skip
+def test_a_bad_argument_is_one_line_and_exit_2(args, message):
+    line = one_error_line(spotlake(*args), 2)
+    assert line.startswith(f"spotlake{' ' + args[0] if args else ''}: error: ") and message in line, line
+
+
+@pytest.mark.parametrize("command", ["run-local", "import-legacy"])
+def test_an_end_in_the_future_is_not_closed_and_the_newest_closed_partition_is_named(command):
+    end = in_future(30)
+    extra = ["--bucket", "legacy"] if command == "import-legacy" else []
+    before = newest_closed_partition(datetime.now(UTC))
+    line = one_error_line(spotlake(command, *extra, "--end", end), 2)
+    after = newest_closed_partition(datetime.now(UTC))
+    closes = f"{data_time(end):%Y-%m-%d %H:%M}"
+    assert f"--end {end} is not closed yet (its window ends at {closes} UTC)" in line
+    assert line.endswith((f"the newest closed partition is {before}", f"the newest closed partition is {after}"))
+
+
+def test_local_commands_refuse_another_environment_and_bad_settings():
+    line = one_error_line(spotlake("run-local", env=clean_environ(SPOTLAKE_ENV="prod")), 2)
+    assert "SPOTLAKE_ENV=prod: `spotlake run-local` runs on the embedded local stack" in line
+    line = one_error_line(spotlake("dev", env=clean_environ(SPOTLAKE_PARTITION_START="2026-11-01-00:05")), 2)
+    assert line.startswith("spotlake dev: error: SPOTLAKE_PARTITION_START: ") and "10-minute boundary" in line
+
+
+def test_history_says_when_no_local_stack_is_running(tmp_path):
+    missing = tmp_path / "stack.env"
+    line = one_error_line(spotlake(*HISTORY_ARGS, "--env-file", str(missing)), 1)
+    assert line == (
+        f"spotlake history: error: no local stack is running at http://127.0.0.1:4566 (no {missing}); "
+        "start one with `make dev` or `spotlake local-stack`"
+    )
+    with socket.socket() as s:  # a stack that has gone away: nothing listens at its endpoint any more
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    write_env_file(missing, {"SPOTLAKE_ENV": "local", "SPOTLAKE_AWS_ENDPOINT_URL": gone})
+    started = time.monotonic()
+    line = one_error_line(spotlake(*HISTORY_ARGS, "--env-file", str(missing)), 1)
+    assert line == f"spotlake history: error: no local stack is running at {gone}; " + (
+        "start one with `make dev` or `spotlake local-stack`"
+    )
+    assert time.monotonic() - started < 20
+
+
+def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, monkeypatch):
+    """`spotlake local-stack` in the background, then `spotlake history` from a shell with no AWS variable: it
+    finds the stack through the env file and answers from its table; Ctrl-C stops the stack and removes the file."""
+    env_file = tmp_path / "stack.env"
+    log = tmp_path / "local-stack.log"
+    with log.open("wb") as out:
+        stack = subprocess.Popen(
+            [*SPOTLAKE, "local-stack", "--free-ports", "--env-file", str(env_file)],
+            cwd=ROOT, env=clean_environ(), stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + STACK_SECONDS
+        while not env_file.exists():
+            assert stack.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"no {env_file} after {STACK_SECONDS} s: {log.read_text()}"
+            time.sleep(0.2)
+        stack_env = read_env_file(env_file)
+        assert stack_env and stack_env["SPOTLAKE_ENV"] == "local"
+
+        for name, value in LOCAL_AWS_ENV.items():  # this test writes the history with the stack's credentials
+            monkeypatch.setenv(name, value)
+        synthetic = synthetic_history("D2s_v3", datetime(2026, 11, 1), 0.25, regions=["US East", "US West 2"], seed=3)
+        table = HistoryTable(table_name="azure-local", endpoint_url=stack_env["SPOTLAKE_AWS_ENDPOINT_URL"])
+        assert write_history(table, synthetic) > 0
+
+        args = ["--region", "US East", "--zone", "1", "--start", "2026-11-01 01:00:00", "--end", "2026-11-01 03:00:00"]
+        proc = spotlake("history", "--instance-type", "D2s_v3", *args, "--env-file", str(env_file))
+        assert (proc.returncode, proc.stderr) == (0, "")
+        rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+        points = synthetic.points
+        chosen = points[(points["Region"] == "US East") & (points["AvailabilityZone"] == "1")]
+        in_range = chosen[(chosen["Time"] >= "2026-11-01 01:00:00") & (chosen["Time"] <= "2026-11-01 03:00:00")]
+        assert rows and list(rows[0]) == RECORD_FIELDS
+        assert {(r["Region"], r["AvailabilityZone"]) for r in rows} == {("US East", "1")}
+        assert len(in_range) <= len(rows) <= len(in_range) + 11  # plus each series' value as of start
+
+        stack.send_signal(signal.SIGINT)
+        assert stack.wait(timeout=30) == 0
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+            stack.wait()
+    output = log.read_text()
+    assert "Traceback" not in output, output
+    assert not env_file.exists()
+
+
+def test_dev_starts_from_a_fresh_dagster_instance(tmp_path):
+    """What `spotlake dev` does to its DAGSTER_HOME before `dagster dev` starts: the previous instance's runs and
+    materializations are gone (the stack's data is too), its configuration and the UI's state are kept."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".nux").mkdir()
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        instance.report_runless_asset_event(AssetMaterialization("azure_spot_snapshot", partition="2026-11-01-00:00"))
+        assert instance.get_latest_materialization_event(SNAPSHOT) is not None
+    assert {"history", "schedules"} <= {p.name for p in home.iterdir()}
+
+    with dagster_home.exclusive(home):
+        dagster_home.reset(home, ROOT / "dagster.yaml")
+
+    assert (home / "dagster.yaml").read_text() == (ROOT / "dagster.yaml").read_text()
+    assert (home / ".nux" / "nux.yaml").exists()
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        assert instance.get_latest_materialization_event(SNAPSHOT) is None
+        assert instance.get_runs() == []
+
+
+def test_dagster_home_is_held_by_one_process_at_a_time(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from spotlake_assets.local.dagster_home import exclusive\n"
+         f"with exclusive(Path({str(tmp_path)!r})):\n    print('held', flush=True); time.sleep(60)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(dagster_home.DagsterHomeInUse, match=rf"\(pid {holder.pid}\) is using {tmp_path}"):
+            with dagster_home.exclusive(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with dagster_home.exclusive(tmp_path):  # the lock goes with its process, however it ended
+        pass
+
+
+def test_a_taken_fixed_port_is_named_before_anything_starts():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PortInUseError, match=rf"^port {port} \(the thing\) is already in use$"):
+            check_fixed_ports_free(ports={port: "the thing"})
+    check_fixed_ports_free(ports={port: "the thing"})
