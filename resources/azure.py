@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
+from azure.core.exceptions import ClientAuthenticationError
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
-from .azure_auth import MANAGEMENT_SCOPE, ServicePrincipal, load_service_principal, make_credential
+from .azure_auth import (
+    MANAGEMENT_SCOPE,
+    AzureCredentialsError,
+    ServicePrincipal,
+    load_service_principal,
+    make_credential,
+)
 from .azure_graph import ResourceGraphClient
 from .azure_prices import RetailPricesClient
 from .azure_sps import SpsClient
@@ -55,9 +64,17 @@ class AzureResource(ConfigurableResource):
         return self._principal
 
     def bearer_token(self) -> str:
+        """A token for Resource Graph and SPS; a refused secret (wrong, expired) is an AzureCredentialsError, a failed
+        source, named by the login host and Azure's error code only (never the secret or the response body)."""
         if self._credential is None:
             self._credential = make_credential(self.principal(), authority=self.authority, ca_bundle=self.ca_bundle)
-        return self._credential.get_token(MANAGEMENT_SCOPE).token  # type: ignore[attr-defined]
+        try:
+            return self._credential.get_token(MANAGEMENT_SCOPE).token  # type: ignore[attr-defined]
+        except ClientAuthenticationError as exc:
+            code = _aad_error_code(str(exc))
+            raise AzureCredentialsError(
+                f"login at {self.authority} refused the service principal's credentials ({code})"
+            ) from None
 
     def prices_client(self, http: RetryingClient) -> RetailPricesClient:
         return RetailPricesClient(
@@ -74,3 +91,9 @@ class AzureResource(ConfigurableResource):
         return SpsClient(
             management_url=self.management_url, bearer_token=self.bearer_token, timeout_seconds=self.timeout_seconds
         )
+
+
+def _aad_error_code(message: str) -> str:
+    """Entra ID's error code of a refused login (e.g. AADSTS7000215: invalid secret), else a fixed word."""
+    match = re.search(r"AADSTS\d+", message)
+    return match.group(0) if match else "authentication failed"

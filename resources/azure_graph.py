@@ -12,9 +12,11 @@ such pass, a truncated answer or an empty one fails the source with a GraphColle
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
+
+from spotlake_assets.core.validation import Rejections, eviction_row_problem, split_valid
 
 from .http import RetryingClient
 
@@ -49,6 +51,7 @@ class GraphFetch:
     pages: int  # pages asked in all passes
     total_records: int = 0
     passes: int = 1
+    rejections: Rejections = field(default_factory=Rejections)  # rows of the wrong shape, left out
 
 
 @dataclass
@@ -76,16 +79,18 @@ class ResourceGraphClient:
         problems: list[str] = []
         for attempt in range(1, self.max_passes + 1):
             try:
-                rows, total, used = self._one_pass()
+                rows, total, used, rejections = self._one_pass()
             except _UnstablePass as exc:
                 pages += exc.pages
                 problems.append(exc.reason)
                 continue
-            return GraphFetch(rows=rows, pages=pages + used, total_records=total, passes=attempt)
+            return GraphFetch(
+                rows=rows, pages=pages + used, total_records=total, passes=attempt, rejections=rejections
+            )
         raise GraphCollectionError(f"{self.endpoint}: {'; then '.join(problems)}")
 
-    def _one_pass(self) -> tuple[pd.DataFrame, int, int]:
-        """(rows, totalRecords, pages) of one pass; raises _UnstablePass or GraphCollectionError."""
+    def _one_pass(self) -> tuple[pd.DataFrame, int, int, Rejections]:
+        """(rows, totalRecords, pages, rejected rows) of one pass; raises _UnstablePass or GraphCollectionError."""
         endpoint = self.endpoint
         rows: dict[str, dict[str, object]] = {}
         served = 0
@@ -127,8 +132,9 @@ class ResourceGraphClient:
                 f"({served - len(rows)} repeated, {max(total - len(rows), 0)} missing)",
                 page,
             )
-        frame = pd.DataFrame.from_records([rows[k] for k in sorted(rows)], columns=ROW_FIELDS)
-        return frame, total, page
+        valid, rejections = split_valid([rows[k] for k in sorted(rows)], eviction_row_problem)
+        frame = pd.DataFrame.from_records(valid, columns=ROW_FIELDS)
+        return frame, total, page, rejections
 
     def _page(self, token: str | None, page: int) -> dict:
         options: dict[str, object] = {"resultFormat": "objectArray", "$top": self.page_size}

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pandas as pd
 
 from spotlake_assets.core.transforms.price import drop_unwanted_items, items_frame
+from spotlake_assets.core.validation import Rejections, price_item_problem, split_valid
 
 from .http import Pacer, RetryingClient
 
@@ -41,6 +42,7 @@ class PriceFetch:
     pages: int
     items_seen: int  # every item the API served
     requests: int = 0  # pages asked, including pages fetched ahead and not used
+    rejections: Rejections = field(default_factory=Rejections)  # items of the wrong shape or out of range
     prefetched_used: int = 0  # pages fetched ahead whose URL was the link Azure then gave
 
 
@@ -50,6 +52,7 @@ class Page:
     items: pd.DataFrame  # the usable items (kept fields only)
     served: int  # every item the page held
     next_link: str | None
+    rejections: Rejections = field(default_factory=Rejections)  # items of the wrong shape or out of range
 
 
 def first_page_url(url: str) -> str:
@@ -121,7 +124,8 @@ class RetailPricesClient:
         if next_link is not None and not isinstance(next_link, str):
             raise PriceCollectionError(f"GET {_shown(url)}: NextPageLink is not a string")
         check_page(url, len(items), body.get("Count"), next_link)
-        return Page(url, drop_unwanted_items(items_frame(items)), len(items), next_link)
+        valid, rejections = split_valid(items, price_item_problem)
+        return Page(url, drop_unwanted_items(items_frame(valid)), len(items), next_link, rejections)
 
     def fetch_all(self) -> PriceFetch:
         url: str | None = first_page_url(self.url)
@@ -167,6 +171,9 @@ class RetailPricesClient:
                     f"GET {_shown(pages[-1].url)}: the last page is full and has no NextPageLink, but the page after "
                     f"it ({_shown(probe)}) holds {after.served} items: Azure's links end early"
                 )
+        rejections = Rejections()
+        for page in pages:
+            rejections.add(page.rejections)
         kept = [p.items for p in pages if not p.items.empty]
         items = pd.concat(kept, ignore_index=True) if kept else items_frame([])
         return PriceFetch(
@@ -175,6 +182,7 @@ class RetailPricesClient:
             items_seen=sum(p.served for p in pages),
             requests=requests - sum(1 for f in ahead.values() if f.cancelled()),
             prefetched_used=used_ahead,
+            rejections=rejections,
         )
 
     @staticmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -23,6 +24,13 @@ from .retry import Backoff
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# No answer, or an answer cut off mid-body (the connection dropped while the body streamed): worth another try.
+TRANSIENT_ERRORS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 RETRY_AFTER_HEADERS = ("retry-after", "x-ms-ratelimit-retailprices-retry-after", "x-ms-user-quota-resets-after")
 
 
@@ -43,7 +51,8 @@ class RetryPolicy:
 
 
 def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from any of Azure's throttling headers; None when none is usable."""
+    """Seconds to wait from any of Azure's throttling headers; None when none is usable (absent, not a number,
+    not finite, negative: a malformed header must not stop the run or make it wait forever)."""
     for name in RETRY_AFTER_HEADERS:
         value = headers.get(name)
         if not value:
@@ -52,10 +61,13 @@ def parse_retry_after(headers: Any) -> float | None:
         try:
             if ":" in value:  # hh:mm:ss
                 h, m, s = (float(part) for part in value.split(":"))
-                return h * 3600 + m * 60 + s
-            return float(value)
+                seconds = h * 3600 + m * 60 + s
+            else:
+                seconds = float(value)
         except ValueError:
             continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
     return None
 
 
@@ -103,7 +115,7 @@ class RetryingClient:
                 response = self.session.request(
                     method, url, headers=headers() if headers else None, timeout=self.policy.timeout_seconds, **kwargs
                 )
-            except (requests.Timeout, requests.ConnectionError) as exc:
+            except TRANSIENT_ERRORS as exc:
                 last_status, detail = None, type(exc).__name__
             else:
                 last_status = response.status_code

@@ -156,7 +156,10 @@ def spawn_worker(stack: LocalStack, dagster_home, partition: str, now: datetime,
 
     from spotlake_assets.local.stack import stack_environ
 
-    os.makedirs(dagster_home, exist_ok=True)
+    if not os.path.isdir(dagster_home):  # create the instance's storage once, before workers race to
+        os.makedirs(dagster_home)
+        subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
+                       env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, check=True)  # fmt: skip
     env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(dagster_home)}
     cmd = [sys.executable, "-m", "spotlake_assets.local.worker", "--job", job, "--partition", partition,
            "--now", now.isoformat()] + (["--range-end", range_end] if range_end else [])  # fmt: skip

@@ -15,7 +15,6 @@ from spotlake_assets.local.stack import LocalStack
 from .stack import (
     bucket_state,
     check_evaluations,
-    failure_messages,
     graph,
     load_frame,
     metadata,
@@ -132,10 +131,15 @@ def test_always_failing_azure_gives_a_clear_error_and_writes_nothing(monkeypatch
 
 
 def test_a_past_partition_is_not_collected_live(stack, monkeypatch):
+    """Two hours late, with nothing stored: no request to Azure, each source reported failed, nothing stored."""
+    stack.emulator.reset_stats()
     result = collect(stack, monkeypatch, now=T.replace(hour=12))
-    assert not result.success
-    messages = failure_messages(result)
-    assert len(messages) == 2 and all("Azure serves only the present" in m for m in messages)
+    assert result.success
+    for asset in ("azure_price_raw", "azure_eviction_raw"):
+        evaluation = check_evaluations(result)[(asset, "collected")]
+        assert not evaluation.passed and "Azure serves only the present" in evaluation.metadata["error"].value
+        assert stored(stack, asset) is None
+    assert stack.emulator.stats()["requests"] == {}
 
 
 def test_test_environment_writes_only_the_test_bucket(monkeypatch):

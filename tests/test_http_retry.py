@@ -16,6 +16,10 @@ from resources.retry import Backoff
         ({"x-ms-user-quota-resets-after": "00:00:05"}, 5.0),
         ({"x-ms-user-quota-resets-after": "01:02:03"}, 3723.0),
         ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "nan"}, None),
+        ({"Retry-After": "-5"}, None),
+        ({"Retry-After": "inf"}, None),
+        ({"x-ms-user-quota-resets-after": "00:-1:00"}, None),
         ({}, None),
     ],
 )

@@ -341,12 +341,34 @@ def test_without_if_the_last_known_if_is_carried():
 
 def test_without_price_the_last_known_prices_are_carried():
     first = merge()
-    second = merge(price=None, eviction=eviction_frame(("D2s_v3", "eastus", 1.5)), step=1, state=first.state)
+    eviction = eviction_frame(("D2s_v3", "eastus", 1.5), ("D4s_v3", "eastus", 2.0))
+    second = merge(price=None, eviction=eviction, step=1, state=first.state)
     assert second.missing_sources == ["price"]
     assert second.rows[["OndemandPrice", "SpotPrice", "IF"]].values.tolist() == [
         [0.1, 0.02, 1.5],
-        [0.2, 0.05, -1.0],
+        [0.2, 0.05, 2.0],
     ]
+
+
+def test_a_market_missing_from_the_eviction_answer_keeps_its_last_if_and_stores_nothing():
+    """An eviction answer that misses a market says nothing new about it: no IF -1, no point for it."""
+    many = [(f"D{i}s_v3", "eastus", 3.0) for i in range(2, 40)]
+    price = price_frame(*((size, region, 0.1, 0.02) for size, region, _ in many))
+    first = merge(price=price, eviction=eviction_frame(*many), sps=None, state=None)
+    assert first.counts["if_carried"] == 0
+    sps = sps_frame(1, *((size, "eastus", "1", 3) for size, _, _ in many))
+    first = merge(price=price, eviction=eviction_frame(*many), sps=sps)
+    second = merge(price=price, eviction=eviction_frame(*many[1:]), sps=sps, step=1, state=first.state)
+    assert second.counts["if_carried"] == 1 and second.missing_sources == []
+    assert cell(second.rows, "D2s_v3", "IF") == 3.0
+    assert second.changed.empty
+
+
+def test_an_eviction_answer_missing_many_markets_counts_as_failed():
+    first = merge()
+    second = merge(eviction=eviction_frame(("D2s_v3", "eastus", 3.0)), step=1, state=first.state)
+    assert second.missing_sources == ["eviction"]  # D4s_v3 lost its IF: one of two markets, more than 10%
+    assert cell(second.rows, "D4s_v3", "IF") == 2.5  # still its last IF
 
 
 def test_with_every_source_missing_the_last_snapshot_repeats():

@@ -94,7 +94,7 @@ def test_rows_follow_section_3():
             "desiredCount": 5,
         }
     ]
-    frame, unknown = score_rows(answers, 5, {"eastus": "US East", "westus": "US West"}, {})
+    frame, unknown, _ = score_rows(answers, 5, {"eastus": "US East", "westus": "US West"}, {})
     expected = pd.DataFrame(
         [
             (5, "eastus", "US East", "Standard_D2s_v3", "Standard", "D2s_v3", "1", 3, 5, 5),
@@ -105,39 +105,54 @@ def test_rows_follow_section_3():
         columns=list(COLUMNS),
     )
     pd.testing.assert_frame_equal(frame, expected)
-    assert unknown == 0
+    assert not unknown
 
 
 def test_dtypes_are_stable_even_when_empty():
-    frame, unknown = score_rows([], 1, {}, {})
-    full, _ = score_rows([entry("eastus", "Standard_A1", "High")], 1, {}, {})
+    frame, unknown, _ = score_rows([], 1, {}, {})
+    full = score_rows([entry("eastus", "Standard_A1", "High")], 1, {}, {}).rows
     expected = {c: ("int64" if c in ("DesiredCount", "Score", "T3", "T2") else "str") for c in COLUMNS}
-    assert list(frame.columns) == list(COLUMNS) and len(frame) == 0 and unknown == 0
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == 0 and not unknown
     assert {c: str(t) for c, t in frame.dtypes.items()} == expected
     assert {c: str(t) for c, t in full.dtypes.items()} == expected
 
 
 def test_duplicate_keys_keep_the_highest_score():
     answers = [entry("eastus", "Standard_A1", s, "1") for s in ("Low", "DataNotFoundOrStale", "Medium")]
-    frame, _ = score_rows(answers, 10, {}, {})
+    frame = score_rows(answers, 10, {}, {}).rows
     assert frame[["Score", "T3", "T2"]].values.tolist() == [[2, 0, 10]]
 
 
-def test_size_info_overrides_the_split_and_unknown_scores_are_counted():
+def test_size_info_overrides_the_split_and_unknown_scores_give_no_row():
     answers = [
         entry("eastus", "Standard_A1", "High"),
         entry("eastus", "Basic_A0", "VeryHigh"),
         entry("eastus", "Odd", "DataNotFoundOrStale"),
     ]
-    frame, unknown = score_rows(answers, 1, {}, {"Standard_A1": ("Standard", "A1 v1")})
+    frame, unknown, _ = score_rows(answers, 1, {}, {"Standard_A1": ("Standard", "A1 v1")})
+    # VeryHigh gives no row (its series keeps its last score); the documented non-scores are -1, not unknown
     assert frame[["InstanceTypeSPS", "InstanceTier", "InstanceType", "Score"]].values.tolist() == [
-        ["Basic_A0", "Basic", "A0", -1],
         ["Odd", "", "Odd", -1],
         ["Standard_A1", "Standard", "A1 v1", 3],
     ]
-    assert unknown == 1  # VeryHigh; the documented non-scores are not unknown
+    assert unknown == {"VeryHigh": 1}
 
 
-def test_entry_without_a_field_is_named_in_the_error():
-    with pytest.raises(ValueError, match=r"entry 1 lacks \['score'\]"):
-        score_rows([entry("eastus", "Standard_A1", "High"), {"sku": "Standard_A1", "region": "r"}], 1, {}, {})
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"sku": "Standard_A1", "region": "r"}, "score not text"),
+        ("High", "not an object"),
+        (["eastus"], "not an object"),
+        ({"sku": "", "region": "eastus", "score": "High"}, "sku empty or not text"),
+        ({"sku": "Standard_A1", "region": None, "score": "High"}, "region empty or not text"),
+        ({"sku": "Standard_A1", "region": "east#us", "score": "High"}, "region empty or not text"),
+        ({"sku": "Standard_A1", "region": "eastus", "score": 3}, "score not text"),
+        ({"sku": "Standard_A1", "region": "eastus", "score": "High", "availabilityZone": {"z": 1}},
+         "availabilityZone not a zone"),
+    ],
+)  # fmt: skip
+def test_an_entry_of_the_wrong_shape_is_rejected_with_its_reason_not_a_crash(bad, reason):
+    frame, _, rejections = score_rows([entry("eastus", "Standard_A1", "High"), bad], 1, {}, {})
+    assert len(frame) == 1
+    assert rejections.served == 2 and dict(rejections.reasons) == {reason: 1}

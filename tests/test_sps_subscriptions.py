@@ -65,7 +65,7 @@ class Partition:
 
 
 def rows(run: SpsRun) -> pd.DataFrame:
-    return score_rows(run.answers, 5, {}, {})[0]
+    return score_rows(run.answers, 5, {}, {}).rows
 
 
 @pytest.fixture(scope="module")

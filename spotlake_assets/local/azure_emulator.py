@@ -52,10 +52,9 @@ PRICE_URLS_KEPT = 5000  # stats() keeps the raw URLs of this many last price req
 SPS_ANSWERS_KEPT = 20000  # and this many last SPS answers (time, subscription, location, status)
 SPS_ACTION = "Microsoft.Compute/locations/placementScores/generate/action"
 TOKEN_LIFETIME_SECONDS = 3600
-SPS_THROTTLE_TEXT = (
-    "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
-)
-FAULT_KINDS = ("429", "500", "timeout", "malformed")
+SPS_THROTTLE_TEXT = "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
+FAULT_KINDS = ("429", "500", "timeout", "malformed", "cut")
+RECORD_FAULT_ENDPOINTS = ("price", "eviction", "sps")
 SKU_NAME_PATHS = ("both", "sku.name", "properties.skuName")
 EVICTION_RATE_STYLES = ("plain", "percent")
 _SORTED_BY_ID = re.compile(r"\|\s*(order|sort)\s+by\s+id\b", re.IGNORECASE)
@@ -88,6 +87,11 @@ class EmulatorConfig:
     sps_subscription_calls_per_hour: calls a subscription may make over all its locations in an hour (emulator
       clock), then 429 SubscriptionRequestsThrottled with Retry-After; 0 for no such limit.
     sps_extra_locations: non-public names added to the supported-locations list; calls there answer 400.
+    Bad records (docs/contract.md "Bad input"): record_faults {"price" | "eviction" | "sps": {"every": N, and one of
+      "set": {field: value} (e.g. {"retailPrice": "abc"}, {"location": ""}), "replace": value (the record becomes
+      that value, e.g. "oops"), "drop": true}} changes every Nth record of each answer (N=1: all of them).
+    rate_cut: share of answers whose connection is cut halfway through the body.
+    retry_after_header: the text of every retry-after header instead of retry_after_seconds (e.g. "nan", "-5").
     """
 
     seed: int = 7
@@ -112,9 +116,12 @@ class EmulatorConfig:
     rate_500: float = 0.0
     rate_timeout: float = 0.0  # sleep timeout_seconds, then answer 504
     rate_malformed: float = 0.0  # 200 with a truncated JSON body
+    rate_cut: float = 0.0  # the connection is cut halfway through the body
     latency_ms: float = 0.0
     timeout_seconds: float = 5.0
     retry_after_seconds: int = 60  # the value put in retry-after headers
+    retry_after_header: str | None = None  # the literal text of retry-after headers (a malformed server's)
+    record_faults: dict[str, dict[str, Any]] = field(default_factory=dict)  # bad records in answers
     # Resource Graph, as Azure documents it (docs/azure-sources.md):
     arg_rows_per_page: int = ARG_MAX_TOP  # the most rows one page holds, whatever $top asks
     arg_unstable_unsorted_paging: bool = False  # pages of a query without `order by id` repeat and miss rows
@@ -140,8 +147,11 @@ class EmulatorConfig:
                 raise ValueError(f"knob {name!r} must be between 0 and 1, got {getattr(self, name)!r}")
         if sum(getattr(self, f"rate_{k}") for k in FAULT_KINDS) > 1:
             raise ValueError(
-                "knobs 'rate_429' + 'rate_500' + 'rate_timeout' + 'rate_malformed' must not exceed 1"
+                "knobs 'rate_429' + 'rate_500' + 'rate_timeout' + 'rate_malformed' + 'rate_cut' must not exceed 1"
             )
+        if self.retry_after_header is not None and not isinstance(self.retry_after_header, str):
+            raise ValueError(f"knob 'retry_after_header' must be text or null, got {self.retry_after_header!r}")
+        _check_record_faults(self.record_faults)
         positive = ("prices_requests_per_second", "arg_quota_per_5s", "sps_calls_per_hour")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -153,9 +163,7 @@ class EmulatorConfig:
             raise ValueError(f"knob 'subscriptions' must be between 1 and 1000, got {self.subscriptions!r}")
         public = len(cat.public_region_codes())
         if not 1 <= self.url_location_count <= public:
-            raise ValueError(
-                f"knob 'url_locations' must be between 1 and {public}, got {self.url_locations!r}"
-            )
+            raise ValueError(f"knob 'url_locations' must be between 1 and {public}, got {self.url_locations!r}")
         for name in ("invalid_regions", "invalid_sizes"):
             if not all(isinstance(v, str) for v in getattr(self, name)):
                 raise ValueError(f"knob {name!r} must be a list of strings")
@@ -196,6 +204,36 @@ class EmulatorConfig:
 
 
 KNOBS = frozenset(f.name for f in dataclasses.fields(EmulatorConfig))
+
+
+def _check_record_faults(faults: Any) -> None:
+    if not isinstance(faults, dict):
+        raise ValueError(f"knob 'record_faults' must be an object, got {faults!r}")
+    for endpoint, fault in faults.items():
+        if endpoint not in RECORD_FAULT_ENDPOINTS:
+            raise ValueError(f"knob 'record_faults' has {endpoint!r}; known: {RECORD_FAULT_ENDPOINTS}")
+        if not isinstance(fault, dict) or not isinstance(fault.get("every"), int) or fault["every"] < 1:
+            raise ValueError(f"knob 'record_faults.{endpoint}' needs 'every', a whole number of at least 1")
+        actions = [a for a in ("set", "replace", "drop") if a in fault]
+        if len(actions) != 1 or ("set" in fault and not isinstance(fault["set"], dict)):
+            raise ValueError(
+                f"knob 'record_faults.{endpoint}' needs exactly one of 'set' (an object), 'replace', 'drop'"
+            )
+
+
+def _with_record_faults(records: list[Any], fault: dict[str, Any] | None) -> list[Any]:
+    """The records of an answer with every Nth one changed as the `record_faults` knob says."""
+    if not fault:
+        return records
+    out = []
+    for i, record in enumerate(records):
+        if i % fault["every"]:
+            out.append(record)
+        elif "set" in fault:
+            out.append({**record, **fault["set"]})
+        elif "replace" in fault:
+            out.append(fault["replace"])
+    return out
 
 
 class _Clock:
@@ -276,9 +314,7 @@ def _decode_skip_token(token: str) -> tuple[int, int]:
 class AzureEmulator:
     """Two Flask apps (prices/management/admin over HTTP, login over HTTPS) on werkzeug daemon threads."""
 
-    def __init__(
-        self, config: EmulatorConfig | None = None, clock: Callable[[], datetime] | None = None
-    ) -> None:
+    def __init__(self, config: EmulatorConfig | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self._config = config or EmulatorConfig()
         self._config.validate()
         self._clock = _Clock(clock or (lambda: datetime.now(UTC)))
@@ -306,9 +342,7 @@ class AzureEmulator:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert(host, "127.0.0.1", "localhost").configure_cert(tls)
         try:
-            api = self._serve(
-                make_server(host, port, self._api_app(), threaded=True, request_handler=_QuietHandler)
-            )
+            api = self._serve(make_server(host, port, self._api_app(), threaded=True, request_handler=_QuietHandler))
             login = self._serve(
                 make_server(
                     host,
@@ -327,9 +361,7 @@ class AzureEmulator:
         return self
 
     def _serve(self, server: BaseWSGIServer) -> BaseWSGIServer:
-        thread = threading.Thread(
-            target=server.serve_forever, name=f"azure-emulator-{server.server_port}", daemon=True
-        )
+        thread = threading.Thread(target=server.serve_forever, name=f"azure-emulator-{server.server_port}", daemon=True)
         thread.start()
         self._servers.append(server)
         self._threads.append(thread)
@@ -411,9 +443,7 @@ class AzureEmulator:
             self._graph_queries: Counter[str] = Counter()  # the exact query text of each Resource Graph request
             self._price_urls: deque[str] = deque(maxlen=PRICE_URLS_KEPT)  # raw path and query of price requests
             self._faults: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
-            self._throttled: Counter[str] = Counter(
-                {"prices": 0, "resource_graph": 0, "sps": 0, "sps_subscription": 0}
-            )
+            self._throttled: Counter[str] = Counter({"prices": 0, "resource_graph": 0, "sps": 0, "sps_subscription": 0})
             self._sps_calls: dict[tuple[str, str], list[datetime]] = {}
             self._sps_answers: deque[dict[str, Any]] = deque(maxlen=SPS_ANSWERS_KEPT)
 
@@ -465,24 +495,25 @@ class AzureEmulator:
             self._faults[kind] += 1
         if kind == "429":
             return _rate_limited(
-                endpoint, cfg.retry_after_seconds, "The request is throttled (injected fault)"
+                endpoint,
+                cfg.retry_after_seconds,
+                "The request is throttled (injected fault)",
+                header_text=cfg.retry_after_header,
             )
         if kind == "500":
             return _error(500, "InternalServerError", "Encountered internal server error (injected fault)")
         if kind == "timeout":
             time.sleep(cfg.timeout_seconds)
-            return _error(
-                504, "GatewayTimeout", "The gateway did not receive a response in time (injected fault)"
-            )
+            return _error(504, "GatewayTimeout", "The gateway did not receive a response in time (injected fault)")
+        if kind == "cut":
+            return _cut_response()
         body = json.dumps({"error": None, "data": [{"truncated": True}] * 3})
         return Response(body[: len(body) // 2], status=200, mimetype="application/json")
 
     def _authorized(self) -> Response | None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            return _error(
-                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
-            )
+            return _error(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
         with self._lock:
             expiry = self._tokens.get(header.removeprefix("Bearer ").strip())
         if expiry is None:
@@ -525,9 +556,7 @@ class AzureEmulator:
             self._price_window.times.append(now)
         currency = request.args.get("currencyCode", "'USD'")
         if currency.strip("'\"").upper() != "USD":
-            return _error(
-                400, "BadRequest", f"currencyCode {currency!r} is not served by the emulator (only 'USD')"
-            )
+            return _error(400, "BadRequest", f"currencyCode {currency!r} is not served by the emulator (only 'USD')")
         filter_text = request.args.get("$filter")
         if not _understood_filter(filter_text):
             return _error(
@@ -541,9 +570,7 @@ class AzureEmulator:
             if skip < 0:
                 raise ValueError
         except ValueError:
-            return _error(
-                400, "BadRequest", f"$skip {request.args.get('$skip')!r} is not a non-negative integer"
-            )
+            return _error(400, "BadRequest", f"$skip {request.args.get('$skip')!r} is not a non-negative integer")
         key, size = self._data_key(), cfg.price_page_size
         total = cat.price_count(key.seed, key.scale)
         items = cat.price_page(key, skip, skip + size)
@@ -554,9 +581,8 @@ class AzureEmulator:
         links_end = cfg.price_links_end_after and skip // size + 1 >= cfg.price_links_end_after
         if skip + size < total and not links_end:  # (Azure's links went missing like this on 2023-03-10)
             query = {"currencyCode": currency, "$filter": filter_text, "$skip": skip + size}
-            next_link = (
-                f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe='$')}"
-            )
+            next_link = f"{request.host_url}api/retail/prices?{urlencode(query, quote_via=quote, safe='$')}"
+        items = _with_record_faults(items, cfg.record_faults.get("price"))
         return _json(
             {
                 "BillingCurrency": "USD",
@@ -581,9 +607,7 @@ class AzureEmulator:
             with self._lock:
                 self._graph_queries[query] += 1
         if not isinstance(query, str) or "skuspotevictionrate" not in query.lower():
-            return _error(
-                400, "BadRequest", "The emulator answers only the skuspotevictionrate spotresources query."
-            )
+            return _error(400, "BadRequest", "The emulator answers only the skuspotevictionrate spotresources query.")
         options = body.get("options") or {}
         try:
             top = int(options.get("$top", 100))
@@ -622,7 +646,9 @@ class AzureEmulator:
             start = offset - 1
         if cfg.arg_result_truncated:  # a truncated answer holds at most half the table
             take = min(take, max(1, len(rows) // 2))
-        page = list(rows[start : start + min(take, max(len(rows) - offset, 0))])
+        page = _with_record_faults(
+            list(rows[start : start + min(take, max(len(rows) - offset, 0))]), cfg.record_faults.get("eviction")
+        )
         answer: dict[str, Any] = {
             "totalRecords": len(rows),
             "count": len(page),
@@ -665,9 +691,7 @@ class AzureEmulator:
             )
         subscriptions = cat.subscription_ids(cfg.seed, cfg.subscription_count)
         if subscription.lower() not in subscriptions:
-            return _error(
-                404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found."
-            )
+            return _error(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
         if subscription.lower() in subscriptions[len(subscriptions) - cfg.sps_subscriptions_without_role :]:
             # Azure Resource Manager's answer to a principal without the "Compute Recommendations Role"
             client = cat.service_principal(cfg.seed)["client_id"]
@@ -727,6 +751,7 @@ class AzureEmulator:
                             "isQuotaAvailable": cat.quota_available(cfg.seed, code, size),
                         }
                     )
+        scores = _with_record_faults(scores, cfg.record_faults.get("sps"))
         return _json({**body, "availabilityZones": zoned, "placementScores": scores})
 
     # ---- admin -----------------------------------------------------------------------------------
@@ -764,9 +789,7 @@ class AzureEmulator:
 
     def _login_app(self) -> Flask:
         app = Flask("azure_emulator_login")
-        app.add_url_rule(
-            "/<tenant>/v2.0/.well-known/openid-configuration", view_func=self._openid, methods=["GET"]
-        )
+        app.add_url_rule("/<tenant>/v2.0/.well-known/openid-configuration", view_func=self._openid, methods=["GET"])
         app.add_url_rule("/<tenant>/oauth2/v2.0/token", view_func=self._token, methods=["POST"])
         return app
 
@@ -831,9 +854,7 @@ class AzureEmulator:
         client_id = form.get("client_id") or (auth.username if auth else None)
         secret = form.get("client_secret") or (auth.password if auth else None)
         principal = cat.service_principal(self._config.seed)
-        if client_id != principal["client_id"] or not secrets.compare_digest(
-            str(secret), principal["client_secret"]
-        ):
+        if client_id != principal["client_id"] or not secrets.compare_digest(str(secret), principal["client_secret"]):
             return _json(
                 {
                     "error": "invalid_client",
@@ -881,14 +902,25 @@ def _eviction_answer(key: cat.DataKey, query: str, sku_name_path: str, rate_styl
     return tuple(row for _, row in out)
 
 
-def _rate_limited(endpoint: str, retry_after: float, message: str) -> Response:
-    """A 429 in the style of each API: its error code and its retry header."""
+def _cut_response() -> Response:
+    """A 200 whose chunked body stops halfway: the server closes the connection mid-body (the client sees a broken
+    chunked transfer, as when a proxy or the network drops it)."""
+
+    def body():
+        yield b'{"Items": [{"meterId": "cut-'
+        raise ConnectionAbortedError("the emulator cuts this answer (injected fault)")
+
+    return Response(body(), status=200, mimetype="application/json")
+
+
+def _rate_limited(endpoint: str, retry_after: float, message: str, header_text: str | None = None) -> Response:
+    """A 429 in the style of each API: its error code and its retry header (`header_text` replaces its value)."""
     if endpoint == "prices":
-        headers = {"x-ms-ratelimit-retailprices-retry-after": str(round(retry_after))}
+        headers = {"x-ms-ratelimit-retailprices-retry-after": header_text or str(round(retry_after))}
     elif endpoint == "resource_graph":
-        headers = {"x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": _hms(retry_after)}
+        headers = {"x-ms-user-quota-remaining": "0", "x-ms-user-quota-resets-after": header_text or _hms(retry_after)}
     else:
-        headers = {"Retry-After": str(round(retry_after))}
+        headers = {"Retry-After": header_text or str(round(retry_after))}
     code = "RateLimiting" if endpoint == "resource_graph" else "TooManyRequests"
     return _error(429, code, message, headers)
 

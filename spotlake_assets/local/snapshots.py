@@ -60,7 +60,7 @@ def sps_rows(
             if zone:
                 entry["availabilityZone"] = zone
             entries.append(entry)
-    rows, _ = score_rows(entries, desired_count, region_names(pool), size_info(pool))
+    rows = score_rows(entries, desired_count, region_names(pool), size_info(pool)).rows
     return rows
 
 

@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
 
 from resources.azure import AzureResource
+from resources.azure_graph import GraphCollectionError
 from resources.clock import Clock
 from resources.s3 import S3Store
 
@@ -25,8 +26,15 @@ def build_eviction_asset(partitions: Partitions) -> AssetsDefinition:
 
         def collect(t):
             http = azure.http()
-            fetched = azure.graph_client(http).eviction_rates()
+            client = azure.graph_client(http)
+            fetched = client.eviction_rates()
             table, unknown = clean_eviction(fetched.rows)
+            rejections = fetched.rejections
+            rejections.reasons.update({"evictionRate unknown": unknown} if unknown else {})
+            if rejections.too_many():
+                raise GraphCollectionError(f"{client.endpoint}: rows {rejections.summary()}")
+            if table.empty:
+                raise GraphCollectionError(f"{client.endpoint}: {len(fetched.rows)} rows, none of a public region")
             return table, {
                 "source_rows": len(fetched.rows),
                 "unknown_rates": unknown,
@@ -34,6 +42,8 @@ def build_eviction_asset(partitions: Partitions) -> AssetsDefinition:
                 "total_records": fetched.total_records,
                 "passes": fetched.passes,
                 "retries": http.retries,
+                "rows_rejected": fetched.rejections.rejected,
+                "rejected_because": MetadataValue.json(dict(fetched.rejections.reasons.most_common(10))),
                 "data_time": MetadataValue.timestamp(t),
             }
 

@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue
 
 from resources.azure import AzureResource
+from resources.azure_prices import PriceCollectionError
 from resources.clock import Clock
 from resources.s3 import S3Store
 
@@ -25,8 +26,15 @@ def build_price_asset(partitions: Partitions) -> AssetsDefinition:
 
         def collect(t):
             http = azure.http()
-            fetched = azure.prices_client(http).fetch_all()
+            client = azure.prices_client(http)
+            fetched = client.fetch_all()
+            if fetched.rejections.too_many():
+                raise PriceCollectionError(f"GET {client.url}: items {fetched.rejections.summary()}")
             table = clean_prices(fetched.items, t)
+            if table.empty:
+                raise PriceCollectionError(
+                    f"GET {client.url}: {fetched.items_seen} items served, no spot price among them"
+                )
             return table, {
                 "rows_with_ondemand": int(table["OndemandPrice"].notna().sum()),
                 "items": fetched.items_seen,
@@ -34,6 +42,8 @@ def build_price_asset(partitions: Partitions) -> AssetsDefinition:
                 "pages": fetched.pages,
                 "requests": fetched.requests,
                 "retries": http.retries,
+                "items_rejected": fetched.rejections.rejected,
+                "rejected_because": MetadataValue.json(dict(fetched.rejections.reasons.most_common(10))),
                 "data_time": MetadataValue.timestamp(t),
             }
 

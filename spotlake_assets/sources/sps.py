@@ -1,5 +1,7 @@
 """Spot Placement Scores: the daily request pool and the 10-minute collection."""
 
+from collections import Counter
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -96,6 +98,11 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 description="Share of the request pool's valid pairs that got a score",
             ),
             AssetCheckSpec(
+                "sps_scores_known",
+                asset=names.SPS_RAW,
+                description="Every score string is a known one (an unknown one keeps its series' last score)",
+            ),
+            AssetCheckSpec(
                 "sps_subscriptions",
                 asset=names.SPS_RAW,
                 description="No subscription is parked for lacking the Compute Recommendations Role (a 403)",
@@ -122,6 +129,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
         """
         outcome: dict[str, float] = {}
         missing_role: list[str] = []
+        unknown_scores: Counter[str] = Counter()
 
         def request_pool(key: str) -> tuple[pd.DataFrame, str]:
             for day in sorted(pools, reverse=True):
@@ -149,11 +157,11 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 clock=clock.now,
             )
             run = collector.collect(requests_of(pool), count)
-            try:
-                rows, unknown = score_rows(run.answers, count, region_names(pool), size_info(pool))
-            except ValueError as exc:  # an answer without the fields of the API's contract
-                raise SpsCollectionError(f"malformed SPS answer: {exc}") from exc
-            rows = in_pool(rows, pool)
+            scored = score_rows(run.answers, count, region_names(pool), size_info(pool))
+            if scored.rejections.too_many():
+                raise SpsCollectionError(f"malformed SPS answers: {scored.rejections.summary()}")
+            unknown_scores.update(scored.unknown_scores)
+            rows = in_pool(scored.rows, pool)
             # pairs known invalid, before this run (the collector skipped them) or by it, are not wanted
             invalid_regions = {r.casefold() for r in (*run.known_invalid_regions, *run.learned_regions)}
             invalid_sizes = {s.casefold() for s in (*run.known_invalid_sizes, *run.learned_sizes)}
@@ -176,7 +184,8 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 "learned_invalid_regions": MetadataValue.json(sorted(run.learned_regions)),
                 "learned_invalid_sizes": MetadataValue.json(sorted(run.learned_sizes)),
                 "pairs_used": len(run.pairs_used),
-                "unknown_scores": unknown,
+                "unknown_scores": sum(scored.unknown_scores.values()),
+                "entries_rejected": scored.rejections.rejected,
                 "errors": MetadataValue.json(run.errors),
                 "parked_subscriptions": MetadataValue.json(run.parked_subscriptions_metadata()),
                 "subscriptions_forbidden": len(run.forbidden_subscriptions),
@@ -193,6 +202,24 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
             passed=mode == "imported" or outcome.get("coverage", 0.0) >= 1.0,
             severity=AssetCheckSeverity.WARN,
             metadata=outcome or {"coverage": 0.0, "mode": mode},
+        )
+        yield AssetCheckResult(
+            check_name="sps_scores_known",
+            passed=not unknown_scores,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "unknown_scores": sum(unknown_scores.values()),
+                **(
+                    {
+                        "values": MetadataValue.json(dict(unknown_scores.most_common(10))),
+                        "error": f"{sum(unknown_scores.values())} scores of unknown value(s) "
+                        f"{sorted(unknown_scores)[:5]}: their series keep their last score; the SPS API may have "
+                        "added a value (docs/contract.md)",
+                    }
+                    if unknown_scores
+                    else {}
+                ),
+            },
         )
         yield AssetCheckResult(
             check_name="sps_subscriptions",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
+
+from ..validation import Rejections, split_valid, sps_entry_problem
 
 SCORE_MAP = {"High": 3, "Medium": 2, "Low": 1}
 UNKNOWN_SCORE = -1
@@ -101,11 +104,12 @@ def parse_supported_locations(text: str) -> list[str] | None:
 # ---- Answer rows ----
 
 
-def _entries(answers: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+def _entries(answers: Iterable[Any]) -> Iterable[Any]:
     """placementScores entries; an answer may be a whole answer body or one entry already taken out of one."""
     for answer in answers:
-        if "placementScores" in answer:
-            yield from answer["placementScores"] or ()
+        if isinstance(answer, Mapping) and "placementScores" in answer:
+            scores = answer["placementScores"]
+            yield from scores if isinstance(scores, list) else [scores]
         else:
             yield answer
 
@@ -117,38 +121,45 @@ def _tier_and_type(size: str, size_info: Mapping[str, tuple[str, str]]) -> tuple
     return (tier, rest) if rest else ("", size)
 
 
+class ScoreRows(NamedTuple):
+    rows: pd.DataFrame
+    unknown_scores: Counter[str]  # score strings neither a score nor a documented non-score: left out, counted
+    rejections: Rejections  # entries of the wrong shape: left out, counted
+
+
 def score_rows(
-    answers: Iterable[Mapping[str, Any]],
+    answers: Iterable[Any],
     desired_count: int,
     region_names: Mapping[str, str],
     size_info: Mapping[str, tuple[str, str]],
-) -> tuple[pd.DataFrame, int]:
-    """Dataset rows (columns COLUMNS) for one run's SPS answers, and how many entries had an unknown score.
+) -> ScoreRows:
+    """Dataset rows (columns COLUMNS) for one run's SPS answers.
 
     One row per (DesiredCount, RegionCodeSPS, InstanceTypeSPS, AvailabilityZone); when answers repeat a key
     (overlapping requests, retries) the row with the highest Score is kept. Rows are sorted by the key.
     Region is the display name from region_names (price data), or the code when missing there. InstanceTier
     and InstanceType come from size_info, else from splitting the size at its first '_' ('Standard_D2s_v3' ->
     'Standard', 'D2s_v3'; a name without '_' gives tier '' and the whole name as type).
+
+    An entry whose score string is unknown (a newer API value) gives no row, so its series keeps its last stored
+    score instead of a -1 that would look like a change; entries of the wrong shape are rejected. Both are counted.
     """
     rows = []
-    unknown = 0
-    for i, entry in enumerate(_entries(answers)):
-        missing = [k for k in ("sku", "region", "score") if k not in entry]
-        if missing:
-            raise ValueError(f"SPS answer entry {i} lacks {missing}: {dict(entry)!r}")
+    unknown: Counter[str] = Counter()
+    entries, rejections = split_valid(_entries(answers), sps_entry_problem)
+    for entry in entries:
         raw_score = entry["score"]
-        unknown += not (
-            isinstance(raw_score, str) and (raw_score in SCORE_MAP or raw_score in NO_SCORE_VALUES)
-        )
+        if raw_score not in SCORE_MAP and raw_score not in NO_SCORE_VALUES:
+            unknown[raw_score[:40]] += 1
+            continue
         score = score_value(raw_score)
         zone = entry.get("availabilityZone")
-        region, size = str(entry["region"]), str(entry["sku"])
+        region, size = entry["region"].strip(), entry["sku"].strip()
         tier, instance_type = _tier_and_type(size, size_info)
         rows.append(
             (
                 desired_count, region, region_names.get(region, region), size, tier, instance_type,
-                SINGLE_ZONE if zone in (None, "") else str(zone), score,
+                SINGLE_ZONE if zone in (None, "") else str(zone).strip(), score,
                 desired_count if score == 3 else 0, desired_count if score >= 2 else 0,
             )
         )  # fmt: skip
@@ -161,4 +172,4 @@ def score_rows(
         .drop_duplicates(KEY_COLUMNS, keep="first")
         .reset_index(drop=True)
     )
-    return frame, unknown
+    return ScoreRows(frame, unknown, rejections)

@@ -20,7 +20,8 @@ every count of the workload each time T2/T3 moves. The workload's current T2/T3 
 Missing sources (input None): SPS missing -> price and IF still flow into every known series, no
 Score/T2/T3 changes; price or IF missing -> that source's columns carry the last known value from
 `state.markets` (nothing when there is no previous state). An empty frame is not a missing source: it says
-the source has no rows.
+the source has no rows. A market that had an IF and is missing from this partition's eviction answer keeps its
+last IF; when more than MAX_IF_LOST_SHARE of them are missing, the eviction source counts as missing.
 
 Rounding (applied to the rows and before every comparison): prices to 6 decimals, Savings to 2, IF to 1.
 
@@ -81,6 +82,9 @@ FILLS = {  # step 5
     **dict.fromkeys(["T2", "T3"], 0),
 }
 PRICE_VALUES = ["OndemandPrice", "SpotPrice", "Savings", "IF"]
+# When more than this share of the markets that had an IF have none in a partition's answer, the eviction source
+# counts as failed (missing): an answer that partial is not Azure dropping a few sizes.
+MAX_IF_LOST_SHARE = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +209,22 @@ def _markets(
     if_values[rate >= 0] = rates["IF"].to_numpy(dtype=float)[rate_rows[rate[rate >= 0]]]
     markets["IF"] = if_values
     return tidy(round_values(markets), MARKET_COLUMNS, MARKET_DTYPES, MARKET_KEYS)
+
+
+def _carry_if(markets: pd.DataFrame, previous: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """`markets` where a market that had an IF in `previous` and has none now keeps its last IF (an eviction answer
+    that misses it says nothing new about it); returns them, how many were carried and how many had an IF."""
+    had = previous[previous["IF"].notna()]
+    if markets.empty or had.empty:
+        return markets, 0, len(had)
+    now_key, had_key = coded_keys([markets, had], MARKET_KEYS)
+    position = _positions(had_key, now_key)  # `had` is tidy: sorted by its key
+    carry = markets["IF"].isna().to_numpy() & (position >= 0)
+    if not carry.any():
+        return markets, 0, len(had)
+    values = markets["IF"].to_numpy(dtype=float, copy=True)
+    values[carry] = had["IF"].to_numpy(dtype=float)[position[carry]]
+    return markets.assign(IF=values), int(carry.sum()), len(had)
 
 
 def _answers(sps: pd.DataFrame | None, desired_count: int) -> pd.DataFrame:
@@ -359,6 +379,11 @@ def merge_snapshot(
     ]
 
     markets = _markets(price, eviction, previous.markets)
+    if_carried = 0
+    if eviction is not None:
+        markets, if_carried, had_if = _carry_if(markets, previous.markets)
+        if had_if and if_carried / had_if > MAX_IF_LOST_SHARE:
+            missing.append("eviction")
     answers = _answers(sps, desired_count)
     workloads, t_now = _workloads(previous.workloads, answers, desired_count)
     fresh = answers.assign(DesiredCount=np.full(len(answers), desired_count, dtype=np.int64), **t_now)
@@ -373,5 +398,6 @@ def merge_snapshot(
         "new_series": new_series,
         "series": len(state.series),
         "workloads": len(state.workloads),
+        "if_carried": if_carried,
     }
     return MergeResult(rows=rows, changed=changed, state=state, missing_sources=missing, counts=counts)
