@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
-from .azure_auth import MANAGEMENT_SCOPE, ServicePrincipal, load_service_principal, make_credential
+from .azure_auth import MANAGEMENT_SCOPE, ServicePrincipal, get_token, load_service_principal, make_credential
 from .azure_graph import ResourceGraphClient
 from .azure_prices import RetailPricesClient
 from .azure_sps import SpsClient
@@ -57,7 +57,7 @@ class AzureResource(ConfigurableResource):
     def bearer_token(self) -> str:
         if self._credential is None:
             self._credential = make_credential(self.principal(), authority=self.authority, ca_bundle=self.ca_bundle)
-        return self._credential.get_token(MANAGEMENT_SCOPE).token  # type: ignore[attr-defined]
+        return get_token(self._credential, MANAGEMENT_SCOPE, authority=self.authority)
 
     def prices_client(self, http: RetryingClient) -> RetailPricesClient:
         return RetailPricesClient(

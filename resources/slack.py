@@ -3,7 +3,8 @@
 The legacy collector posted failures to a Slack webhook whose URL sat in SSM parameter
 `error_notification_slack_webhook_url`; this keeps that, reads the URL from an environment variable first,
 and turns into a logged no-op when neither is set (a laptop has no webhook). The URL is a secret: it is never
-logged nor put in an error message, which always say "the Slack webhook" and the status instead.
+logged nor put in an error message, which always say "the Slack webhook" and the status instead, and while it is
+read from SSM or posted to, botocore's and urllib3's DEBUG records are dropped (resources/log_guard.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
 from .http import HttpRequestError, RetryingClient, RetryPolicy
+from .log_guard import secret_in_flight
 from .retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,10 @@ class SlackWebhook(dg.ConfigurableResource):
         if not self.configured:
             _warn_no_webhook_once()
             return False
+        with secret_in_flight():
+            return self._post(text, blocks)
+
+    def _post(self, text: str, blocks: Sequence[Mapping[str, Any]] | None) -> bool:
         url = self._webhook_url()
         if url is None:
             return False

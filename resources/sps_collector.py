@@ -103,7 +103,7 @@ class SpsRun:
     known_invalid_regions: tuple[str, ...] = ()  # persisted before this run (its requests left them out)
     known_invalid_sizes: tuple[str, ...] = ()
     pairs_used: set[Pair] = field(default_factory=set)
-    errors: dict[str, int] = field(default_factory=dict)  # "status detail" -> count, for metadata
+    errors: dict[str, int] = field(default_factory=dict)  # "status outcome code" -> count, for metadata
     forbidden_subscriptions: set[str] = field(default_factory=set)  # answered 403 in this run: parked for a day
     rested_subscriptions: set[str] = field(default_factory=set)  # answered 429 in this run: resting
     # every subscription park in force when the run ended (this run's and earlier ones): sub -> (until, reason)
@@ -310,7 +310,8 @@ class SpsCollector:
 
 
 def _count_error(run: SpsRun, answer: SpsAnswer) -> None:
-    key = f"{answer.status or 'no response'} {answer.outcome.value}"
+    # the detail is Azure's error code or a fixed description, never body text (resources/error_text.py)
+    key = f"{answer.status or 'no response'} {answer.outcome.value}" + (f" {answer.detail}" if answer.detail else "")
     run.errors[key] = run.errors.get(key, 0) + 1
 
 
