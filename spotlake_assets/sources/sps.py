@@ -147,6 +147,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 state=SpsStateStore(store),
                 subscriptions=azure.principal().subscriptions,
                 clock=clock.now,
+                max_calls=azure.sps_max_calls_per_run,  # `test` spends production's quota: capped (security.md)
             )
             run = collector.collect(requests_of(pool), count)
             try:
@@ -171,6 +172,9 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 "pool": pool_source,
                 "requests_planned": int(pool["request_id"].nunique()),
                 "calls": run.calls,
+                "discovery_calls": run.discovery_calls,
+                "call_cap": "none" if azure.sps_max_calls_per_run is None else azure.sps_max_calls_per_run,
+                "call_cap_reached": run.capped,
                 "retries": run.retries,
                 "throttled": run.throttled,
                 "learned_invalid_regions": MetadataValue.json(sorted(run.learned_regions)),
