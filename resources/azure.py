@@ -2,33 +2,42 @@
 
 from __future__ import annotations
 
-import re
+from typing import Any
 
-from azure.core.exceptions import ClientAuthenticationError
-from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
-from .azure_auth import (
-    MANAGEMENT_SCOPE,
-    AzureCredentialsError,
-    ServicePrincipal,
-    load_service_principal,
-    make_credential,
-)
+from .azure_auth import MANAGEMENT_SCOPE, ServicePrincipal, get_token, load_service_principal, make_credential
 from .azure_graph import ResourceGraphClient
 from .azure_prices import RetailPricesClient
 from .azure_sps import SpsClient
 from .http import RetryingClient, RetryPolicy
+from .lockdown import EnvironmentBound
 from .retry import Backoff
+from .settings import Settings, check_endpoints
 
 
-class AzureResource(ConfigurableResource):
+class AzureResource(EnvironmentBound):
     """Endpoints, retry budget and credentials for the Azure APIs.
 
     Nothing is contacted when the resource is built: credentials are read on first use, so definitions
     load without network or secrets. Secrets come from the environment or the legacy AzureAuth table,
-    never from this config (which the UI shows).
+    never from this config (which the UI shows). Where requests and credentials go (the endpoints, the login
+    authority, its CA, the credentials table), the environment and the SPS call cap come from the deployment's
+    environment only (resources/lockdown.py); in `prod` and `test` the authority must be Microsoft's login host,
+    checked again before any credential is built.
     """
+
+    PROTECTED = {
+        "prices_url": "SPOTLAKE_AZURE_PRICES_URL",
+        "management_url": "SPOTLAKE_AZURE_MANAGEMENT_URL",
+        "authority": "SPOTLAKE_AZURE_AUTHORITY",
+        "ca_bundle": "SPOTLAKE_AZURE_CA_BUNDLE",
+        "auth_table": "SPOTLAKE_AZURE_AUTH_TABLE",
+        "aws_endpoint_url": "SPOTLAKE_AWS_ENDPOINT_URL",
+        "aws_region": "SPOTLAKE_AWS_REGION",
+        "env": "SPOTLAKE_ENV",
+        "sps_max_calls_per_run": "SPOTLAKE_SPS_MAX_CALLS_PER_RUN",
+    }
 
     prices_url: str
     management_url: str
@@ -37,6 +46,8 @@ class AzureResource(ConfigurableResource):
     auth_table: str = "AzureAuth"
     aws_endpoint_url: str | None = None
     aws_region: str = "us-west-2"
+    env: str = "local"
+    sps_max_calls_per_run: int | None = None  # None: no cap (`test` has one: docs/security.md)
     max_tries: int = 6
     timeout_seconds: float = 50.0
     backoff_base_seconds: float = 1.0
@@ -46,6 +57,29 @@ class AzureResource(ConfigurableResource):
 
     _principal: ServicePrincipal | None = PrivateAttr(default=None)
     _credential: object = PrivateAttr(default=None)
+
+    @classmethod
+    def settings_values(cls, settings: Settings) -> dict[str, Any]:
+        return dict(
+            prices_url=settings.azure_prices_url,
+            management_url=settings.azure_management_url,
+            authority=settings.azure_authority,
+            ca_bundle=settings.azure_ca_bundle,
+            auth_table=settings.azure_auth_table,
+            aws_endpoint_url=settings.aws_endpoint_url,
+            aws_region=settings.aws_region,
+            env=settings.env,
+            sps_max_calls_per_run=settings.sps_max_calls_per_run,
+        )
+
+    def check_guards(self) -> None:
+        check_endpoints(
+            self.env,
+            azure_authority=self.authority,
+            azure_management_url=self.management_url,
+            azure_prices_url=self.prices_url,
+            aws_endpoint_url=self.aws_endpoint_url,
+        )
 
     def http(self) -> RetryingClient:
         """A fresh retrying client (its retry counter then belongs to one collection)."""
@@ -58,6 +92,7 @@ class AzureResource(ConfigurableResource):
 
     def principal(self) -> ServicePrincipal:
         if self._principal is None:
+            self.check_guards()  # where the secret is read from
             self._principal = load_service_principal(
                 auth_table=self.auth_table, aws_endpoint_url=self.aws_endpoint_url, aws_region=self.aws_region
             )
@@ -67,14 +102,9 @@ class AzureResource(ConfigurableResource):
         """A token for Resource Graph and SPS; a refused secret (wrong, expired) is an AzureCredentialsError, a failed
         source, named by the login host and Azure's error code only (never the secret or the response body)."""
         if self._credential is None:
+            self.check_guards()  # where the secret is sent: never a credential for a refused authority
             self._credential = make_credential(self.principal(), authority=self.authority, ca_bundle=self.ca_bundle)
-        try:
-            return self._credential.get_token(MANAGEMENT_SCOPE).token  # type: ignore[attr-defined]
-        except ClientAuthenticationError as exc:
-            code = _aad_error_code(str(exc))
-            raise AzureCredentialsError(
-                f"login at {self.authority} refused the service principal's credentials ({code})"
-            ) from None
+        return get_token(self._credential, MANAGEMENT_SCOPE, authority=self.authority)
 
     def prices_client(self, http: RetryingClient) -> RetailPricesClient:
         return RetailPricesClient(
@@ -92,8 +122,3 @@ class AzureResource(ConfigurableResource):
             management_url=self.management_url, bearer_token=self.bearer_token, timeout_seconds=self.timeout_seconds
         )
 
-
-def _aad_error_code(message: str) -> str:
-    """Entra ID's error code of a refused login (e.g. AADSTS7000215: invalid secret), else a fixed word."""
-    match = re.search(r"AADSTS\d+", message)
-    return match.group(0) if match else "authentication failed"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import boto3
+from azure.core.exceptions import AzureError
 from azure.identity import ClientSecretCredential
+
+from .aws import describe_error
+from .error_text import login_error_code, redact
+from .log_guard import secret_in_flight
+from .settings import is_microsoft_login_host
 
 MANAGEMENT_SCOPE = "https://management.azure.com/.default"
 LEGACY_AUTH_ITEM = "login_auth_az_true"
@@ -20,21 +24,6 @@ SUBSCRIPTIONS_ENV = "AZURE_SUBSCRIPTIONS"
 
 class AzureCredentialsError(RuntimeError):
     pass
-
-
-class _SecretRead(logging.Filter):
-    """botocore logs whole response bodies at DEBUG; while this thread reads the credentials item, those
-    records are dropped so the secret never reaches a log."""
-
-    active = threading.local()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(self.active, "on", False)
-
-
-_SECRET_READ = _SecretRead()
-for _name in ("botocore.parsers", "botocore.endpoint"):
-    logging.getLogger(_name).addFilter(_SECRET_READ)
 
 
 @dataclass(frozen=True)
@@ -79,18 +68,17 @@ def load_service_principal(
         f" at {aws_endpoint_url}" if aws_endpoint_url else ""
     )
     client = boto3.client("dynamodb", endpoint_url=aws_endpoint_url, region_name=aws_region)
-    _SECRET_READ.active.on = True
     try:
-        item = client.get_item(TableName=auth_table, Key={"id": {"S": LEGACY_AUTH_ITEM}}, ConsistentRead=True).get(
-            "Item"
-        )
-    except Exception as exc:  # botocore errors carry no secret; name the place and the cause
+        # botocore logs whole response bodies at DEBUG: not while the secret is in one
+        with secret_in_flight():
+            item = client.get_item(
+                TableName=auth_table, Key={"id": {"S": LEGACY_AUTH_ITEM}}, ConsistentRead=True
+            ).get("Item")
+    except Exception as exc:  # botocore errors carry no secret; an AccessDenied names the account: redacted
         raise AzureCredentialsError(
             f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and reading {where} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"{redact(describe_error(exc))}"
         ) from None
-    finally:
-        _SECRET_READ.active.on = False
     if not item or "data" not in item:
         raise AzureCredentialsError(
             f"no Azure credentials: {', '.join(ENV_NAMES)} are not all set and {where} is missing"
@@ -103,10 +91,22 @@ def load_service_principal(
 
 
 def make_credential(sp: ServicePrincipal, *, authority: str, ca_bundle: str | None) -> ClientSecretCredential:
-    """azure-identity caches and refreshes the token; a local authority (the emulator) needs its CA file."""
+    """azure-identity caches and refreshes the token; a local authority (the emulator) needs its CA file. Which
+    authorities an environment may use is checked before this is called (AzureResource.check_guards)."""
     kwargs: dict[str, object] = {"authority": authority}
     if ca_bundle:
         kwargs["connection_verify"] = ca_bundle
-    if not authority.endswith("login.microsoftonline.com"):
+    if not is_microsoft_login_host(authority):
         kwargs["disable_instance_discovery"] = True  # a private authority is not in Microsoft's instance list
     return ClientSecretCredential(sp.tenant_id, sp.client_id, sp.client_secret, **kwargs)
+
+
+def get_token(credential: ClientSecretCredential, scope: str, *, authority: str) -> str:
+    """A bearer token; a failed login raises AzureCredentialsError with the authority and Entra ID's error code
+    only (azure-identity's messages name the tenant, the application and trace ids)."""
+    try:
+        with secret_in_flight():
+            return credential.get_token(scope).token
+    except AzureError as exc:
+        code = login_error_code(str(exc)) or type(exc).__name__
+        raise AzureCredentialsError(f"Azure login at {authority}: {code}") from None

@@ -108,7 +108,9 @@ class ResourceGraphClient:
             served += len(data)
             for i, row in enumerate(data):
                 if not isinstance(row, dict) or not row.get("id"):
-                    raise GraphCollectionError(f"{endpoint}: row {i} of page {page} has no id: {row!r:.200}")
+                    # the row's field names, not its values: error text never carries a body (error_text.py)
+                    fields = sorted(row)[:10] if isinstance(row, dict) else type(row).__name__
+                    raise GraphCollectionError(f"{endpoint}: row {i} of page {page} has no id (fields: {fields})")
                 rows.setdefault(str(row["id"]), row)
             token = body.get("$skipToken")
             if str(body.get("resultTruncated", "false")).lower() == "true":

@@ -80,7 +80,8 @@ def check_page(url: str, served: int, count: object, next_link: str | None) -> N
     if next_link is None:
         return
     if urlsplit(next_link).scheme not in ("http", "https"):
-        raise PriceCollectionError(f"GET {_shown(url)}: NextPageLink {next_link!r:.200} is not an http(s) URL")
+        scheme = urlsplit(next_link).scheme[:20]
+        raise PriceCollectionError(f"GET {_shown(url)}: NextPageLink is not an http(s) URL (scheme {scheme!r})")
     if served == 0:
         raise PriceCollectionError(f"GET {_shown(url)}: an empty page links to another page ({_shown(next_link)})")
     here, there = skip_of(url), skip_of(next_link)

@@ -20,6 +20,7 @@ from spotlake_assets.core.sps.answers import (
     parse_try_again_after,
 )
 
+from .error_text import error_code
 from .http import HttpRequestError, RetryingClient, RetryPolicy, parse_retry_after
 
 API_VERSION = "2025-06-05"
@@ -44,7 +45,7 @@ class SpsAnswer:
     value: str | None = None  # the invalid region or size
     locations: tuple[str, ...] = ()
     status: int | None = None
-    detail: str = ""
+    detail: str = ""  # Azure's error code or the kind of failure: never the body's text (it names subscriptions)
     retry_after: float | None = None  # seconds a 429 said to wait (Retry-After, or "try again after N seconds")
 
 
@@ -85,7 +86,7 @@ class SpsClient:
                 json=body,
             )
         except HttpRequestError as exc:  # timeouts and connection errors
-            return SpsAnswer(Outcome.TRANSIENT, status=exc.status, detail=str(exc))
+            return SpsAnswer(Outcome.TRANSIENT, status=exc.status, detail=exc.detail)
         return classify(response)
 
     def discover_locations(self, subscription: str) -> SpsAnswer:
@@ -95,8 +96,10 @@ class SpsClient:
 
 
 def classify(response: requests.Response) -> SpsAnswer:
+    """The outcome of one answer. The whole body is read here (invalid region or size, supported locations); only
+    its error code leaves as `detail`."""
     status, text = response.status_code, response.text
-    detail = " ".join(text.split())[:300]
+    detail = error_code(text)
     if status == 200:
         try:
             body = response.json()

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from dagster import ConfigurableResource
+from .lockdown import EnvironmentBound
+from .settings import Settings
 
 
 class PartitionNotLiveError(RuntimeError):
     pass
 
 
-class Clock(ConfigurableResource):
+class Clock(EnvironmentBound):
     """`frozen_at` (ISO 8601, UTC) pins "now" for tests and replays; empty means the wall clock.
 
     Azure serves only the present, so a partition is collected live only from the end of its window
-    (its data time) until `max_lateness_minutes` later; older partitions are imported from storage.
+    (its data time) until `max_lateness_minutes` later; older partitions are imported from storage. A run's config
+    cannot change either (resources/lockdown.py): a pinned clock would store today's answers as a past partition.
+    Code may pin it (local runs and tests replay partitions), so there is no environment value to compare.
     """
+
+    PROTECTED = {
+        "frozen_at": "fixed: the wall clock; only local runs and tests pin it, in code",
+        "max_lateness_minutes": "fixed: 10",
+    }
 
     frozen_at: str | None = None
     max_lateness_minutes: int = 10
+
+    @classmethod
+    def settings_values(cls, settings: Settings) -> dict[str, Any]:
+        return {}
 
     def now(self) -> datetime:
         if self.frozen_at:

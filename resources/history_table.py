@@ -24,7 +24,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-import dagster as dg
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
@@ -36,9 +35,10 @@ from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MI
 
 from . import state_chain
 from .aws import describe_error, error_code, make_client
+from .lockdown import EnvironmentBound
 from .retry import Backoff
 from .s3 import S3Store
-from .settings import PROD_TABLE
+from .settings import PROD_TABLE, Settings
 
 BATCH_SIZE = 25  # BatchWriteItem's limit
 STRING_COLUMNS = [col for col in ROW_COLUMNS if col not in FLOAT_COLUMNS and col not in INT_COLUMNS]
@@ -144,8 +144,16 @@ def _as_of_time(as_of: str | date | datetime) -> str:
     return keys.check_time(as_of)
 
 
-class HistoryTable(dg.ConfigurableResource):
-    """The changed rows of the Azure dataset as a time series in one DynamoDB table (see keys.py)."""
+class HistoryTable(EnvironmentBound):
+    """The changed rows of the Azure dataset as a time series in one DynamoDB table (see keys.py). The table, its
+    endpoint and the environment come from the environment only (resources/lockdown.py)."""
+
+    PROTECTED = {
+        "table_name": "SPOTLAKE_DYNAMODB_TABLE",
+        "endpoint_url": "SPOTLAKE_AWS_ENDPOINT_URL",
+        "region_name": "SPOTLAKE_AWS_REGION",
+        "env": "SPOTLAKE_ENV",
+    }
 
     table_name: str
     endpoint_url: str | None = None  # None: the real AWS endpoint; the local stack points this at moto
@@ -160,6 +168,19 @@ class HistoryTable(dg.ConfigurableResource):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _registered: set[tuple[str, str]] = PrivateAttr(default_factory=set)
 
+    @classmethod
+    def settings_values(cls, settings: Settings) -> dict[str, Any]:
+        return dict(
+            table_name=settings.dynamodb_table,
+            endpoint_url=settings.aws_endpoint_url,
+            region_name=settings.aws_region,
+            env=settings.env,
+        )
+
+    def check_guards(self) -> None:
+        if self.table_name == PROD_TABLE and self.env != "prod":
+            raise WriteRefusedError(f"refused to use the production table {PROD_TABLE!r} in environment {self.env!r}")
+
     @property
     def client(self) -> Any:
         """The boto3 client, made on first use and shared by threads; the production-table guard sits here, so
@@ -167,10 +188,7 @@ class HistoryTable(dg.ConfigurableResource):
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    if self.table_name == PROD_TABLE and self.env != "prod":
-                        raise WriteRefusedError(
-                            f"refused to use the production table {PROD_TABLE!r} in environment {self.env!r}"
-                        )
+                    self.check_guards()
                     self._client = make_client(
                         "dynamodb",
                         endpoint_url=self.endpoint_url,

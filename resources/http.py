@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from .error_text import error_code
 from .retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,11 @@ RETRY_AFTER_HEADERS = ("retry-after", "x-ms-ratelimit-retailprices-retry-after",
 
 
 class HttpRequestError(RuntimeError):
-    """An HTTP call that failed for good: names the endpoint and the last status, never a credential."""
+    """An HTTP call that failed for good: names the endpoint, the last status and Azure's error code (or the kind
+    of body), never a credential, an id or the body's text (resources/error_text.py)."""
 
     def __init__(self, endpoint: str, status: int | None, detail: str, tries: int):
-        self.endpoint, self.status, self.tries = endpoint, status, tries
+        self.endpoint, self.status, self.detail, self.tries = endpoint, status, detail, tries
         shown = "no response" if status is None else f"HTTP {status}"
         super().__init__(f"{endpoint}: {shown} after {tries} tries: {detail}")
 
@@ -127,10 +129,10 @@ class RetryingClient:
                     except (ValueError, json.JSONDecodeError):
                         detail = "malformed JSON body"
                 elif response.status_code in RETRYABLE_STATUS:
-                    detail = _short(response.text)
+                    detail = error_code(response.text)
                     retry_after = parse_retry_after(response.headers)
                 else:
-                    raise HttpRequestError(endpoint, response.status_code, _short(response.text), attempt + 1)
+                    raise HttpRequestError(endpoint, response.status_code, error_code(response.text), attempt + 1)
             if attempt + 1 == tries:
                 break
             with self._lock:
@@ -158,8 +160,3 @@ class Pacer:
             self._next = slot + self._interval
         if slot > now:
             self._sleep(slot - now)
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."

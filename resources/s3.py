@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
 from .aws import describe_error, error_code, http_status, make_client
+from .lockdown import EnvironmentBound
 from .retry import Backoff
-from .settings import PROD_BUCKET
+from .settings import PROD_BUCKET, Settings
 
 # Codes S3 answers for "this key does not exist" (GET says NoSuchKey, HEAD only has a status).
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -61,9 +61,17 @@ class Version:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-class S3Store(dg.ConfigurableResource):
+class S3Store(EnvironmentBound):
     """Objects in the environment's S3 buckets: writes go to `write_bucket` only, reads fall back to
-    `read_bucket`."""
+    `read_bucket`. Every field comes from the environment (resources/lockdown.py): a run's config cannot set one."""
+
+    PROTECTED = {
+        "write_bucket": "SPOTLAKE_WRITE_BUCKET",
+        "read_bucket": "SPOTLAKE_READ_BUCKET",
+        "env": "SPOTLAKE_ENV",
+        "endpoint_url": "SPOTLAKE_AWS_ENDPOINT_URL",
+        "region_name": "SPOTLAKE_AWS_REGION",
+    }
 
     write_bucket: str
     read_bucket: str
@@ -74,6 +82,22 @@ class S3Store(dg.ConfigurableResource):
     _client: Any = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
+    @classmethod
+    def settings_values(cls, settings: Settings) -> dict[str, Any]:
+        return dict(
+            write_bucket=settings.write_bucket,
+            read_bucket=settings.read_bucket,
+            env=settings.env,
+            endpoint_url=settings.aws_endpoint_url,
+            region_name=settings.aws_region,
+        )
+
+    def check_guards(self) -> None:
+        if self.write_bucket == PROD_BUCKET and self.env != "prod":
+            raise WriteRefusedError(
+                f"refused to use the production bucket {PROD_BUCKET!r} as the write bucket in environment {self.env!r}"
+            )
+
     @property
     def client(self) -> Any:
         """The boto3 S3 client, made on first use (never at definition load) and shared by threads; the
@@ -81,11 +105,7 @@ class S3Store(dg.ConfigurableResource):
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    if self.write_bucket == PROD_BUCKET and self.env != "prod":
-                        raise WriteRefusedError(
-                            f"refused to use the production bucket {PROD_BUCKET!r} as the write bucket in "
-                            f"environment {self.env!r}"
-                        )
+                    self.check_guards()
                     self._client = make_client(
                         "s3", endpoint_url=self.endpoint_url, region_name=self.region_name, read_timeout=60
                     )

@@ -3,7 +3,8 @@
 The legacy collector posted failures to a Slack webhook whose URL sat in SSM parameter
 `error_notification_slack_webhook_url`; this keeps that, reads the URL from an environment variable first,
 and turns into a logged no-op when neither is set (a laptop has no webhook). The URL is a secret: it is never
-logged nor put in an error message, which always say "the Slack webhook" and the status instead.
+logged nor put in an error message, which always say "the Slack webhook" and the status instead, and while it is
+read from SSM or posted to, botocore's and urllib3's DEBUG records are dropped (resources/log_guard.py).
 """
 
 from __future__ import annotations
@@ -15,28 +16,41 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
-import dagster as dg
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
 from .http import HttpRequestError, RetryingClient, RetryPolicy
+from .lockdown import EnvironmentBound
+from .log_guard import secret_in_flight
 from .retry import Backoff
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 ENDPOINT_NAME = "the Slack webhook"  # what logs and errors show instead of the URL
+URL_ENV_VAR = "SPOTLAKE_SLACK_WEBHOOK_URL"
+# the legacy collector's parameter (SecureString), read outside `local` when URL_ENV_VAR is not set
+SSM_PARAMETER = "error_notification_slack_webhook_url"
 
 
-class SlackWebhook(dg.ConfigurableResource):
+class SlackWebhook(EnvironmentBound):
     """Posts text to a Slack incoming webhook (or anything that speaks its JSON body).
 
     The URL comes from env var `url_env_var`, else from SSM parameter `ssm_parameter` (SecureString,
     decrypted); it is resolved at the first post, never at definition load, so loading needs no AWS access.
-    Worst case a post takes about max_tries * timeout_seconds plus three waits of at most 10 s.
+    Worst case a post takes about max_tries * timeout_seconds plus three waits of at most 10 s. Where the URL is
+    read from comes from the environment only (resources/lockdown.py).
     """
 
-    url_env_var: str = "SPOTLAKE_SLACK_WEBHOOK_URL"
+    PROTECTED = {
+        "url_env_var": f"fixed: {URL_ENV_VAR}",
+        "ssm_parameter": f"fixed: {SSM_PARAMETER} outside local",
+        "ssm_endpoint_url": "SPOTLAKE_AWS_ENDPOINT_URL",
+        "region_name": "SPOTLAKE_AWS_REGION",
+    }
+
+    url_env_var: str = URL_ENV_VAR
     ssm_parameter: str | None = None
     ssm_endpoint_url: str | None = None
     region_name: str | None = None
@@ -45,6 +59,15 @@ class SlackWebhook(dg.ConfigurableResource):
     backoff_base_seconds: float = 1.0
 
     _url: str | None = PrivateAttr(default=None)
+
+    @classmethod
+    def settings_values(cls, settings: Settings) -> dict[str, Any]:
+        return dict(
+            url_env_var=URL_ENV_VAR,
+            ssm_parameter=None if settings.env == "local" else SSM_PARAMETER,
+            ssm_endpoint_url=settings.aws_endpoint_url,
+            region_name=settings.aws_region,
+        )
 
     @property
     def configured(self) -> bool:
@@ -61,6 +84,10 @@ class SlackWebhook(dg.ConfigurableResource):
         if not self.configured:
             _warn_no_webhook_once()
             return False
+        with secret_in_flight():
+            return self._post(text, blocks)
+
+    def _post(self, text: str, blocks: Sequence[Mapping[str, Any]] | None) -> bool:
         url = self._webhook_url()
         if url is None:
             return False

@@ -5,6 +5,10 @@ runs at once never spend the same pair twice beyond its limit; what a batch lear
 throttled pairs, parked subscriptions) is written with the next reservation. Nothing here waits for quota: when no
 pair is free, the remaining requests are counted as skipped and the partition is materialized with what it has.
 
+`max_calls` caps the calls of one collection, discovery included (`test` has a cap: it shares production's
+subscriptions, and Azure counts both environments' calls against the same quota; docs/security.md). Requests left
+when the cap is reached are skipped like those left when quota runs out; a cap of 0 makes no call at all.
+
 Subscriptions (docs/azure-sources.md): one that answers 403 lacks the "Compute Recommendations Role" and is parked
 for a day; one that answers 429 has spent its read quota and rests, every location of it, for Azure's window (its
 Retry-After or "try again after N seconds", else 62 minutes). URL locations are only the public region codes of
@@ -94,6 +98,8 @@ class Learned:
 class SpsRun:
     answers: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
+    discovery_calls: int = 0  # calls that asked for the supported URL locations
+    capped: bool = False  # the call cap (max_calls) stopped the collection
     retries: int = 0
     throttled: int = 0
     skipped_requests: int = 0
@@ -103,7 +109,7 @@ class SpsRun:
     known_invalid_regions: tuple[str, ...] = ()  # persisted before this run (its requests left them out)
     known_invalid_sizes: tuple[str, ...] = ()
     pairs_used: set[Pair] = field(default_factory=set)
-    errors: dict[str, int] = field(default_factory=dict)  # "status detail" -> count, for metadata
+    errors: dict[str, int] = field(default_factory=dict)  # "status outcome code" -> count, for metadata
     forbidden_subscriptions: set[str] = field(default_factory=set)  # answered 403 in this run: parked for a day
     rested_subscriptions: set[str] = field(default_factory=set)  # answered 429 in this run: resting
     # every subscription park in force when the run ended (this run's and earlier ones): sub -> (until, reason)
@@ -137,8 +143,15 @@ class SpsCollector:
     workers: int = 16
     max_attempts: int = 5
     deadline_seconds: float = 420.0  # the partition's run must end well inside its 10 minutes
+    max_calls: int | None = None  # calls of one collection, discovery included; None: no cap
     sleep: Callable[[float], None] = time.sleep
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def calls_left(self, run: SpsRun) -> int | None:
+        """Calls the cap still allows in this collection (None: no cap)."""
+        if self.max_calls is None:
+            return None
+        return max(0, self.max_calls - run.calls - run.discovery_calls)
 
     def url_locations(self, current: RotationState, run: SpsRun) -> tuple[str, ...]:
         """The usable URL locations: the learned ones, else those Azure's 'supported locations are' error lists
@@ -151,9 +164,10 @@ class SpsCollector:
         budget = 3 * self.max_attempts  # calls, over all subscriptions
         for subscription in (s for s in self.subscriptions if s not in resting):
             for _ in range(self.max_attempts):
-                if budget <= 0:
+                if budget <= 0 or self.calls_left(run) == 0:
                     break
                 budget -= 1
+                run.discovery_calls += 1
                 answer = self.client.discover_locations(subscription)
                 if answer.outcome is Outcome.UNSUPPORTED_LOCATION:
                     kept, run.ignored_locations = split_public(answer.locations)
@@ -169,6 +183,10 @@ class SpsCollector:
                     break  # parked: ask the next subscription
                 if answer.outcome not in (Outcome.TRANSIENT, Outcome.THROTTLED):
                     break  # another answer would be the same
+        if self.calls_left(run) == 0:
+            raise SpsCollectionError(
+                f"the SPS call cap ({self.max_calls} a run) was reached before the URL locations were discovered"
+            )
         raise SpsCollectionError("could not discover the SPS URL locations (no 'supported locations are' answer)")
 
     def collect(self, requests: Sequence[Request], desired_count: int) -> SpsRun:
@@ -180,7 +198,6 @@ class SpsCollector:
             known_invalid_sizes=current.invalid_sizes,
             parked_subscriptions=parked_subscriptions(current, self.clock()),
         )
-        locations = self.url_locations(current, run)
         pending = deque(
             t
             for t in (
@@ -188,11 +205,23 @@ class SpsCollector:
             )
             if t is not None
         )
+        if self.calls_left(run) == 0:
+            log.warning("SPS call cap is 0: %d requests skipped, no call made", len(pending))
+            run.capped, run.skipped_requests = True, len(pending)
+            return run
+        locations = self.url_locations(current, run)
         learned = Learned()
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sps") as pool:
             while pending and time.monotonic() - started < self.deadline_seconds:
                 want = min(len(pending), self.workers * 2)
+                left = self.calls_left(run)
+                if left is not None:
+                    if left == 0:
+                        run.capped = True
+                        log.warning("SPS call cap (%d) reached: %d requests skipped", self.max_calls, len(pending))
+                        break
+                    want = min(want, left)
                 to_apply, learned = learned, Learned()
 
                 def reserve_batch(
@@ -310,7 +339,8 @@ class SpsCollector:
 
 
 def _count_error(run: SpsRun, answer: SpsAnswer) -> None:
-    key = f"{answer.status or 'no response'} {answer.outcome.value}"
+    # the detail is Azure's error code or a fixed description, never body text (resources/error_text.py)
+    key = f"{answer.status or 'no response'} {answer.outcome.value}" + (f" {answer.detail}" if answer.detail else "")
     run.errors[key] = run.errors.get(key, 0) + 1
 
 

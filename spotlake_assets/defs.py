@@ -36,37 +36,20 @@ def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
 
 
 def azure_resource(settings: Settings, **overrides: object) -> AzureResource:
-    """The Azure resource of an environment; `overrides` set retry budgets and the like (tests, benchmarks)."""
-    fields: dict[str, object] = dict(
-        prices_url=settings.azure_prices_url,
-        management_url=settings.azure_management_url,
-        authority=settings.azure_authority,
-        ca_bundle=settings.azure_ca_bundle,
-        auth_table=settings.azure_auth_table,
-        aws_endpoint_url=settings.aws_endpoint_url,
-        aws_region=settings.aws_region,
-    )
-    return AzureResource(**{**fields, **overrides})
+    """The Azure resource of an environment; `overrides` set retry budgets and the like (tests, benchmarks), never
+    an endpoint, the authority or the environment (resources/lockdown.py)."""
+    return AzureResource.from_settings(settings, **overrides)
 
 
 def history_resource(settings: Settings) -> HistoryTable:
-    return HistoryTable(
-        table_name=settings.dynamodb_table,
-        endpoint_url=settings.aws_endpoint_url,
-        region_name=settings.aws_region,
-        env=settings.env,
-    )
+    return HistoryTable.from_settings(settings)
 
 
 def build_resources(settings: Settings, clock: Clock | None = None) -> dict[str, object]:
-    """Every resource, configured from settings alone; `clock` pins "now" (the local run replays partitions)."""
-    store = S3Store(
-        env=settings.env,
-        write_bucket=settings.write_bucket,
-        read_bucket=settings.read_bucket,
-        endpoint_url=settings.aws_endpoint_url,
-        region_name=settings.aws_region,
-    )
+    """Every resource, configured from settings alone; `clock` pins "now" (the local run replays partitions).
+    Where data goes and where credentials are sent cannot be changed by a run's config: each resource refuses that,
+    and compares itself with the environment's settings, when a run starts (resources/lockdown.py)."""
+    store = S3Store.from_settings(settings)
     return {
         "store": store,
         "io_manager": SplitBucketParquetIOManager(store=store),
@@ -75,11 +58,7 @@ def build_resources(settings: Settings, clock: Clock | None = None) -> dict[str,
         "history": history_resource(settings),
         "clock": clock or Clock(),
         # the legacy kept the webhook URL in SSM; SPOTLAKE_SLACK_WEBHOOK_URL wins when set
-        "slack_webhook": SlackWebhook(
-            ssm_parameter=None if settings.env == "local" else "error_notification_slack_webhook_url",
-            ssm_endpoint_url=settings.aws_endpoint_url,
-            region_name=settings.aws_region,
-        ),
+        "slack_webhook": SlackWebhook.from_settings(settings),
     }
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from resources.error_text import redact
 from resources.slack import SlackWebhook
 
 if TYPE_CHECKING:
@@ -35,18 +36,37 @@ def run_partition(tags: Mapping[str, str]) -> str | None:
     return None
 
 
+# Dagster's wrappers around the user's exception: "Error occurred while executing op", "Error executing
+# resource_fn on ResourceDefinition store" (a resource refused to start, e.g. a protected field set by run config).
+DAGSTER_WRAPPERS = (
+    "DagsterExecutionStepExecutionError",
+    "DagsterResourceFunctionError",
+    "DagsterUserCodeExecutionError",
+)
+
+
 def step_error_line(error: SerializableErrorInfo | None) -> str:
-    """First line of a step's error, unwrapping Dagster's "Error occurred while executing op" wrapper."""
+    """First line of a step's (or a run's) error, unwrapping Dagster's wrappers down to the exception raised."""
     if error is None:
         return "(no error recorded)"
-    if error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+    while error.cls_name in DAGSTER_WRAPPERS and error.cause is not None:
         error = error.cause
     return first_line(error.message)
 
 
 def first_line(message: str | None) -> str:
-    line = next((part.strip() for part in (message or "").splitlines() if part.strip()), "")
+    """The first line of an error, at most MAX_ERROR_CHARS, without ids (resources/error_text.py)."""
+    line = redact(next((part.strip() for part in (message or "").splitlines() if part.strip()), ""))
     return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS] + "..."
+
+
+def run_error_line(event: dg.DagsterEvent | None) -> str:
+    """Why a run failed when no step did: the run failure's error (e.g. a resource that refused to start, with the
+    in-process executor), else its message."""
+    if event is None:
+        return "the run failed outside its steps"
+    error = getattr(event.event_specific_data, "error", None)
+    return step_error_line(error) if error is not None else first_line(event.message)
 
 
 def run_url(webserver_url: str | None, run_id: str) -> str | None:
@@ -120,9 +140,7 @@ def build_failure_sensor(
             (event.step_key or "(unknown step)", step_error_line(event.event_specific_data.error))
             for event in context.get_step_failure_events()
         ]
-        _post_alert(
-            context, slack_webhook, steps, run_error=None if steps else first_line(context.failure_event.message)
-        )
+        _post_alert(context, slack_webhook, steps, run_error=None if steps else run_error_line(context.failure_event))
 
     return _alert
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import requests
 
 from resources import slack
 from resources.slack import SlackWebhook
@@ -199,6 +200,43 @@ def test_no_webhook_configured_is_a_noop_logged_once(
         assert SlackWebhook(url_env_var=URL_ENV).post("two") is False
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["no Slack webhook configured; failure alerts are off"]
+
+
+def test_debug_logging_never_prints_the_webhook_path(
+    webhook: SlackWebhook, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logs every request line at DEBUG (`"POST /services/T000/B000/xyz HTTP/1.1" 200`): not the webhook's,
+    retries included; the same libraries still log other requests of the process."""
+    receiver.script += [Answer(500), Answer(429, {"Retry-After": "0"})]
+    with caplog.at_level(logging.DEBUG):
+        assert webhook.post("hello") is True
+        assert len(receiver.posts) == 3
+        assert SECRET not in caplog.text and "T000SECRET" not in caplog.text
+        # the same request outside the webhook is logged with its path: the loggers were on
+        requests.post(receiver.url.replace(SECRET, "other/path"), json={"text": "x"}, timeout=2)
+    assert '"POST /services/other/path HTTP/1.1" 200' in caplog.text
+
+
+def test_reading_the_url_from_ssm_at_debug_logs_no_url(
+    aws_endpoint: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """botocore logs whole response bodies at DEBUG, and the SecureString's is the webhook URL."""
+    monkeypatch.setenv(URL_ENV, "")
+    ssm = local_client("ssm", aws_endpoint, "us-west-2")
+    ssm.put_parameter(
+        Name="error_notification_slack_webhook_url", Value=receiver.url, Type="SecureString", Overwrite=True
+    )
+    hook = SlackWebhook(
+        url_env_var=URL_ENV,
+        ssm_parameter="error_notification_slack_webhook_url",
+        ssm_endpoint_url=aws_endpoint,
+        region_name="us-west-2",
+    )
+    with caplog.at_level(logging.DEBUG):
+        assert hook.post("from ssm") is True
+        assert SECRET not in caplog.text
+        ssm.get_parameter(Name="error_notification_slack_webhook_url", WithDecryption=True)
+    assert SECRET in caplog.text  # the same read outside the webhook: botocore did log the body
 
 
 # --- the URL from SSM (moto server over HTTP) ------------------------------------------------------------

@@ -29,6 +29,8 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster_aws.ecs import EcsRunLauncher
 from hcl2 import SerializationOptions
 
+from resources.run_launcher import LockedEcsRunLauncher
+
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 MODULE = INFRA / "modules" / "collector"
 ENVS = ("prod", "test")
@@ -595,8 +597,10 @@ def test_instance_yaml_is_valid_dagster_config_with_the_sps_pool_of_one(tmp_path
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     launcher = config["run_launcher"]
-    assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
-    checked = process_config(EcsRunLauncher.config_type(), launcher["config"])
+    # dagster-aws's launcher without the run tags that rewrite the task (tests/test_run_launcher.py)
+    assert (launcher["module"], launcher["class"]) == ("resources.run_launcher", "LockedEcsRunLauncher")
+    assert issubclass(LockedEcsRunLauncher, EcsRunLauncher)
+    checked = process_config(LockedEcsRunLauncher.config_type(), launcher["config"])
     assert checked.success, checked.errors
     assert launcher["config"]["run_task_kwargs"]["capacityProviderStrategy"][0]["capacityProvider"] == "FARGATE_SPOT"
 

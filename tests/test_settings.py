@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from resources.settings import ENV_VARS, SettingsError, load_settings
+from resources.settings import ENV_VARS, TEST_SPS_MAX_CALLS_PER_RUN, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,11 +32,95 @@ def test_default_is_local_with_local_endpoints():
 
 
 def test_every_setting_overridable():
-    values = {name: f"value-of-{name}" for name in ENV_VARS} | {"partition_start": "2027-01-01-00:00"}
-    environ = {"SPOTLAKE_ENV": "prod", **{ENV_VARS[name]: value for name, value in values.items()}}
+    values = {name: f"value-of-{name}" for name in ENV_VARS} | {
+        "partition_start": "2027-01-01-00:00",
+        "sps_max_calls_per_run": 7,
+    }
+    # `local` checks no endpoint (a laptop's own servers); prod and test do, below
+    environ = {"SPOTLAKE_ENV": "local", **{ENV_VARS[name]: str(value) for name, value in values.items()}}
     s = load_settings(environ)
     for name, value in values.items():
         assert getattr(s, name) == value
+
+
+def test_production_endpoints_are_microsofts_and_awss():
+    s = load_settings({"SPOTLAKE_ENV": "prod"})
+    assert s.azure_authority == "login.microsoftonline.com"
+    assert (s.azure_management_url, s.azure_prices_url) == (
+        "https://management.azure.com",
+        "https://prices.azure.com/api/retail/prices",
+    )
+    assert s.aws_endpoint_url is None
+    # the same hosts written out in full are accepted, and AWS's own (e.g. VPC) endpoints
+    load_settings(
+        {
+            "SPOTLAKE_ENV": "prod",
+            "SPOTLAKE_AZURE_AUTHORITY": "https://login.microsoftonline.com/",
+            "SPOTLAKE_AZURE_MANAGEMENT_URL": "https://management.azure.com/",
+            "SPOTLAKE_AWS_ENDPOINT_URL": "https://bucket.vpce-0a1b.s3.us-west-2.vpce.amazonaws.com",
+        }
+    )
+
+
+@pytest.mark.parametrize("env", ["prod", "test"])
+@pytest.mark.parametrize(
+    "authority",
+    [
+        "attacker.example.com",
+        "https://attacker.example.com",
+        "login.microsoftonline.com.attacker.example.com",
+        "evil-login.microsoftonline.com",
+        "login.microsoftonline.com@attacker.example.com",  # user info: the host is attacker.example.com
+        "http://login.microsoftonline.com",
+        "login.microsoftonline.com:8443",
+        "login.microsoftonline.us",  # a sovereign cloud: the collector serves public Azure only
+        "localhost:4581",  # a name, not a loopback address: resolution could send it anywhere
+    ],
+)
+def test_deployed_environments_send_credentials_only_to_microsofts_login_host(env, authority):
+    with pytest.raises(SettingsError, match="SPOTLAKE_AZURE_AUTHORITY.*login.microsoftonline.com"):
+        load_settings({"SPOTLAKE_ENV": env, "SPOTLAKE_AZURE_AUTHORITY": authority})
+
+
+@pytest.mark.parametrize("env", ["prod", "test"])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SPOTLAKE_AZURE_MANAGEMENT_URL", "https://attacker.example.com"),  # the bearer token goes there
+        ("SPOTLAKE_AZURE_MANAGEMENT_URL", "http://management.azure.com"),
+        ("SPOTLAKE_AZURE_PRICES_URL", "https://prices.example.com/api/retail/prices"),
+        ("SPOTLAKE_AWS_ENDPOINT_URL", "https://attacker.example.com"),  # SigV4-signed requests go there
+        ("SPOTLAKE_AWS_ENDPOINT_URL", "http://s3.us-west-2.amazonaws.com"),
+    ],
+)
+def test_deployed_environments_refuse_foreign_endpoints(env, name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({"SPOTLAKE_ENV": env, name: value})
+
+
+def test_loopback_endpoints_only_in_test_and_local():
+    """The test suite runs `test` against the embedded stack on 127.0.0.1; production never talks to loopback."""
+    local = {
+        "SPOTLAKE_AZURE_AUTHORITY": "127.0.0.1:4581",
+        "SPOTLAKE_AZURE_MANAGEMENT_URL": "http://127.0.0.1:4580",
+        "SPOTLAKE_AZURE_PRICES_URL": "http://127.0.0.1:4580/api/retail/prices",
+        "SPOTLAKE_AWS_ENDPOINT_URL": "http://[::1]:4566",
+    }
+    assert load_settings({"SPOTLAKE_ENV": "test", **local}).azure_authority == "127.0.0.1:4581"
+    assert load_settings({"SPOTLAKE_ENV": "local", **local}).azure_authority == "127.0.0.1:4581"
+    for name, value in local.items():
+        with pytest.raises(SettingsError, match=name):
+            load_settings({"SPOTLAKE_ENV": "prod", name: value})
+
+
+def test_sps_call_cap_is_on_in_test_only():
+    assert load_settings({"SPOTLAKE_ENV": "test"}).sps_max_calls_per_run == TEST_SPS_MAX_CALLS_PER_RUN == 10
+    assert load_settings({"SPOTLAKE_ENV": "prod"}).sps_max_calls_per_run is None
+    assert load_settings({"SPOTLAKE_ENV": "local"}).sps_max_calls_per_run is None
+    assert load_settings({"SPOTLAKE_ENV": "test", "SPOTLAKE_SPS_MAX_CALLS_PER_RUN": "0"}).sps_max_calls_per_run == 0
+    for bad in ("-1", "ten", "2.5"):
+        with pytest.raises(SettingsError, match=f"SPOTLAKE_SPS_MAX_CALLS_PER_RUN='{bad}'"):
+            load_settings({"SPOTLAKE_ENV": "test", "SPOTLAKE_SPS_MAX_CALLS_PER_RUN": bad})
 
 
 @pytest.mark.parametrize("start", ["2026-11-01", "2026-11-01-00:05", "tomorrow"])
@@ -50,11 +134,12 @@ def test_unknown_environment_lists_valid_ones():
         load_settings({"SPOTLAKE_ENV": "staging"})
 
 
-def test_test_environment_cannot_be_pointed_at_production():
+@pytest.mark.parametrize("env", ["test", "local"])
+def test_only_prod_can_be_pointed_at_production(env):
     with pytest.raises(SettingsError, match="SPOTLAKE_WRITE_BUCKET"):
-        load_settings({"SPOTLAKE_ENV": "test", "SPOTLAKE_WRITE_BUCKET": "spotlake"})
+        load_settings({"SPOTLAKE_ENV": env, "SPOTLAKE_WRITE_BUCKET": "spotlake"})
     with pytest.raises(SettingsError, match="SPOTLAKE_DYNAMODB_TABLE"):
-        load_settings({"SPOTLAKE_ENV": "test", "SPOTLAKE_DYNAMODB_TABLE": "azure"})
+        load_settings({"SPOTLAKE_ENV": env, "SPOTLAKE_DYNAMODB_TABLE": "azure"})
 
 
 @pytest.mark.parametrize("env", ["prod", "test", "local"])

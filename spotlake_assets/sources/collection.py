@@ -27,6 +27,7 @@ from resources.azure_auth import AzureCredentialsError
 from resources.azure_graph import GraphCollectionError
 from resources.azure_prices import PriceCollectionError
 from resources.clock import Clock
+from resources.error_text import redact
 from resources.http import HttpRequestError
 from resources.io_manager import PartitionStore
 from resources.s3 import S3Store
@@ -83,8 +84,8 @@ def live_snapshot(
         try:
             table, metadata = collect()
             error = None
-        except SOURCE_ERRORS as exc:
-            table, metadata, error = None, {}, f"{type(exc).__name__}: {exc}"
+        except SOURCE_ERRORS as exc:  # their messages name endpoint, status and Azure's code; ids are redacted too
+            table, metadata, error = None, {}, redact(f"{type(exc).__name__}: {exc}")
     if error is not None:
         context.log.error(f"collection failed, the partition goes on without this source: {error}")
         yield Output([(partition_key, None)], metadata={"collection_failed": error, "rows": 0, **run_metadata(m)})

@@ -155,6 +155,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 state=SpsStateStore(store),
                 subscriptions=azure.principal().subscriptions,
                 clock=clock.now,
+                max_calls=azure.sps_max_calls_per_run,  # `test` spends production's quota: capped (security.md)
             )
             run = collector.collect(requests_of(pool), count)
             scored = score_rows(run.answers, count, region_names(pool), size_info(pool))
@@ -179,6 +180,9 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 "pool": pool_source,
                 "requests_planned": int(pool["request_id"].nunique()),
                 "calls": run.calls,
+                "discovery_calls": run.discovery_calls,
+                "call_cap": "none" if azure.sps_max_calls_per_run is None else azure.sps_max_calls_per_run,
+                "call_cap_reached": run.capped,
                 "retries": run.retries,
                 "throttled": run.throttled,
                 "learned_invalid_regions": MetadataValue.json(sorted(run.learned_regions)),
