@@ -182,23 +182,34 @@ def test_one_run_backfill_equals_the_live_runs(monkeypatch):
         assert store.get(public_csv_key(RANGE[-1])) == live_csv
 
 
-@pytest.mark.parametrize("key", RANGE[:1])
-def test_the_first_partition_ever_starts_from_empty_state_and_a_gap_fails(monkeypatch, key):
+def test_the_first_partition_ever_starts_from_empty_state_and_a_gap_is_visible_then_refused_out_of_order(monkeypatch):
     with start() as stack:
         use_stack(stack, monkeypatch)
-        assert run_partitions(stack, [key]).success
-        # skipping a partition leaves a gap: the next merge must not silently start over
+        assert run_partitions(stack, RANGE[:1]).success
+        # skipping a partition leaves a gap: the next merge goes on from the last committed state and says so
         report = run_partitions(stack, [RANGE[2]])
-        assert any("azure_spot_snapshot" in f for f in report.failures)
+        assert report.success, report.failures
+        assert report.partitions[0].failed_checks == ["azure_spot_snapshot / continuity"]
+        assert report.partitions[0].lost_partitions == [RANGE[1]]
+        # the skipped partition alone would store changes beside later ones computed without them: refused,
+        # with the way to fill the gap exactly
+        late = run_partitions(stack, [RANGE[1]])
+        assert not late.success
+        [failure] = late.failures
+        assert failure.startswith(f"{RANGE[1]} azure_spot_snapshot")
 
 
-def test_the_first_partition_of_the_definition_can_be_rerun_once_history_exists(monkeypatch):
+def test_the_first_partition_of_the_definition_can_be_rerun(monkeypatch):
     first = DEFAULT_PARTITION_START
     with start() as stack:
-        use_stack(stack, monkeypatch)
-        assert run_partitions(stack, RANGE[:1]).success  # some state exists now
-        report = run_partitions(stack, [first])
+        resources = use_stack(stack, monkeypatch)
+        assert run_partitions(stack, [first]).success
+        state = resources["store"].get(frame_key("azure_spot_state", first))
+        items = table_items(stack)
+        report = run_partitions(stack, [first])  # a retry of a committed first partition: same state, same history
         assert report.success, report.failures
+        assert resources["store"].get(frame_key("azure_spot_state", first)) == state
+        assert table_items(stack) == items
 
 
 def test_the_test_environment_never_continues_productions_state(monkeypatch):
