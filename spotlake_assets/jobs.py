@@ -12,6 +12,9 @@ from dagster import (
 from .core import names
 from .partitions import Partitions
 
+# Run-queue tag limited to one run at a time by dagster.yaml (make dev) and infra's instance config.
+SERIAL_TAG = "spotlake/serial"
+
 
 def build_jobs(partitions: Partitions) -> tuple[list, list[ScheduleDefinition]]:
     collect = define_asset_job(
@@ -19,6 +22,8 @@ def build_jobs(partitions: Partitions) -> tuple[list, list[ScheduleDefinition]]:
         selection=AssetSelection.assets(*names.TEN_MINUTE_ASSETS),
         partitions_def=partitions.ten_minutes,
         description="Collect price, IF and SPS for a 10-minute partition, merge, store the changes, publish.",
+        # one at a time (the instance's run queue limits this tag to 1): N+1 merges after N committed
+        tags={SERIAL_TAG: names.COLLECT_JOB},
     )
     request_pool = define_asset_job(
         names.REQUEST_POOL_JOB,

@@ -30,8 +30,12 @@ from dagster_aws.ecs import EcsRunLauncher
 from hcl2 import SerializationOptions
 
 from resources.run_launcher import LockedEcsRunLauncher
+from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START
+from spotlake_assets.jobs import SERIAL_TAG, build_jobs
+from spotlake_assets.partitions import Partitions
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
+ROOT = Path(__file__).resolve().parents[1]
 MODULE = INFRA / "modules" / "collector"
 ENVS = ("prod", "test")
 ACCOUNT_ID = "123456789012"
@@ -592,9 +596,25 @@ def rendered_instance_yaml(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def assert_runs_are_serial_and_dead_workers_retried(config: dict) -> None:
+    """docs/design.md "Continuity": the 10-minute job's runs one at a time, a dead worker's run retried."""
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": SERIAL_TAG, "limit": 1} in limits
+    assert build_jobs(Partitions.starting_at(DEFAULT_PARTITION_START))[0][0].tags[SERIAL_TAG]
+    assert config["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False}
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_make_dev_instance_has_the_serial_run_queue_and_retries(tmp_path: Path) -> None:
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert_runs_are_serial_and_dead_workers_retried(config)
+
+
 def test_instance_yaml_is_valid_dagster_config_with_the_sps_pool_of_one(tmp_path: Path) -> None:
     config, _ = dagster_instance_config(str(rendered_instance_yaml(tmp_path)))
-    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert_runs_are_serial_and_dead_workers_retried(config)
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     launcher = config["run_launcher"]
     # dagster-aws's launcher without the run tags that rewrite the task (tests/test_run_launcher.py)
