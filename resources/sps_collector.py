@@ -36,6 +36,7 @@ from spotlake_assets.core.sps.rotation import (
     THROTTLED,
     Pair,
     RotationState,
+    invalid_in_force,
     learn_invalid_region,
     learn_invalid_size,
     park,
@@ -81,10 +82,11 @@ class Learned:
         return bool(self.regions or self.sizes or self.parked or self.parked_subscriptions or self.url_locations)
 
     def apply(self, state: RotationState, now: datetime) -> RotationState:
-        for region in sorted(self.regions - set(state.invalid_regions)):
-            state = learn_invalid_region(state, region)
-        for size in sorted(self.sizes - set(state.invalid_sizes)):
-            state = learn_invalid_size(state, size)
+        regions, sizes = invalid_in_force(state, now)
+        for region in sorted(self.regions - set(regions)):
+            state = learn_invalid_region(state, region, now)
+        for size in sorted(self.sizes - set(sizes)):
+            state = learn_invalid_size(state, size, now)
         for pair in sorted(self.parked):
             state = park(state, pair, now)
         for subscription, (duration, reason) in sorted(self.parked_subscriptions.items()):
@@ -193,16 +195,16 @@ class SpsCollector:
         if not self.subscriptions:
             raise SpsCollectionError("no Azure subscriptions configured for SPS (AZURE_SUBSCRIPTIONS / AzureAuth)")
         current = self.state.load()
+        # learned invalid less than a day ago; older ones are asked again (and learned again if still invalid)
+        invalid_regions, invalid_sizes = invalid_in_force(current, self.clock())
         run = SpsRun(
-            known_invalid_regions=current.invalid_regions,
-            known_invalid_sizes=current.invalid_sizes,
+            known_invalid_regions=invalid_regions,
+            known_invalid_sizes=invalid_sizes,
             parked_subscriptions=parked_subscriptions(current, self.clock()),
         )
         pending = deque(
             t
-            for t in (
-                _without(Task(r.regions, r.sizes), current.invalid_regions, current.invalid_sizes) for r in requests
-            )
+            for t in (_without(Task(r.regions, r.sizes), invalid_regions, invalid_sizes) for r in requests)
             if t is not None
         )
         if self.calls_left(run) == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dagster import AssetsDefinition, Definitions
 
 from resources.azure import AzureResource
@@ -45,8 +47,11 @@ def history_resource(settings: Settings) -> HistoryTable:
     return HistoryTable.from_settings(settings)
 
 
-def build_resources(settings: Settings, clock: Clock | None = None) -> dict[str, object]:
-    """Every resource, configured from settings alone; `clock` pins "now" (the local run replays partitions).
+def build_resources(
+    settings: Settings, clock: Clock | None = None, azure_overrides: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """Every resource, configured from settings alone; `clock` pins "now" (the local run replays partitions),
+    `azure_overrides` sets Azure retry budgets (benchmarks).
     Where data goes and where credentials are sent cannot be changed by a run's config: each resource refuses that,
     and compares itself with the environment's settings, when a run starts (resources/lockdown.py)."""
     store = S3Store.from_settings(settings)
@@ -54,7 +59,7 @@ def build_resources(settings: Settings, clock: Clock | None = None) -> dict[str,
         "store": store,
         "io_manager": SplitBucketParquetIOManager(store=store),
         "previous_state_loader": PreviousStateLoader(store=store),
-        "azure": azure_resource(settings),
+        "azure": azure_resource(settings, **(azure_overrides or {})),
         "history": history_resource(settings),
         "clock": clock or Clock(),
         # the legacy kept the webhook URL in SSM; SPOTLAKE_SLACK_WEBHOOK_URL wins when set
@@ -62,7 +67,9 @@ def build_resources(settings: Settings, clock: Clock | None = None) -> dict[str,
     }
 
 
-def build_definitions(settings: Settings, clock: Clock | None = None) -> Definitions:
+def build_definitions(
+    settings: Settings, clock: Clock | None = None, azure_overrides: Mapping[str, object] | None = None
+) -> Definitions:
     partitions = Partitions.starting_at(settings.partition_start)
     jobs, schedules = build_jobs(partitions)
     return Definitions(
@@ -70,5 +77,5 @@ def build_definitions(settings: Settings, clock: Clock | None = None) -> Definit
         jobs=jobs,
         schedules=schedules,
         sensors=[run_failure_alert, failed_check_alert],
-        resources=build_resources(settings, clock),
+        resources=build_resources(settings, clock, azure_overrides),
     )

@@ -8,7 +8,6 @@ import io
 import json
 
 import pandas as pd
-import pytest
 from dagster import DagsterInstance
 
 from spotlake_assets.core.layout import ASSOCIATION_KEY, LATEST_JSON_KEY, QUERY_SELECTOR_KEY, frame_key, public_csv_key

@@ -169,10 +169,22 @@ def test_invalid_regions_and_sizes_are_learned_persisted_and_left_out_of_the_nex
         rows = sps_rows(stack, P1)
         assert "westus2" not in set(rows["RegionCodeSPS"]) and "Standard_D2s_v3" not in set(rows["InstanceTypeSPS"])
 
+        # the next day's pool (built 14 hours later) leaves them out ...
         prepare_pool(stack, monkeypatch, day="2026-11-27")
         next_pool = pool_of(stack, "2026-11-27")
         assert "westus2" not in set(next_pool["RegionCodeSPS"])
         assert "Standard_D2s_v3" not in set(next_pool["InstanceTypeSPS"])
+        # ... the first pool built a day after they were learned asks them again: one 400 is not forever
+        prepare_pool(stack, monkeypatch, day="2026-11-28")
+        third_pool = pool_of(stack, "2026-11-28")
+        assert "westus2" in set(third_pool["RegionCodeSPS"])
+        assert "Standard_D2s_v3" in set(third_pool["InstanceTypeSPS"])
+        again = "2026-11-28-10:00"
+        result = collect_sps(stack, monkeypatch, again)
+        assert result.success
+        # still invalid at Azure: learned again, with a new day of exclusion
+        assert metadata(result, "azure_sps_raw")["learned_invalid_regions"] == ["westus2"]
+        assert stored_state(stack).invalid_regions["westus2"] == data_time(again)
 
 
 def test_too_little_quota_gives_partial_data_and_the_next_partition_resumes(monkeypatch):

@@ -13,8 +13,10 @@ from spotlake_assets.core.sps.rotation import (
     CALLS_PER_WINDOW,
     CLOCK_SKEW,
     MISSING_ROLE,
+    RELEARN_AFTER,
     THROTTLED,
     RotationState,
+    invalid_in_force,
     learn_invalid_region,
     learn_invalid_size,
     pair_order,
@@ -29,6 +31,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SUBS = ["sub-b", "sub-a", "sub-c"]
 LOCS = ["westus", "eastus", "koreacentral", "northeurope"]
 MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 
 
 @pytest.mark.parametrize("n_subs,n_locs", [(1, 1), (1, 4), (3, 4), (4, 6), (5, 5), (2, 2), (91, 56)])
@@ -57,7 +60,7 @@ def test_reserve_does_not_mutate_its_input():
     before = state.to_bytes()
     reserve(state, 3, T0, SUBS, LOCS)
     park(state, ("sub-a", "eastus"), T0)
-    learn_invalid_size(state, "Standard_X")
+    learn_invalid_size(state, "Standard_X", T0)
     assert state.to_bytes() == before
 
 
@@ -105,19 +108,44 @@ def test_no_sliding_62_minute_window_ever_holds_more_than_10_calls():
 def test_json_round_trip_and_equal_states_give_equal_bytes():
     state, _ = reserve(RotationState(), 7, T0, SUBS, LOCS)
     state = park(state, ("sub-a", "eastus"), T0 + MIN)
-    a = learn_invalid_size(learn_invalid_size(state, "Standard_Y"), "Standard_X")
-    a = learn_invalid_region(set_url_locations(a, ["westus", "eastus", "eastus"]), "nowhere")
-    b = learn_invalid_region(set_url_locations(state, ["eastus", "westus"]), "nowhere")
-    b = learn_invalid_size(learn_invalid_size(b, "Standard_X"), "Standard_Y")
+    a = learn_invalid_size(learn_invalid_size(state, "Standard_Y", T0), "Standard_X", T0)
+    a = learn_invalid_region(set_url_locations(a, ["westus", "eastus", "eastus"]), "nowhere", T0)
+    b = learn_invalid_region(set_url_locations(state, ["eastus", "westus"]), "nowhere", T0)
+    b = learn_invalid_size(learn_invalid_size(b, "Standard_X", T0), "Standard_Y", T0)
     assert a == b and a.to_bytes() == b.to_bytes()
     assert RotationState.from_json(json.loads(a.to_bytes())) == a
     doc = a.to_json()
     assert list(doc) == [
         "version", "last_pair", "history", "parked", "invalid_regions", "invalid_sizes", "url_locations",
+        "invalid_regions_learned_at", "invalid_sizes_learned_at",
     ]  # fmt: skip  (parked_subscriptions only when a subscription is parked: version-1 bytes otherwise)
     until = "2026-03-01T13:03:00.000000Z"
     assert doc["parked"] == [{"subscription": "sub-a", "location": "eastus", "until": until}]
     assert doc["url_locations"] == ["eastus", "westus"]
+    assert doc["invalid_sizes"] == ["Standard_X", "Standard_Y"]
+    assert doc["invalid_regions_learned_at"] == {"nowhere": "2026-03-01T12:00:00.000000Z"}
+
+
+def test_an_invalid_region_or_size_is_asked_again_a_day_after_it_was_learned():
+    state = learn_invalid_size(learn_invalid_region(RotationState(), "nowhere", T0), "Standard_X", T0 + HOUR)
+    assert invalid_in_force(state, T0 + RELEARN_AFTER - MIN) == (("nowhere",), ("Standard_X",))
+    assert invalid_in_force(state, T0 + RELEARN_AFTER) == ((), ("Standard_X",))
+    assert invalid_in_force(state, T0 + HOUR + RELEARN_AFTER) == ((), ())
+    # still invalid when asked again: learned again, and the day starts over
+    later = T0 + 2 * RELEARN_AFTER
+    again = learn_invalid_region(state, "nowhere", later)
+    assert invalid_in_force(again, later + HOUR) == (("nowhere",), ())
+    # entries long past their day are dropped when something is learned, so the lists do not grow forever
+    assert set(again.invalid_sizes) == {"Standard_X"}
+    assert set(learn_invalid_size(again, "B", later).invalid_sizes) == {"B"}
+    assert RotationState.from_json(json.loads(again.to_bytes())) == again
+
+
+def test_names_stored_before_learning_times_were_kept_are_asked_again_at_once():
+    state = RotationState.from_json(VERSION_1)
+    assert list(state.invalid_regions) == ["nowhere"]
+    assert invalid_in_force(state, T0) == ((), ())
+    assert state.to_bytes() == json.dumps(VERSION_1, separators=(",", ":")).encode()
 
 
 def test_unknown_version_and_malformed_documents_are_refused():

@@ -12,6 +12,7 @@ Exit 0 when the run succeeded, 1 when it failed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime
 
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partition", required=True, help="the partition, or the first of a range")
     parser.add_argument("--range-end", help="the last partition of a single-run range")
     parser.add_argument("--now", required=True, help="the run's clock (ISO 8601, UTC)")
+    parser.add_argument("--azure-overrides", default="{}", help="Azure retry budgets as JSON (benchmarks)")
     args = parser.parse_args(argv)
-    defs = build_definitions(load_settings(), clock=Clock(frozen_at=datetime.fromisoformat(args.now).isoformat()))
+    clock = Clock(frozen_at=datetime.fromisoformat(args.now).isoformat())
+    defs = build_definitions(load_settings(), clock=clock, azure_overrides=json.loads(args.azure_overrides))
     job = defs.resolve_job_def(args.job)
     kwargs: dict = {"partition_key": args.partition}
     if args.range_end:

@@ -27,6 +27,7 @@ from ..core import names
 from ..core.sps.answers import score_rows
 from ..core.sps.packing import baseline_requests
 from ..core.sps.pool import build_pool, coverage, in_pool, region_names, requests_of, size_info
+from ..core.sps.rotation import invalid_in_force
 from ..core.timekeys import desired_count, parse_partition_key, partition_key_for_data_time
 from ..monitoring import measure, run_metadata
 from ..partitions import DAY_AND_DAY_BEFORE, POOL_OF_DAY_OR_DAY_BEFORE, Partitions
@@ -57,15 +58,18 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
         kinds={"pandas"},
         ins={"prices": AssetIn(names.PRICE_RAW, partition_mapping=DAY_AND_DAY_BEFORE)},
     )
-    def azure_sps_request_pool(context: AssetExecutionContext, store: S3Store, prices: StoredPartitions):
+    def azure_sps_request_pool(
+        context: AssetExecutionContext, store: S3Store, clock: Clock, prices: StoredPartitions
+    ):
         """Every (region code, size) pair of the day's first price snapshot, minus the regions and sizes SPS has
-        answered as invalid (persisted), packed into requests of at most 8 regions x 5 sizes. One row per pair with
-        the id of the request that asks for it, the region's display name and the size's tier and type."""
+        answered as invalid in the last day (persisted; older ones are asked again), packed into requests of at
+        most 8 regions x 5 sizes. One row per pair with the id of the request that asks for it, the region's
+        display name and the size's tier and type."""
         day = context.partition_key
         with measure() as m:
             source, price = first_price_of_day(day, prices)
-            learned = SpsStateStore(store).load()
-            pool = build_pool(price, learned.invalid_regions, learned.invalid_sizes)
+            invalid_regions, invalid_sizes = invalid_in_force(SpsStateStore(store).load(), clock.now())
+            pool = build_pool(price, invalid_regions, invalid_sizes)
             pairs = list(zip(pool["RegionCodeSPS"], pool["InstanceTypeSPS"], strict=True))
             baseline = len(baseline_requests(pairs))
         return Output(
@@ -76,8 +80,8 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 "requests": int(pool["request_id"].nunique()),
                 "baseline_requests": baseline,
                 "price_partition": source,
-                "invalid_regions_left_out": len(learned.invalid_regions),
-                "invalid_sizes_left_out": len(learned.invalid_sizes),
+                "invalid_regions_left_out": len(invalid_regions),
+                "invalid_sizes_left_out": len(invalid_sizes),
                 **run_metadata(m),
             },
         )
@@ -143,8 +147,8 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                     f"no azure_sps_request_pool for {key[:10]} or the day before, and no price snapshot of {key} "
                     "to build one from"
                 )
-            learned = SpsStateStore(store).load()
-            return build_pool(price, learned.invalid_regions, learned.invalid_sizes), f"built from prices of {key}"
+            invalid_regions, invalid_sizes = invalid_in_force(SpsStateStore(store).load(), clock.now())
+            return build_pool(price, invalid_regions, invalid_sizes), f"built from prices of {key}"
 
         def collect(t):
             key = context.partition_key

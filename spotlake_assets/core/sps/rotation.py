@@ -5,7 +5,8 @@ last pair used; a pair takes at most 10 calls in any sliding 62 minutes; a pair 
 minutes. Whole subscriptions are parked too (docs/azure-sources.md): one that answered 403 (no "Compute
 Recommendations Role") for a day, one that answered 429 for Azure's window (its Retry-After, else 62 minutes),
 since the call counts against the subscription's read quota. The state also carries what the collector learned:
-invalid regions, invalid sizes and the usable URL locations.
+invalid regions, invalid sizes (each with the time it was learned: after RELEARN_AFTER it is asked again, so one
+400 is not forever) and the usable URL locations.
 
 Every function returns a new state and never mutates its input, so a caller can write the new state with a
 conditional put *before* calling Azure (a reserved call counts even if it later fails) and, on a conflicting
@@ -32,8 +33,13 @@ PARK_FOR = timedelta(minutes=62)
 CLOCK_SKEW = timedelta(minutes=10)
 # Version of the JSON document; bump when a reader of the previous version would misread it. Version 1 gained the
 # optional `parked_subscriptions` list, written only when a subscription is parked: a document without it reads as
-# no parked subscription, and a reader that does not know it ignores it (it then only forgets the parks).
+# no parked subscription, and a reader that does not know it ignores it (it then only forgets the parks). Likewise
+# the optional `invalid_regions_learned_at` / `invalid_sizes_learned_at` maps: a name without a time (a document
+# written before them) is asked again at once, and an older reader keeps excluding every listed name.
 STATE_VERSION = 1
+# An invalid region or size is left out of requests for this long after it was learned; the first daily request
+# pool built after that asks it again (docs/design.md "Spot Placement Scores and the quota").
+RELEARN_AFTER = timedelta(days=1)
 MISSING_ROLE = "missing_role"  # 403: the subscription lacks the "Compute Recommendations Role"
 THROTTLED = "throttled"  # 429: the subscription's read quota is spent
 PARK_REASONS = (MISSING_ROLE, THROTTLED)
@@ -71,8 +77,9 @@ class RotationState:
     # subscription -> (parked until, reason in PARK_REASONS)
     parked_subscriptions: Mapping[str, tuple[datetime, str]] = field(default_factory=dict)
     last_pair: Pair | None = None
-    invalid_regions: tuple[str, ...] = ()
-    invalid_sizes: tuple[str, ...] = ()
+    # name -> when it was learned invalid (None: before times were kept); a sequence of names is accepted too
+    invalid_regions: Mapping[str, datetime | None] = field(default_factory=dict)
+    invalid_sizes: Mapping[str, datetime | None] = field(default_factory=dict)
     url_locations: tuple[str, ...] = ()
     version: int = STATE_VERSION
 
@@ -86,8 +93,8 @@ class RotationState:
                 sub: (_utc(until), _reason(why)) for sub, (until, why) in sorted(self.parked_subscriptions.items())
             },
             "last_pair": tuple(self.last_pair) if self.last_pair is not None else None,
-            "invalid_regions": tuple(sorted(set(self.invalid_regions))),
-            "invalid_sizes": tuple(sorted(set(self.invalid_sizes))),
+            "invalid_regions": _learned_at(self.invalid_regions),
+            "invalid_sizes": _learned_at(self.invalid_sizes),
             "url_locations": tuple(sorted(set(self.url_locations))),
         }
         for name, value in canonical.items():
@@ -115,6 +122,10 @@ class RotationState:
             "invalid_sizes": list(self.invalid_sizes),
             "url_locations": list(self.url_locations),
         }
+        for kind in ("regions", "sizes"):
+            times = {name: _format(t) for name, t in getattr(self, f"invalid_{kind}").items() if t is not None}
+            if times:
+                doc[f"invalid_{kind}_learned_at"] = times
         if not doc["parked_subscriptions"]:
             del doc["parked_subscriptions"]
         return doc
@@ -140,8 +151,8 @@ class RotationState:
                     p["subscription"]: (_parse(p["until"]), p["reason"]) for p in doc.get("parked_subscriptions", [])
                 },
                 last_pair=tuple(doc["last_pair"]) if doc["last_pair"] else None,
-                invalid_regions=tuple(doc["invalid_regions"]),
-                invalid_sizes=tuple(doc["invalid_sizes"]),
+                invalid_regions=_read_learned(doc, "regions"),
+                invalid_sizes=_read_learned(doc, "sizes"),
                 url_locations=tuple(doc["url_locations"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -251,12 +262,41 @@ def _live_subscription_parks(state: RotationState, now: datetime) -> dict[str, t
     return {sub: park for sub, park in state.parked_subscriptions.items() if park[0] > now - CLOCK_SKEW}
 
 
-def learn_invalid_region(state: RotationState, region: str) -> RotationState:
-    return replace(state, invalid_regions=(*state.invalid_regions, region))
+def learn_invalid_region(state: RotationState, region: str, now: datetime) -> RotationState:
+    """`region` answered invalid at `now`: left out until RELEARN_AFTER has passed (entries long past that are
+    dropped, so the list does not grow forever)."""
+    return replace(state, invalid_regions=_learn(state.invalid_regions, region, now))
 
 
-def learn_invalid_size(state: RotationState, size: str) -> RotationState:
-    return replace(state, invalid_sizes=(*state.invalid_sizes, size))
+def learn_invalid_size(state: RotationState, size: str, now: datetime) -> RotationState:
+    return replace(state, invalid_sizes=_learn(state.invalid_sizes, size, now))
+
+
+def invalid_in_force(state: RotationState, now: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(regions, sizes) to leave out of requests at `now`: learned less than RELEARN_AFTER ago."""
+    now = _utc(now)
+
+    def live(learned: Mapping[str, datetime | None]) -> tuple[str, ...]:
+        return tuple(name for name, t in learned.items() if t is not None and now - t < RELEARN_AFTER)
+
+    return live(state.invalid_regions), live(state.invalid_sizes)
+
+
+def _learn(learned: Mapping[str, datetime | None], name: str, now: datetime) -> dict[str, datetime | None]:
+    now = _utc(now)
+    keep = {n: t for n, t in learned.items() if t is not None and now - t < RELEARN_AFTER + CLOCK_SKEW}
+    return {**keep, name: now}
+
+
+def _learned_at(learned: Mapping[str, datetime | None] | Iterable[str]) -> dict[str, datetime | None]:
+    if not isinstance(learned, Mapping):
+        learned = dict.fromkeys(learned)
+    return {name: None if t is None else _utc(t) for name, t in sorted(learned.items())}
+
+
+def _read_learned(doc: Mapping[str, Any], kind: str) -> dict[str, datetime | None]:
+    times = doc.get(f"invalid_{kind}_learned_at", {})
+    return {name: _parse(times[name]) if name in times else None for name in doc[f"invalid_{kind}"]}
 
 
 def set_url_locations(state: RotationState, locations: Iterable[str]) -> RotationState:
