@@ -156,8 +156,12 @@ def spawn_worker(stack: LocalStack, dagster_home, partition: str, now: datetime,
 
     from spotlake_assets.local.stack import stack_environ
 
-    if not os.path.isdir(dagster_home):  # create the instance's storage once, before workers race to
-        os.makedirs(dagster_home)
+    config = os.path.join(dagster_home, "dagster.yaml")
+    if not os.path.exists(config):  # the instance of `make dev`, its storage created once, before workers race to
+        os.makedirs(dagster_home, exist_ok=True)
+        repo_config = os.path.join(os.path.dirname(__file__), os.pardir, "dagster.yaml")
+        with open(repo_config) as source, open(config, "w") as out:
+            out.write(source.read())
         subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
                        env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, check=True)  # fmt: skip
     env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(dagster_home)}

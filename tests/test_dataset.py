@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from dataclasses import replace
 
 import pandas as pd
 from dagster import DagsterInstance
@@ -13,6 +14,7 @@ from dagster import DagsterInstance
 from spotlake_assets.core.layout import ASSOCIATION_KEY, LATEST_JSON_KEY, QUERY_SELECTOR_KEY, frame_key, public_csv_key
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START, desired_count
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
+from spotlake_assets.defs import build_resources
 from spotlake_assets.local.run import run_partitions
 
 from .stack import (
@@ -209,6 +211,31 @@ def test_the_first_partition_of_the_definition_can_be_rerun(monkeypatch):
         assert report.success, report.failures
         assert resources["store"].get(frame_key("azure_spot_state", first)) == state
         assert table_items(stack) == items
+
+
+def test_moving_the_partition_start_forward_continues_the_history_exactly(monkeypatch):
+    """Years: the definitions' start moves forward (fewer partitions for Dagster) and the new first partition
+    continues the stored state of the one before it: no new-series flood, the archive an unmoved start gives."""
+    with start() as reference:
+        use_stack(reference, monkeypatch)
+        unmoved = run_partitions(reference, RANGE)
+        assert unmoved.success
+        expected_items = table_items(reference)
+        expected_state = build_resources(reference.settings)["store"].get(frame_key("azure_spot_state", RANGE[-1]))
+    with start() as stack:
+        use_stack(stack, monkeypatch)
+        assert run_partitions(stack, RANGE[:2]).success
+        # a new deployment whose first partition is RANGE[2]
+        stack.settings = replace(stack.settings, partition_start=RANGE[2])
+        monkeypatch.setenv("SPOTLAKE_PARTITION_START", RANGE[2])
+        report = run_partitions(stack, RANGE[2:])
+        assert report.success, report.failures
+        [moved] = report.partitions
+        assert moved.failed_checks == [] and moved.lost_partitions == []
+        # the changes an unmoved start writes there, not every series again
+        assert moved.changes_written == unmoved.partitions[-1].changes_written
+        assert table_items(stack) == expected_items
+        assert build_resources(stack.settings)["store"].get(frame_key("azure_spot_state", RANGE[-1])) == expected_state
 
 
 def test_the_test_environment_never_continues_productions_state(monkeypatch):
