@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ class Day:
         from spotlake_assets.local.stack import start_local_stack, use_stack_environment
 
         knobs = {**STACK, **(FAULTS if hostile else {}), "latency_ms": latency_ms if hostile else 0.0}
-        self.keys, self.home = keys, home
+        self.keys, self.home, self.label = keys, home, "hostile" if hostile else "fault-free"
         self.stack = start_local_stack(seed=seed, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}, **knobs)
         use_stack_environment(self.stack)  # this process's runs (the workers get the same in _spawn)
         home.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,8 @@ class Day:
             if day not in pools:
                 self.run(names.REQUEST_POOL_JOB, day, at)
                 pools.add(day)
-            print(f"soak: {key} {kills.get(key, '')} {time.perf_counter() - begun:.1f} s", file=sys.stderr, flush=True)
+            took = time.perf_counter() - begun
+            print(f"soak: {self.label} {key} {kills.get(key, '')} {took:.1f} s", file=sys.stderr, flush=True)
 
     # ---- what it left ----
 
@@ -203,25 +206,34 @@ class Day:
         return {"partial": partial, "lost": lost, "http_retries": retries}
 
 
+def run_day(keys: list[str], seed: int, hostile: bool, latency_ms: float, home: str, kills: dict[str, str]) -> dict:
+    """One day on a stack of its own, in a process of its own (it points its environment at its stack): what it
+    left and how it went."""
+    day = Day(keys, seed, hostile=hostile, latency_ms=latency_ms, home=Path(home))
+    try:
+        day.run_day(kills)
+        return {
+            "archive": day.archive(),
+            "outcome": day.outcomes(),
+            "kills": day.kills,
+            "run_retries": day.run_retries,
+            "faults": day.stack.emulator.stats()["faults"],
+        }
+    finally:
+        day.close()
+
+
 def soak(partitions: int = 144, seed: int = 3, latency_ms: float = 5.0) -> dict[str, Any]:
     keys = day_partitions(partitions)
     kills = kill_plan(keys)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="spotlake-soak-") as tmp:
-        reference = Day(keys, seed, hostile=False, latency_ms=0.0, home=Path(tmp) / "fault-free")
-        try:
-            reference.run_day({})
-            expected = reference.archive()
-        finally:
-            reference.close()
-        hostile = Day(keys, seed, hostile=True, latency_ms=latency_ms, home=Path(tmp) / "hostile")
-        try:
-            hostile.run_day(kills)
-            got = hostile.archive()
-            outcome = hostile.outcomes()
-            faults = hostile.stack.emulator.stats()["faults"]
-        finally:
-            hostile.close()
+        # the two days share nothing (own stacks, own instances): they run side by side
+        with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            reference = pool.submit(run_day, keys, seed, False, 0.0, f"{tmp}/fault-free", {})
+            hostile = pool.submit(run_day, keys, seed, True, latency_ms, f"{tmp}/hostile", kills)
+            expected, day = reference.result()["archive"], hostile.result()
+    got, outcome = day["archive"], day["outcome"]
     differences = [name for name in ("state", "latest") if got[name] != expected[name]]
     if got["items"] != expected["items"]:
         differences.append(f"DynamoDB items ({len(got['items'])} vs {len(expected['items'])} fault-free)")
@@ -230,9 +242,9 @@ def soak(partitions: int = 144, seed: int = 3, latency_ms: float = 5.0) -> dict[
         "partitions_complete": len(keys) - len(outcome["partial"]) - len(outcome["lost"]),
         "partitions_partial": outcome["partial"],
         "partitions_lost": outcome["lost"],
-        "kills": hostile.kills,
-        "retries": {"runs": hostile.run_retries, "http": outcome["http_retries"]},
-        "faults_injected": faults,
+        "kills": day["kills"],
+        "retries": {"runs": day["run_retries"], "http": outcome["http_retries"]},
+        "faults_injected": day["faults"],
         "dynamodb_items": len(got["items"]),
         "equal_to_fault_free": not differences,
         "differences": differences,
