@@ -27,7 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
     "history": (
         "benchmarks.history_cost",
         ["dynamodb_write_units_per_partition", "dynamodb_storage_bytes_per_day", "history_cost_usd_per_month",
-         "dynamodb_write_units_per_partition_grouped", "history_cost_usd_per_month_grouped",
+         "dynamodb_write_units_per_partition_single", "history_cost_usd_per_month_single",
          "dynamodb_write_units_per_partition_grouped_compact", "history_cost_usd_per_month_grouped_compact"],
     ),
 }  # fmt: skip

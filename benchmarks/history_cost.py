@@ -1,9 +1,10 @@
-"""Benchmark: what the DynamoDB history costs at full scale, today's item shape against grouped alternatives.
+"""Benchmark: what the DynamoDB history costs at full scale, today's item shape against the alternatives.
 
 Input: the changed rows of the second desired-count cycle and the last state that `benchmarks/merge_bench.py`
 leaves in its cache (full scale: ~620k series). The items are the ones the product would send: today's shape is
 built by `resources.history_table.HistoryTable` itself (`write_points`, `write_checkpoint`) against a client
-that records the requests instead of sending them. Sizes follow DynamoDB's rules
+that records the requests instead of sending them; the single points by `row_items`, the encoder the product
+wrote them with until issue 11 (and still builds every member from). Sizes follow DynamoDB's rules
 (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html): attribute names
 plus values; a string is its UTF-8 bytes; a number 1 byte per two significant digits plus 1; a map or list 3
 bytes plus its elements plus 1 byte per element; a string set the sum of its strings. A write costs its size
@@ -12,13 +13,14 @@ after, here the regions index item with all of its type's regions). Storage coun
 100 bytes of per-item overhead.
 
 Shapes:
-- `today`: one point item per changed row (every row column, pk, sk, zk), a daily checkpoint item per
-  (type, region) holding every series of it, and a regions-index UpdateItem per instance type in each
-  partition (a run's resource starts with an empty "already registered" cache).
-- `grouped`: one point item per (type, region, Time) holding all its changed series in a map keyed by the
-  checkpoint's series id (`{zone}#{count:02d}#{tier}`), each value the row's attributes minus those the item
-  already says (InstanceType, Region, Time); sk = Time. Checkpoints and the regions index as today.
-- `grouped_compact`: as `grouped`, each series a list of its values in a fixed order
+- `today` (grouped, adopted in issue 11): one point item per (type, region, Time) holding all its changed series
+  in a map keyed by the checkpoint's series id (`{zone}#{count:02d}#{tier}`), each value the row's attributes
+  minus those the item already says (InstanceType, Region, Time); sk = Time. A daily checkpoint item per
+  (type, region) holding every series of it, and a regions-index UpdateItem per instance type in each partition
+  (a run's resource starts with an empty "already registered" cache).
+- `single` (written until issue 11, still read): one point item per changed row (every row column, pk, sk, zk).
+  Checkpoints and the regions index as today.
+- `grouped_compact`: as `today`, each series a list of its values in a fixed order
   [InstanceTier, AvailabilityZone, OndemandPrice, SpotPrice, Savings, IF, Score, T2, T3] (DesiredCount is in
   the series id); checkpoints in the same compact form.
 
@@ -36,7 +38,6 @@ import json
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,8 @@ STORAGE_OVERHEAD_BYTES = 100
 PARTITIONS_PER_DAY = 144
 DAYS_PER_MONTH = 30
 GB = 10**9  # AWS bills storage per GB (10^9 bytes)
-# the row attributes a grouped item keeps per series, and the compact list order
-PER_SERIES = ["InstanceTier", "AvailabilityZone", "DesiredCount", "OndemandPrice", "SpotPrice", "Savings", "IF",
-              "Score", "T2", "T3"]  # fmt: skip
-ALTERNATIVES = ("grouped", "grouped_compact")
+ALTERNATIVES = ("single", "grouped_compact")
+# the compact list order
 COMPACT = ["InstanceTier", "AvailabilityZone", "OndemandPrice", "SpotPrice", "Savings", "IF", "Score", "T2", "T3"]
 
 
@@ -136,29 +135,15 @@ def regions_index_items(series) -> dict[str, dict[str, Any]]:  # noqa: ANN001
     }
 
 
-def grouped(items: Iterable[dict[str, Any]], compact: bool) -> list[dict[str, Any]]:
-    """Today's point items regrouped: one item per (pk, Time) with its series in a map."""
-    from spotlake_assets.core import history_keys as keys
+def single_points(rows) -> list[dict[str, Any]]:  # noqa: ANN001
+    """The single-point items of `rows`: what `write_points` sent until issue 11 (one item per row)."""
+    from resources.history_table import row_items
 
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in items:
-        time, series_id = item["sk"]["S"].split(keys.SEP, 1)
-        group = groups.setdefault(
-            (item["pk"]["S"], time),
-            {"pk": item["pk"], "sk": {"S": time}, "InstanceType": item["InstanceType"], "Region": item["Region"],
-             "series": {"M": {}}},
-        )  # fmt: skip
-        group["series"]["M"][series_id] = series_value(item, compact)
-    return list(groups.values())
+    return row_items(rows)
 
 
-def series_value(item: dict[str, Any], compact: bool) -> dict[str, Any]:
-    if compact:
-        return {"L": [item[name] for name in COMPACT]}
-    return {"M": {name: item[name] for name in PER_SERIES}}
-
-
-def compact_checkpoint(item: dict[str, Any]) -> dict[str, Any]:
+def compact(item: dict[str, Any]) -> dict[str, Any]:
+    """A point item or checkpoint of today's shape with each `series` member as a list in the COMPACT order."""
     members = item["series"]["M"]
     return {**item, "series": {"M": {sid: {"L": [m["M"][n] for n in COMPACT]} for sid, m in members.items()}}}
 
@@ -222,14 +207,14 @@ def history_costs(cache: Path) -> dict:
     regions_items = regions_index_items(state.series)
     points = [run.puts for run in runs]
     updates = [run.updates for run in runs]
+    checkpoints = checkpoint_run.puts
     shapes = {
-        "today": shape_costs(points, updates, checkpoint_run.puts, regions_items),
-        "grouped": shape_costs([grouped(p, False) for p in points], updates, checkpoint_run.puts, regions_items),
+        "today": shape_costs(points, updates, checkpoints, regions_items),
+        "single": shape_costs([single_points(rows) for rows in changed], updates, checkpoints, regions_items),
         "grouped_compact": shape_costs(
-            [grouped(p, True) for p in points], updates, [compact_checkpoint(i) for i in checkpoint_run.puts],
-            regions_items,
+            [[compact(i) for i in p] for p in points], updates, [compact(i) for i in checkpoints], regions_items
         ),
-    }  # fmt: skip
+    }
     today = shapes["today"]
     return {
         "changed_rows_per_partition": round(statistics.mean(len(c) for c in changed)),

@@ -6,11 +6,16 @@ series' last point before start, with its real `Time`): only changes are stored,
 change in the range would otherwise be missing. It sends only `GetItem` (the regions index) and `Query` (see
 keys.py for the key design), one region per thread.
 
+Both point shapes are read, in any mix (points_of_item): an item per market and Time holding its series in a
+`series` map (written since issue 11), and the single points written before. A one-zone query keeps the members
+of that zone and filters single points server-side on `zk` (items without `zk` pass that filter).
+
 Limits (checked before any request, except the point count): end not before start, at most one month (End's
 date at most Start's date plus one calendar month, computed as the web site's date picker does), at most
-`max_points` points in the range (the as-of-start values come on top; counted before the tier filter, which
-is applied to the items read, since the tier is not a filterable attribute). Over the cap, the remaining
-pages are only counted (Select=COUNT), so the error (TooManyPointsError) says exactly how many points matched.
+`max_points` points in the range (points, not items: the members of the asked zone; the as-of-start values
+come on top; counted before the tier filter, which is applied to the points read, since the tier is not a
+filterable attribute). Over the cap, the remaining pages are read with only `sk` and `series` projected and
+counted, so the error (TooManyPointsError) says exactly how many points matched.
 An optional `timeout` (seconds) stops the query before its next request once it has run that long.
 
 The command line is `spotlake history` (spotlake_assets/cli.py).
@@ -202,23 +207,32 @@ class _Reader:
         newest_only: bool = False,
         count_only: Callable[[], bool] = lambda: False,
     ) -> Iterator[dict[str, Any]]:
-        """Pages of `Query pk = :pk AND <condition>` in ascending `sk`, zone-filtered; `newest_only`: the one
-        item with the greatest `sk` (unfiltered: a filter applies after `Limit`). Pages are requested with
-        Select=COUNT while `count_only()` is true."""
+        """Pages of `Query pk = :pk AND <condition>` in ascending `sk`, zone-filtered (single points of other
+        zones; point items pass, their members are filtered by the reader); `newest_only`: the one item with the
+        greatest `sk` (unfiltered: a filter applies after `Limit`). While `count_only()` is true, pages project
+        only `sk` and `series`, enough to count points (the same pages: DynamoDB pages by the data it reads)."""
         params: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": f"pk = :pk AND {condition}",
             "ExpressionAttributeValues": {name: {"S": v} for name, v in {":pk": pk, **values}.items()},
         }
+        names: dict[str, str] = {}
         if newest_only:
             params.update(ScanIndexForward=False, Limit=1)
         elif self.request.zone_key is not None:
-            params["FilterExpression"] = "#zk = :zk"
-            params["ExpressionAttributeNames"] = {"#zk": keys.ZONE_ATTRIBUTE}
+            params["FilterExpression"] = "attribute_not_exists(#zk) OR #zk = :zk"
+            names["#zk"] = keys.ZONE_ATTRIBUTE
             params["ExpressionAttributeValues"][":zk"] = {"S": self.request.zone_key}
         while True:
             self._check_deadline()
-            params["Select"] = "COUNT" if count_only() else "ALL_ATTRIBUTES"
+            if count_only():  # DynamoDB refuses unused names, so #series is named only with its projection
+                params["ProjectionExpression"] = "sk, #series"
+                params["ExpressionAttributeNames"] = {**names, "#series": keys.SERIES_ATTRIBUTE}
+            else:
+                params.pop("ProjectionExpression", None)
+                params.pop("ExpressionAttributeNames", None)
+                if names:
+                    params["ExpressionAttributeNames"] = names
             try:
                 page = self.client.query(**params)
             except (ClientError, BotoCoreError) as exc:
@@ -242,20 +256,26 @@ class _Reader:
             raise HistoryQueryError(f"GetItem of {key} in table {self.table!r} failed: {exc}") from exc
         return sorted(item[keys.REGIONS_ATTRIBUTE]["SS"]) if item else []
 
+    def _in_zone(self, series: str) -> bool:
+        return self.request.zone_key is None or keys.zone_of_series(series) == self.request.zone_key
+
     def points(self, pk: str) -> list[dict[str, Any]]:
         """Points of `pk` in [first, last]; once the shared budget is exceeded, the rest is only counted."""
         lo, hi = keys.points_between(self.request.first, self.request.last)
-        found: list[dict[str, Any]] = []
+        # (Time, series id) -> point: a re-run converting an old partition briefly holds both shapes of a point
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         pages = self._query(
             pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi}, count_only=lambda: self.budget.exceeded
         )
         for page in pages:
-            self.budget.add(page["Count"])
-            if self.budget.exceeded:
-                found.clear()  # the query will fail: keep counting, stop holding items
+            items = page.get("Items", [])
+            self.budget.add(sum(1 for item in items for sid in series_of_item(item) if self._in_zone(sid)))
+            if self.budget.exceeded:  # pages read from now on are projected to sk and series: count them only
+                found.clear()  # the query will fail: keep counting, stop holding points
             else:
-                found.extend(page.get("Items", []))
-        return found
+                points = (point for item in items for point in points_of_item(item) if self._in_zone(point[0]))
+                found.update(((p["Time"]["S"], sid), p) for sid, p in points)
+        return list(found.values())
 
     def as_of_start(self, pk: str) -> list[dict[str, Any]]:
         """The last point before start of every series of `pk` (zone-filtered): the newest checkpoint before
@@ -272,7 +292,7 @@ class _Reader:
             )
         )["Items"]
         if checkpoint:
-            latest = {sid: member["M"] for sid, member in checkpoint[0]["series"]["M"].items()}
+            latest = {sid: member["M"] for sid, member in checkpoint[0][keys.SERIES_ATTRIBUTE]["M"].items()}
             first_change = keys.shift(checkpoint[0]["AsOf"]["S"], keys.ONE_SECOND)
         if first_change is None:  # none before start: all of it (short, as checkpoints start with the data)
             changes = self._query(pk, "sk <= :hi", {":hi": keys.points_between(before, before)[1]})
@@ -282,9 +302,8 @@ class _Reader:
         else:
             changes = iter(())
         for page in changes:  # ascending Time: a later point replaces an earlier one of the same series
-            latest.update((keys.series_of_sort_key(item["sk"]["S"]), item) for item in page["Items"])
-        zone = self.request.zone_key
-        return [item for item in latest.values() if zone is None or item[keys.ZONE_ATTRIBUTE]["S"] == zone]
+            latest.update(point for item in page["Items"] for point in points_of_item(item))
+        return [point for sid, point in latest.items() if self._in_zone(sid)]
 
     def region(self, region_key: str) -> list[dict[str, Any]]:
         pk = keys.SEP.join((self.request.type_key, region_key))
@@ -296,8 +315,27 @@ class _Reader:
         return [i for i in items if tier is None or i["InstanceTier"]["S"].strip().casefold() == tier]
 
 
+def series_of_item(item: dict[str, Any]) -> list[str]:
+    """The series ids of the points a stored point item holds, either shape (needs only `sk` and `series`)."""
+    if keys.SERIES_ATTRIBUTE not in item:
+        return [keys.series_of_sort_key(item["sk"]["S"])]
+    return list(item[keys.SERIES_ATTRIBUTE]["M"])
+
+
+def points_of_item(item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(series id, point) of every point a stored point item holds, either shape; a point has the attributes of
+    a single point item (typed values: every record field, to_record). An item with a `series` map holds a
+    member per series, completed with the item's `InstanceType`, `Region` and its sort key as `Time` (a member's
+    own value wins); an item without is one single point, its series id in its sort key."""
+    if keys.SERIES_ATTRIBUTE not in item:
+        return [(keys.series_of_sort_key(item["sk"]["S"]), item)]
+    shared = {"InstanceType": item["InstanceType"], "Region": item["Region"], "Time": item["sk"]}
+    return [(sid, {**shared, **member["M"]}) for sid, member in item[keys.SERIES_ATTRIBUTE]["M"].items()]
+
+
 def to_record(item: dict[str, Any]) -> dict[str, Any]:
-    """A stored item (typed attributes) as a record of the web site's fields, without `id`."""
+    """A point (typed attributes: a single point item, a checkpoint member, or points_of_item's) as a record of
+    the web site's fields, without `id`."""
     record: dict[str, Any] = {field: item[field]["S"] for field in TEXT_FIELDS}
     record.update({field: float(item[field]["N"]) for field in FLOAT_COLUMNS})
     record.update({field: int(Decimal(item[field]["N"])) for field in INT_COLUMNS})

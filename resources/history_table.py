@@ -1,6 +1,8 @@
 """The Azure time series in DynamoDB: idempotent loads of changed rows, daily checkpoints, the regions index.
 
-Item keys: spotlake_assets/core/history_keys.py. Loads use `BatchWriteItem` (25 items a call, calls in
+Item keys and shapes: spotlake_assets/core/history_keys.py. The changed rows of a market (type, region) at one
+`Time` are one item, its `series` map holding a member per series; a load writes every such item whole from its
+own rows, so an item never mixes members of two runs. Loads use `BatchWriteItem` (25 items a call, calls in
 parallel); `UnprocessedItems` are retried with backoff for a bounded number of rounds, then a clear error says how
 many items are left. Numbers go to DynamoDB as numbers built from the value's decimal string (never a binary
 float, never NaN): missing numbers are stored as the dataset shows them (-1, and 0 for T2/T3), missing strings as
@@ -69,8 +71,14 @@ def to_number(value: Any, column: str) -> dict[str, str]:
     return {"N": str(Decimal(repr(number)))}
 
 
+# What a member of a `series` map leaves out of a row's item (row_items): keys, and what the map's item states.
+CHECKPOINT_MEMBER_OMITS = frozenset({"pk", "sk"})
+POINT_MEMBER_OMITS = frozenset({"pk", "sk", keys.ZONE_ATTRIBUTE, "Time", "InstanceType", "Region"})
+
+
 def row_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """One typed DynamoDB item per row: the row's columns plus `pk`, `sk` and the filterable zone key."""
+    """One typed DynamoDB item per row: the row's columns plus `pk`, `sk` and the filterable zone key (the
+    single-point shape; the encoder behind point items and checkpoint members)."""
     missing = [col for col in ROW_COLUMNS if col not in rows.columns]
     if missing:
         raise ValueError(f"rows for the DynamoDB history lack columns {missing}")
@@ -94,6 +102,36 @@ def row_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
             }
         )
     return items
+
+
+def series_member(item: dict[str, Any], omit: frozenset[str]) -> dict[str, Any]:
+    """A row's item (row_items) as a member of a `series` map: its attributes but `omit`."""
+    return {"M": {name: value for name, value in item.items() if name not in omit}}
+
+
+def point_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """One item per (pk, Time) holding the rows of that market at that time: `sk = Time`, `InstanceType` and
+    `Region` as the first of its rows spells them, and `series`, a map series id -> the row's other attributes
+    (a row spelling InstanceType or Region otherwise keeps its own in its member). Refuses two rows of one series
+    and Time."""
+    singles = row_items(rows)
+    _check_unique(singles)
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for single in singles:
+        time = single["Time"]["S"]
+        item = grouped.get((single["pk"]["S"], time))
+        if item is None:
+            item = grouped[(single["pk"]["S"], time)] = {
+                "pk": single["pk"],
+                "sk": {"S": keys.point_item_sort_key(time)},
+                "InstanceType": single["InstanceType"],
+                "Region": single["Region"],
+                keys.SERIES_ATTRIBUTE: {"M": {}},
+            }
+        # an attribute the item states is left out of the member only where the member agrees with it
+        omit = POINT_MEMBER_OMITS - {name for name in ("InstanceType", "Region") if single[name] != item[name]}
+        item[keys.SERIES_ATTRIBUTE]["M"][keys.series_of_sort_key(single["sk"]["S"])] = series_member(single, omit)
+    return list(grouped.values())
 
 
 def _check_unique(items: list[dict[str, Any]]) -> None:
@@ -288,14 +326,15 @@ class HistoryTable(EnvironmentBound):
         return len(requests)
 
     def write_rows(self, rows: pd.DataFrame) -> int:
-        """Store changed rows (columns as in the dataset) as points; re-writing the same rows writes the same
-        items. Registers their (type, region) pairs first. Returns the number of items written."""
+        """Store changed rows (columns as in the dataset) as points, one item per market and Time (point_items);
+        re-writing the same rows writes the same items. Registers their (type, region) pairs first. Returns the
+        number of items written."""
         return len(self.write_points(rows))
 
     def write_points(self, rows: pd.DataFrame) -> list[tuple[str, str]]:
-        """write_rows, returning the (pk, sk) of the points written."""
-        items = row_items(rows)
-        _check_unique(items)
+        """write_rows, returning the (pk, sk) of the items written. An item already stored under one of these
+        keys is replaced whole (PutItem), so rows must hold every point of their markets at their times."""
+        items = point_items(rows)
         self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
         self._write_items(items)
         return [(item["pk"]["S"], item["sk"]["S"]) for item in items]
@@ -312,7 +351,12 @@ class HistoryTable(EnvironmentBound):
         """Make the partition's history durable, then commit it: write its points (and, at a day's first
         collection, the checkpoint of `checkpoint_of`, the state's series), delete the points an earlier run of it
         wrote and this one does not, and write its manifest of keys last, as the commit (resources/state_chain.py)
-        naming the partition whose state its merge continued. Returns (points written, stale deleted, checkpoints).
+        naming the partition whose state its merge continued. Returns (points written, i.e. rows, stale items
+        deleted, checkpoint items written).
+
+        Every point item is built whole from this run's rows (point_items) and put, replacing the earlier run's item
+        of the same (market, Time) with no stale member left; an item of the earlier run this one does not write
+        (its manifest lists it) is deleted, single points of a run before the grouped shape included.
 
         Crash-safe in every order of kills: before any item is written the manifest already lists every key an
         earlier run wrote and every key this one will write (marked incomplete), so a re-run still finds and
@@ -320,8 +364,7 @@ class HistoryTable(EnvironmentBound):
         manifest = layout.history_manifest_key(partition_key)
         previous = store.get_from(store.write_bucket, manifest)
         earlier = {tuple(k) for k in json.loads(previous)} if previous else set()
-        points = row_items(rows)
-        _check_unique(points)
+        points = point_items(rows)
         checkpoints = [] if checkpoint_of is None else self.checkpoint_items(checkpoint_of, data_time(partition_key))
         keys = {(item["pk"]["S"], item["sk"]["S"]) for item in points + checkpoints}
 
@@ -337,7 +380,7 @@ class HistoryTable(EnvironmentBound):
         self._write_items(points + checkpoints)
         deleted = self.delete_points(sorted(earlier - keys))
         write_manifest(keys, complete=True)
-        return len(points), deleted, len(checkpoints)
+        return len(rows), deleted, len(checkpoints)
 
     def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
         """Store one checkpoint item per (type, region) holding the last stored row of each of its series (see
@@ -359,15 +402,15 @@ class HistoryTable(EnvironmentBound):
             )
         series: dict[str, dict[str, Any]] = defaultdict(dict)
         for item in row_items(state_rows):
-            series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = {
-                "M": {name: value for name, value in item.items() if name not in ("pk", "sk")}
-            }
+            series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = series_member(
+                item, CHECKPOINT_MEMBER_OMITS
+            )
         return [
             {
                 "pk": {"S": pk},
                 "sk": {"S": keys.checkpoint_sort_key(as_of_time)},
                 "AsOf": {"S": as_of_time},
-                "series": {"M": members},
+                keys.SERIES_ATTRIBUTE: {"M": members},
             }
             for pk, members in series.items()
         ]

@@ -1,6 +1,8 @@
 """The outputs of three consecutive partitions on the local stack, as digests: every S3 object of the write
 bucket and every DynamoDB item. `python -m tests.golden` records them to tests/fixtures/; a test compares a
-fresh run with the recording, so a refactor that changes any stored byte is caught."""
+fresh run with the recording, so a refactor that changes any stored byte is caught.
+`python -m tests.golden --dynamodb-only` re-records the items only and keeps the recorded objects, whose
+deliberate changes tests/test_golden.py lists with their reasons (as for the item shape of issue 11)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def digests(stack) -> dict:
     return {"partitions": PARTITIONS, "seed": SEED, "s3": objects, "dynamodb": items}
 
 
-def record() -> None:
+def record(dynamodb_only: bool = False) -> None:
     from spotlake_assets.local.run import run_partitions
     from spotlake_assets.local.stack import use_stack_environment
 
@@ -43,9 +45,14 @@ def record() -> None:
         report = run_partitions(stack, PARTITIONS)
         if not report.success:
             sys.exit(f"run failed: {report.failures}")
-        FIXTURE.write_text(json.dumps(digests(stack), indent=1, sort_keys=True) + "\n")
-    print(f"recorded {FIXTURE}")
+        recording = digests(stack)
+    if dynamodb_only:
+        recording["s3"] = json.loads(FIXTURE.read_text())["s3"]
+    FIXTURE.write_text(json.dumps(recording, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {'the DynamoDB items of ' if dynamodb_only else ''}{FIXTURE}")
 
 
 if __name__ == "__main__":
-    record()
+    if sys.argv[1:] not in ([], ["--dynamodb-only"]):
+        sys.exit("usage: python -m tests.golden [--dynamodb-only]")
+    record(dynamodb_only=sys.argv[1:] == ["--dynamodb-only"])

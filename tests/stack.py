@@ -209,9 +209,22 @@ def mark_dead_runs_failed(dagster_home) -> int:
             os.environ["DAGSTER_HOME"] = previous
 
 
-def history_points(stack: LocalStack) -> list[dict]:
-    """The time-series points of the table (not the checkpoints or the regions index)."""
-    return [i for i in table_items(stack) if not i["sk"]["S"].startswith("~")]
+def point_items(items: list[dict]) -> list[dict]:
+    """The items holding time-series points (not the checkpoints or the regions index)."""
+    return [i for i in items if not i["sk"]["S"].startswith("~")]
+
+
+def points(items: list[dict]) -> list[tuple[str, str, dict]]:
+    """(pk, series id, point) of every time-series point the items hold, either item shape, as the query reads
+    them (resources/history_query.points_of_item): a point has every row column, its `Time` included."""
+    from resources.history_query import points_of_item
+
+    return [(item["pk"]["S"], sid, point) for item in point_items(items) for sid, point in points_of_item(item)]
+
+
+def history_points(stack: LocalStack) -> list[tuple[str, str, dict]]:
+    """The time-series points of the table (see `points`)."""
+    return points(table_items(stack))
 
 
 COMPARED = ("OndemandPrice", "SpotPrice", "IF", "Score", "T2", "T3")
@@ -223,9 +236,8 @@ def assert_history_is_change_only(stack: LocalStack, state_series) -> None:
     from collections import defaultdict
 
     series = defaultdict(list)
-    for item in history_points(stack):
-        time, sid = item["sk"]["S"].split("#", 1)
-        series[(item["pk"]["S"], sid)].append((time, tuple(item[c]["N"] for c in COMPARED)))
+    for pk, sid, point in history_points(stack):
+        series[(pk, sid)].append((point["Time"]["S"], tuple(point[c]["N"] for c in COMPARED)))
     for key, points in series.items():
         points.sort()
         for (t0, v0), (t1, v1) in zip(points, points[1:], strict=False):

@@ -24,6 +24,7 @@ from .stack import (
     graph,
     load_frame,
     materialize_only,
+    points,
     s3_client,
     start,
     table_items,
@@ -33,11 +34,6 @@ from .stack import (
 # data times 23:50 and 00:00: the one pair of consecutive partitions with the same desired count (1)
 LAST_OF_DAY = ["2026-11-26-23:40", "2026-11-26-23:50"]
 RANGE = ["2026-11-26-10:00", "2026-11-26-10:10", "2026-11-26-10:20"]
-
-
-def points(items: list[dict]) -> list[dict]:
-    """The time-series points (not the daily checkpoints or the regions index)."""
-    return [i for i in items if not i["sk"]["S"].startswith("~")]
 
 
 def test_consecutive_partitions_without_drift_write_nothing_for_the_second(monkeypatch):
@@ -267,9 +263,10 @@ def test_rerunning_a_partition_with_other_data_leaves_no_stale_points(monkeypatc
         changed = run_partitions(stack, LAST_OF_DAY[1:])
         assert changed.partitions[0].changes_written == 1
         at = "2026-11-27 00:00:00"
-        assert len([i for i in points(table_items(stack)) if i["sk"]["S"].startswith(at)]) == 1
+        assert len([p for _, _, p in points(table_items(stack)) if p["Time"]["S"] == at]) == 1
 
         stack.emulator.configure(overrides={})
         again = run_partitions(stack, LAST_OF_DAY[1:])
         assert again.partitions[0].changes_written == 0
-        assert [i for i in points(table_items(stack)) if i["sk"]["S"].startswith(at)] == []
+        assert [p for _, _, p in points(table_items(stack)) if p["Time"]["S"] == at] == []
+        assert [i for i in table_items(stack) if i["sk"]["S"].startswith(at)] == []  # no item left without points

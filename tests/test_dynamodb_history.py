@@ -1,8 +1,10 @@
-"""HistoryTable against a real moto server over HTTP: idempotent loads, exact numbers, checkpoints, the
-regions index, the production-table guard, and the UnprocessedItems retry loop."""
+"""HistoryTable against a real moto server over HTTP: the point items (one per market and Time), idempotent
+loads and partition re-runs, exact numbers, checkpoints, the regions index, the production-table guard, and the
+UnprocessedItems retry loop."""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import date
@@ -19,7 +21,9 @@ from resources.history_table import (
     row_items,
 )
 from resources.retry import Backoff
+from resources.s3 import S3Store
 from spotlake_assets.core import history_keys as keys
+from spotlake_assets.core import layout
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.local.aws import local_client
 
@@ -55,19 +59,54 @@ def all_items(admin: Any, table: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
 
+def point_item(admin: Any, table: str, pk: str, time: str) -> dict[str, Any]:
+    return admin.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": time}})["Item"]
+
+
 def test_rewriting_rows_writes_the_same_items(store, admin):
     rows = make_rows({}, {"AvailabilityZone": "2", "DesiredCount": 5}, {"Region": "US West 2", "SpotPrice": 0.02})
-    assert store.write_rows(rows) == 3
+    assert store.write_rows(rows) == 2  # one item per market and Time: US East's two points share one
     first = all_items(admin, store.table_name)
-    assert store.count_items() == 4  # 3 points + the type's regions index item
+    assert store.count_items() == 3  # 2 point items + the type's regions index item
 
-    assert store.write_rows(rows) == 3
+    assert store.write_rows(rows) == 2
     # other spellings of the same series are the same keys: a re-import cannot duplicate them
-    assert store.write_rows(rows.assign(InstanceType="d2s_v3 ", Region=rows["Region"].str.upper())) == 3
+    assert store.write_rows(rows.assign(InstanceType="d2s_v3 ", Region=rows["Region"].str.upper())) == 2
     store.write_rows(rows)
-    assert store.count_items() == 4
+    assert store.count_items() == 3
     assert all_items(admin, store.table_name) == first
     assert store.ensure_table() is False
+
+
+def test_a_point_item_holds_its_markets_series_at_that_time_as_checkpoint_members_do(store, admin):
+    rows = make_rows({}, {"AvailabilityZone": "2", "DesiredCount": 5, "SpotPrice": 0.03},
+                     {"Time": "2026-11-01 00:20:00"})  # fmt: skip
+    assert store.write_points(rows) == [("d2s_v3#us east", "2026-11-01 00:10:00"),
+                                        ("d2s_v3#us east", "2026-11-01 00:20:00")]  # fmt: skip
+    item = point_item(admin, store.table_name, "d2s_v3#us east", "2026-11-01 00:10:00")
+    assert set(item) == {"pk", "sk", "InstanceType", "Region", "series"}  # no zk, no Time: the sort key is the Time
+    assert (item["InstanceType"], item["Region"]) == ({"S": "D2s_v3"}, {"S": "US East"})
+    members = item["series"]["M"]
+    assert sorted(members) == ["1#01#standard", "2#05#standard"]
+    # a member is the checkpoint's member of the same row (one encoder) without what the item states once
+    [checkpoint] = store.checkpoint_items(rows.iloc[[1]], "2026-11-01 00:10:00")
+    full = checkpoint["series"]["M"]["2#05#standard"]["M"]
+    assert members["2#05#standard"]["M"] == {
+        name: value for name, value in full.items() if name not in ("zk", "Time", "InstanceType", "Region")
+    }
+    assert set(members["1#01#standard"]["M"]) == {"InstanceTier", "AvailabilityZone", "DesiredCount", "OndemandPrice",
+                                                  "SpotPrice", "Savings", "IF", "Score", "T2", "T3"}  # fmt: skip
+
+
+def test_a_series_spelling_its_market_otherwise_keeps_its_own_spelling(store, admin):
+    rows = make_rows({}, {"AvailabilityZone": "2", "InstanceType": "d2s_V3", "Region": "us east"})
+    store.write_rows(rows)
+    members = point_item(admin, store.table_name, "d2s_v3#us east", "2026-11-01 00:10:00")["series"]["M"]
+    assert "InstanceType" not in members["1#01#standard"]["M"]
+    assert (members["2#01#standard"]["M"]["InstanceType"], members["2#01#standard"]["M"]["Region"]) == (
+        {"S": "d2s_V3"},
+        {"S": "us east"},
+    )
 
 
 def test_numbers_are_exact_decimals_and_missing_values_take_the_dataset_fill(store, admin):
@@ -83,8 +122,8 @@ def test_numbers_are_exact_decimals_and_missing_values_take_the_dataset_fill(sto
         {"AvailabilityZone": None, "Score": None, "DesiredCount": 10, "T3": pd.NA},
     )
     store.write_rows(rows)
-    items = {i["sk"]["S"]: i for i in all_items(admin, store.table_name) if i["pk"]["S"] == "d2s_v3#us east"}
-    point = items["2026-11-01 00:10:00#1#01#standard"]
+    items = point_item(admin, store.table_name, "d2s_v3#us east", "2026-11-01 00:10:00")["series"]["M"]
+    point = items["1#01#standard"]["M"]
     assert {c: point[c] for c in ("SpotPrice", "OndemandPrice", "Savings", "IF", "T2", "Score", "DesiredCount")} == {
         "SpotPrice": {"N": "0.1"},
         "OndemandPrice": {"N": "0.333333"},
@@ -94,7 +133,7 @@ def test_numbers_are_exact_decimals_and_missing_values_take_the_dataset_fill(sto
         "Score": {"N": "2"},
         "DesiredCount": {"N": "1"},
     }
-    missing_zone = items["2026-11-01 00:10:00#n/a#10#standard"]
+    missing_zone = items["n/a#10#standard"]["M"]
     assert missing_zone["AvailabilityZone"] == {"S": "N/A"}
     assert (missing_zone["Score"], missing_zone["T3"]) == ({"N": "-1"}, {"N": "0"})
 
@@ -119,6 +158,46 @@ def test_two_rows_of_one_series_and_time_are_refused(store):
         store.write_rows(make_rows({}, {"SpotPrice": 0.5}))
     with pytest.raises(ValueError, match=r"lack columns \['T3'\]"):
         store.write_rows(make_rows({}).drop(columns="T3"))
+
+
+def manifest(store: S3Store, partition: str) -> list[list[str]]:
+    return json.loads(store.get(layout.history_manifest_key(partition)))
+
+
+def test_a_partition_rerun_writes_the_same_items_and_with_other_data_leaves_no_stale_point(store, admin, make_store):
+    s3, partition, at = make_store(), "2026-11-01-00:00", "2026-11-01 00:10:00"
+    rows = make_rows({}, {"AvailabilityZone": "2"}, {"AvailabilityZone": "3"}, {"Region": "US West 2"})
+    assert store.load_partition(s3, partition, rows) == (4, 0, 0)  # points written, stale items deleted, checkpoints
+    first = all_items(admin, store.table_name)
+    assert manifest(s3, partition) == [["d2s_v3#us east", at], ["d2s_v3#us west 2", at]]
+    assert store.load_partition(s3, partition, rows) == (4, 0, 0)  # a retry: the same items
+    assert all_items(admin, store.table_name) == first
+
+    # the re-run has zone 1 changed, zone 3 and US West 2 gone: the item is rewritten whole, the other deleted
+    again = make_rows({"SpotPrice": 0.5}, {"AvailabilityZone": "2"})
+    assert store.load_partition(s3, partition, again) == (2, 1, 0)
+    [item] = [i for i in all_items(admin, store.table_name) if not i["sk"]["S"].startswith("~")]
+    assert (item["pk"]["S"], item["sk"]["S"]) == ("d2s_v3#us east", at)
+    assert sorted(item["series"]["M"]) == ["1#01#standard", "2#01#standard"]
+    assert item["series"]["M"]["1#01#standard"]["M"]["SpotPrice"] == {"N": "0.5"}
+    assert manifest(s3, partition) == [["d2s_v3#us east", at]]
+
+
+def test_a_rerun_of_a_partition_written_as_single_points_replaces_them_with_point_items(store, admin, make_store):
+    """The migration: a partition loaded before issue 11 (one item per point, listed in its manifest) is loaded
+    again; its single points are deleted, so the table converges to the grouped items."""
+    s3, partition, at = make_store(), "2026-11-01-00:00", "2026-11-01 00:10:00"
+    rows = make_rows({}, {"AvailabilityZone": "2"})
+    singles = row_items(rows)
+    batch_write(admin, store.table_name, [{"PutRequest": {"Item": i}} for i in singles], max_rounds=1,
+                backoff=Backoff(0, 0))  # fmt: skip
+    s3.put(layout.history_manifest_key(partition), json.dumps([[i["pk"]["S"], i["sk"]["S"]] for i in singles]).encode())
+    assert [i["sk"]["S"] for i in all_items(admin, store.table_name)] == [f"{at}#1#01#standard", f"{at}#2#01#standard"]
+
+    assert store.load_partition(s3, partition, rows) == (2, 2, 0)
+    points = [i for i in all_items(admin, store.table_name) if i["pk"]["S"] == "d2s_v3#us east"]
+    assert [(i["sk"]["S"], sorted(i["series"]["M"])) for i in points] == [(at, ["1#01#standard", "2#01#standard"])]
+    assert manifest(s3, partition) == [["d2s_v3#us east", at]]
 
 
 def test_checkpoint_holds_each_series_last_row_once_per_pk(store, admin):

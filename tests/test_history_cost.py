@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.history_cost import grouped, item_size, number_size, recorded, write_units
+from benchmarks.history_cost import compact, item_size, number_size, recorded, single_points, write_units
 
 
 def test_item_size_follows_dynamodb_rules():
@@ -18,7 +18,7 @@ def test_item_size_follows_dynamodb_rules():
     assert [write_units(n) for n in (1, 1024, 1025)] == [1, 1, 2]
 
 
-def test_point_items_are_the_ones_the_history_resource_sends_and_group_by_partition_key_and_time():
+def test_point_items_are_the_ones_the_history_resource_sends_one_per_partition_key_and_time():
     row = {
         "InstanceTier": "Standard", "InstanceType": "D2s_v3", "Region": "US East", "OndemandPrice": 0.1,
         "SpotPrice": 0.02, "Savings": 80.0, "IF": 3.0, "DesiredCount": 1, "AvailabilityZone": "1", "Score": 3,
@@ -26,9 +26,17 @@ def test_point_items_are_the_ones_the_history_resource_sends_and_group_by_partit
     }  # fmt: skip
     rows = pd.DataFrame([row, {**row, "AvailabilityZone": "2"}, {**row, "Region": "US West"}])
     client = recorded(lambda history: history.write_points(rows))
-    assert len(client.puts) == 3 and len(client.updates) == 1  # one regions-index UpdateItem per type
-    items = grouped(client.puts, compact=False)
-    assert sorted((i["pk"]["S"], i["sk"]["S"], sorted(i["series"]["M"])) for i in items) == [
+    assert len(client.puts) == 2 and len(client.updates) == 1  # one regions-index UpdateItem per type
+    assert sorted((i["pk"]["S"], i["sk"]["S"], sorted(i["series"]["M"])) for i in client.puts) == [
         ("d2s_v3#us east", "2026-11-28 10:20:00", ["1#01#standard", "2#01#standard"]),
         ("d2s_v3#us west", "2026-11-28 10:20:00", ["1#01#standard"]),
     ]
+    # the evaluated alternatives: one item per row (the shape before issue 11), and members as value lists
+    assert sorted(i["sk"]["S"] for i in single_points(rows)) == [
+        "2026-11-28 10:20:00#1#01#standard", "2026-11-28 10:20:00#1#01#standard", "2026-11-28 10:20:00#2#01#standard"
+    ]  # fmt: skip
+    east = next(i for i in client.puts if i["pk"]["S"] == "d2s_v3#us east")
+    assert compact(east)["series"]["M"]["2#01#standard"] == {"L": [
+        {"S": "Standard"}, {"S": "2"}, {"N": "0.1"}, {"N": "0.02"}, {"N": "80.0"}, {"N": "3.0"}, {"N": "3"},
+        {"N": "1"}, {"N": "1"},
+    ]}  # fmt: skip

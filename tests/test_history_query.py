@@ -30,7 +30,8 @@ from resources.history_query import (
     render_csv,
     render_json,
 )
-from resources.history_table import HistoryTable
+from resources.history_table import HistoryTable, batch_write, row_items
+from resources.retry import Backoff
 from spotlake_assets.cli import main
 from spotlake_assets.local.aws import local_client
 
@@ -162,7 +163,8 @@ def test_all_regions_send_only_queries_and_match_the_history(day, client):
     assert set(got["AvailabilityZone"]) == (set(ZONES) if zone == "*" else {zone})
 
 
-def test_too_many_points_is_refused_with_the_exact_count(day, client):
+@pytest.mark.parametrize("zone", ["*", "2"])
+def test_too_many_points_is_refused_with_the_exact_count(day, client, zone):
     table, synthetic = day
     counter = OperationCounter(client)
     with pytest.raises(TooManyPointsError) as refused:
@@ -171,14 +173,17 @@ def test_too_many_points_is_refused_with_the_exact_count(day, client):
             client,
             table_name=table,
             instance_type=TYPE,
+            availability_zone=zone,
             start="2026-11-01",
             end="2026-11-08",
-            max_points="2000",
+            max_points="500",
         )
     message = str(refused.value)
-    assert (refused.value.count, refused.value.limit) == (len(synthetic.points), 2000)
-    assert f"{len(synthetic.points)} points match" in message
-    assert "more than 2000; narrow the time range or pick one region or zone" in message
+    # points, not items (a point item holds every series of its market at its Time), of the asked zone
+    matching = synthetic.points[(synthetic.points["AvailabilityZone"] == zone) | (zone == "*")]
+    assert (refused.value.count, refused.value.limit) == (len(matching), 500)
+    assert f"{len(matching)} points match" in message
+    assert "more than 500; narrow the time range or pick one region or zone" in message
     assert set(counter.calls) <= READ_OPERATIONS
 
 
@@ -266,3 +271,85 @@ def test_renderers_keep_the_fields_and_numbers():
         ",".join(RECORD_FIELDS),
         "1,Standard,D2s_v3,US East,1,0.096,0.1,80.0,-1.0,3,5,5,1,2026-11-01 00:10:00",
     ]
+
+
+# ---- both item shapes: single points (written until issue 11) and point items (one per market and Time) ---------
+
+
+def write_single_points(store: HistoryTable, rows: pd.DataFrame) -> None:
+    """What HistoryTable.write_points wrote before issue 11: one item per row (row_items), its regions first."""
+    store.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
+    requests = [{"PutRequest": {"Item": item}} for item in row_items(rows)]
+    for i in range(0, len(requests), 25):
+        batch_write(store.client, store.table_name, requests[i : i + 25], max_rounds=8, backoff=Backoff(0.01, 0.1))
+
+
+@pytest.fixture(scope="module")
+def shapes(aws_endpoint: str) -> tuple[dict[str, str], SyntheticHistory]:
+    """Three tables of the same two days of three regions: every point single ("old"), every point in point items
+    ("new"), and single points before 2026-11-02 06:00 with point items from then on ("mixed", a table whose
+    writer switched shape at that partition). Checkpoints as HistoryTable writes them, in all three."""
+    regions = ["US East", "KR Central", "West Europe"]
+    synthetic = synthetic_history(TYPE, datetime(2026, 11, 1), 2, regions=regions, price_change_rate=0.02,
+                                  score_change_rate=0.05, seed=3)  # fmt: skip
+    switch = "2026-11-02 06:00:00"
+    points = synthetic.points
+    tables = {}
+    for shape in ("old", "new", "mixed"):
+        store = HistoryTable(
+            table_name=f"azure-{shape}-{uuid.uuid4().hex[:8]}", endpoint_url=aws_endpoint, region_name=AWS_REGION
+        )
+        store.ensure_table()
+        single = {"old": points, "new": points.iloc[:0], "mixed": points[points["Time"] < switch]}[shape]
+        if len(single):
+            write_single_points(store, single)
+        if len(single) < len(points):
+            store.write_rows(points.drop(index=single.index))
+        for as_of, state in synthetic.checkpoints.items():
+            store.write_checkpoint(state, as_of)
+        tables[shape] = store.table_name
+    return tables, synthetic
+
+
+def item_shapes(client: Any, table: str) -> set[str]:
+    items = [i for page in client.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    return {"grouped" if "series" in i else "single" for i in items if not i["sk"]["S"].startswith("~")}
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        dict(region="US East", start="2026-11-02 05:00:00", end="2026-11-02 07:00:00"),  # across the switch
+        dict(region="KR Central", availability_zone="2", start="2026-11-02 05:30:00", end="2026-11-02 09:00:00"),
+        dict(region="*", availability_zone="Single", start="2026-11-01 22:00:00", end="2026-11-02 08:00:00"),
+        dict(region="*", start="2026-11-02 06:00:00", end="2026-11-02 06:40:00"),  # as of start: single points
+        dict(region="West Europe", instance_tier="standard", start="2026-11-01", end="2026-11-03"),
+    ],
+)
+def test_a_table_of_both_item_shapes_answers_as_one_of_either_shape(shapes, client, request_):
+    tables, synthetic = shapes
+    assert [item_shapes(client, tables[s]) for s in ("old", "new", "mixed")] == [
+        {"single"}, {"grouped"}, {"single", "grouped"}
+    ]  # fmt: skip
+    answers, calls = {}, {}
+    counter = OperationCounter(client)
+    for shape, table in tables.items():
+        counter.calls.clear()
+        answers[shape] = query_history(client, table_name=table, instance_type=TYPE, **request_)
+        calls[shape] = sorted(counter.calls)  # threads (regions) may send in any order
+    assert answers["old"] == answers["new"] == answers["mixed"]  # the same records, ids included
+    assert calls["old"] == calls["new"] == calls["mixed"]  # and the same requests
+    start, end = request_["start"], request_["end"]
+    first, last = (f"{start} 00:00:00" if len(start) == 10 else start, f"{end} 23:59:59" if len(end) == 10 else end)
+    want = expected(synthetic.points, first, last, request_["region"], request_.get("availability_zone", "*"))
+    pd.testing.assert_frame_equal(as_frame(answers["mixed"]), want)
+
+
+def test_the_point_cap_counts_points_in_either_shape(shapes, client):
+    tables, synthetic = shapes
+    request = dict(instance_type=TYPE, region="*", availability_zone="1", start="2026-11-01", end="2026-11-03")
+    matching = synthetic.points[synthetic.points["AvailabilityZone"] == "1"]
+    for table in tables.values():
+        with pytest.raises(TooManyPointsError) as refused:
+            query_history(client, table_name=table, max_points=50, **request)
+        assert refused.value.count == len(matching)  # points, not items: a point item holds several

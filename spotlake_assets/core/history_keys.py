@@ -7,22 +7,29 @@ stored, so "as of start" is the last point before start, which may lie far back.
 
 Items (one table, string keys `pk` (hash) and `sk` (range); every key part stripped and case-folded):
 
-| item | pk | sk |
-|---|---|---|
-| point | `{type}#{region}` | `{Time}#{zone}#{desired count:02d}#{tier}` |
-| checkpoint | `{type}#{region}` | `~checkpoint#{as_of Time}` |
-| regions of a type | `{type}#__regions__` | `~regions` |
+| item | pk | sk | other attributes |
+|---|---|---|---|
+| points of a market at a Time | `{type}#{region}` | `{Time}` | `InstanceType`, `Region`, `series` (id -> point) |
+| single point (until issue 11) | `{type}#{region}` | `{Time}#{series id}` | the row's columns and `zk` |
+| checkpoint | `{type}#{region}` | `~checkpoint#{as_of Time}` | `AsOf`, `series` (id -> the full row) |
+| regions of a type | `{type}#__regions__` | `~regions` | `regions`: a string set |
+
+A series id is `{zone}#{desired count:02d}#{tier}`. A point item holds every series of its market that changed
+at `Time`, each member the row's columns other than those the item states once (`InstanceType`, `Region`, and
+`Time`, its sort key); docs/history-cost.md measures why (61% fewer write units than one item per point). Single
+points written before stay readable: the reader tells the two apart by the `series` attribute.
 
 Why this shape:
 - One partition key per (type, region): a one-region query is one `Query` reading only that region's series
   (about 4 zones x 11 desired counts), and the load of a type spreads over ~60 partition keys instead of one
   hot key. "All regions" is one `Query` per region, run in parallel.
-- The sort key starts with the fixed-width `Time`, so `sk BETWEEN "{start}" AND "{end}$"` is exactly the
-  points with start <= Time <= end ('$' is the character after the separator '#'). Zone, desired count and
-  tier follow so that the key of a point is (series, Time): re-writing a partition writes the same keys
-  (idempotent, no duplicates). The zone is not in the partition key: a region has at most four zones, so a
-  one-zone query reads at most 4x what it keeps (filtered server-side on `zk`), while a zone-in-pk design
-  would need four times the `Query` calls for the common all-zones query.
+- The sort key is (or, for a single point, starts with) the fixed-width `Time`, so
+  `sk BETWEEN "{start}" AND "{end}$"` is exactly the points with start <= Time <= end ('$' is the character
+  after the separator '#'). A point item's key is (market, Time) and a partition writes it whole from its own
+  rows, so re-writing a partition writes the same items (idempotent, no duplicates, no stale members). The zone
+  is not in the partition key: a region has at most four zones, so a one-zone query reads at most 4x what it
+  keeps (members of other zones dropped by the reader; single points filtered server-side on `zk`), while a
+  zone-in-pk design would need four times the `Query` calls for the common all-zones query.
 - "Which regions does a type have" comes from one small index item (a string set grown with `ADD`, which is
   idempotent), so "all regions" needs a `GetItem`, not a `Scan`. It is written before the points it announces:
   a crash between leaves an index entry without data (harmless), never data nobody can find.
@@ -48,7 +55,8 @@ CHECKPOINT_PREFIX = "~checkpoint" + SEP
 REGIONS_PK_SUFFIX = "__regions__"
 REGIONS_SK = "~regions"
 REGIONS_ATTRIBUTE = "regions"  # string set of region key parts in the index item
-ZONE_ATTRIBUTE = "zk"  # the zone key part, filterable (DynamoDB filters cannot use key attributes)
+ZONE_ATTRIBUTE = "zk"  # single points: the zone key part, filterable (DynamoDB filters cannot use key attributes)
+SERIES_ATTRIBUTE = "series"  # point items and checkpoints: the map of series id -> member
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ONE_SECOND = timedelta(seconds=1)
 
@@ -77,12 +85,23 @@ def series_id(zone: object, desired_count: int, tier: object) -> str:
 
 
 def point_sort_key(time: str, zone: object, desired_count: int, tier: object) -> str:
+    """The sort key of a single point (the shape written until issue 11; still read, see `point_item_sort_key`)."""
     return f"{check_time(time)}{SEP}{series_id(zone, desired_count, tier)}"
 
 
+def point_item_sort_key(time: str) -> str:
+    """The sort key of the item holding the points of a market at `time`: the time itself."""
+    return check_time(time)
+
+
 def series_of_sort_key(sk: str) -> str:
-    """The series id of a point's sort key (inverse of `point_sort_key` after the time)."""
+    """The series id of a single point's sort key (inverse of `point_sort_key` after the time)."""
     return sk.split(SEP, 1)[1]
+
+
+def zone_of_series(series: str) -> str:
+    """The zone key part of a series id."""
+    return series.split(SEP, 1)[0]
 
 
 def checkpoint_sort_key(as_of: str) -> str:

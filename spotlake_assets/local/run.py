@@ -113,7 +113,7 @@ def summary_lines(report: RunReport, bucket: str) -> list[str]:
             f"{r[names.SPS_RAW]:>5}  {r[names.SNAPSHOT]:>6}  {p.changes_written:>15}  "
             f"{', '.join(p.missing_sources) or '-'}"
         )
-    lines.append(f"\nitems written to DynamoDB: {report.items_written}")
+    lines.append(f"\npoints written to DynamoDB: {report.items_written}")
     lines.append(f"S3 keys written (s3://{bucket}/):")
     lines += [f"  {k}" for k in report.output_keys]
     lines += [f"FAILED {f}" for f in report.failures]
