@@ -80,18 +80,18 @@ _PARTS = {  # kind in the stored frame -> (attribute, columns, dtypes, sort keys
 }
 
 
-def normalise_key(values: pd.Series) -> pd.Series:
+def series_key(values: pd.Series) -> pd.Series:
     """Join-key form of a text column: missing -> 'n/a' (the published fill), stripped, case-folded."""
     # Key columns hold few distinct values among up to millions of rows: normalise each distinct value once.
     codes, uniques = pd.factorize(values.astype("string").fillna(MISSING_TEXT))
-    normalised = regions.normalise_key(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
+    normalised = regions.join_key(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
     return pd.Series(normalised[codes], index=values.index, dtype="string")
 
 
 def with_keys(frame: pd.DataFrame, **sources: str) -> pd.DataFrame:
     """`frame` plus normalised key columns, e.g. `with_keys(df, _tier="InstanceTier")`; default TEXT_KEYS."""
     sources = sources or {key: col for key, col in TEXT_KEYS.items() if col in frame.columns}
-    return frame.assign(**{key: normalise_key(frame[col]) for key, col in sources.items()})
+    return frame.assign(**{key: series_key(frame[col]) for key, col in sources.items()})
 
 
 def tidy(frame: pd.DataFrame, columns: list[str], dtypes: dict[str, str], keys: list[str]) -> pd.DataFrame:

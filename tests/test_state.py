@@ -16,7 +16,7 @@ from spotlake_assets.core.transforms.state import (
     apply_changes,
     empty_state,
     make_state,
-    normalise_key,
+    series_key,
     state_from_frame,
     state_to_frame,
 )
@@ -50,9 +50,9 @@ def assert_states_equal(left, right):
         pd.testing.assert_frame_equal(getattr(left, part), getattr(right, part))
 
 
-def test_normalise_key_strips_case_folds_and_names_missing():
+def test_series_key_strips_case_folds_and_names_missing():
     values = pd.Series([" NC24ads_A100_v4 ", "nc24ads_a100_v4", None, "Straße"])
-    assert normalise_key(values).tolist() == ["nc24ads_a100_v4", "nc24ads_a100_v4", "n/a", "strasse"]
+    assert series_key(values).tolist() == ["nc24ads_a100_v4", "nc24ads_a100_v4", "n/a", "strasse"]
 
 
 def test_empty_state_has_stable_columns_and_dtypes():

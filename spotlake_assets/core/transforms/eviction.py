@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .regions import normalise_key, sovereign_mask
+from .regions import join_key, sovereign_mask
 
 # Higher is better: the rarest evictions score 3.
 EVICTION_RATE_TO_IF = {"0-5": 3.0, "5-10": 2.5, "10-15": 2.0, "15-20": 1.5, "20+": 1.0}
@@ -56,8 +56,8 @@ def clean_eviction(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         }
     )
     keyed = table.assign(
-        _t=normalise_key(table["InstanceTier"].fillna("")), _y=normalise_key(table["InstanceType"]),
-        _r=normalise_key(table["Region"]),
+        _t=join_key(table["InstanceTier"].fillna("")), _y=join_key(table["InstanceType"]),
+        _r=join_key(table["Region"]),
     ).sort_values(["_t", "_y", "_r", "IF"], kind="mergesort")
     keyed = keyed.drop_duplicates(subset=["_t", "_y", "_r"], keep="first")
     return keyed[IF_COLUMNS].astype(empty_if_table().dtypes.to_dict()).reset_index(drop=True), unknown

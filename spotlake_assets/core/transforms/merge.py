@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..sps.answers import COLUMNS as SCORE_ROW_COLUMNS
 from ..timekeys import DESIRED_COUNT_CYCLE, format_time
 from .eviction import IF_COLUMNS
 from .price import PRICE_COLUMNS
@@ -70,10 +71,7 @@ from .state import (
     tidy,
 )
 
-SPS_COLUMNS = [
-    "DesiredCount", "RegionCodeSPS", "Region", "InstanceTypeSPS", "InstanceTier", "InstanceType",
-    "AvailabilityZone", "Score", "T3", "T2",
-]  # fmt: skip
+SPS_COLUMNS = list(SCORE_ROW_COLUMNS)  # the SPS snapshot's columns (spotlake_assets/core/sps/answers.py)
 ROUNDING = {"OndemandPrice": 6, "SpotPrice": 6, "Savings": 2, "IF": 1}
 MISSING_NUMBER = -1
 FILLS = {  # step 5

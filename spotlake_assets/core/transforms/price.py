@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from .regions import normalise_key, sovereign_mask
+from .regions import join_key, sovereign_mask
 
 # The item fields the collector keeps; everything else in an item is dropped on arrival to save memory.
 ITEM_FIELDS = (
@@ -89,8 +89,8 @@ def clean_prices(items: pd.DataFrame, at: datetime) -> pd.DataFrame:
     spot = _one_per_join_key(spot)
     ondemand = _one_per_join_key(ondemand)
 
-    keyed_spot = spot.assign(**{f"_k{i}": normalise_key(spot[c]) for i, c in enumerate(JOIN_KEY)})
-    keyed_od = ondemand.assign(**{f"_k{i}": normalise_key(ondemand[c]) for i, c in enumerate(JOIN_KEY)})
+    keyed_spot = spot.assign(**{f"_k{i}": join_key(spot[c]) for i, c in enumerate(JOIN_KEY)})
+    keyed_od = ondemand.assign(**{f"_k{i}": join_key(ondemand[c]) for i, c in enumerate(JOIN_KEY)})
     keys = [f"_k{i}" for i in range(len(JOIN_KEY))]
     # "Keep rows that have a spot price": the outer join's on-demand-only rows are dropped at once,
     # which is what a left join from the spot side gives.
@@ -122,7 +122,7 @@ def _effective_at(df: pd.DataFrame, at: datetime) -> pd.DataFrame:
 
 def _one_per_join_key(df: pd.DataFrame) -> pd.DataFrame:
     """One price per (location, region, size, meter): the latest effective start; ties by price then ids."""
-    keyed = df.assign(**{f"_n{i}": normalise_key(df[c]) for i, c in enumerate(JOIN_KEY)})
+    keyed = df.assign(**{f"_n{i}": join_key(df[c]) for i, c in enumerate(JOIN_KEY)})
     norm = [f"_n{i}" for i in range(len(JOIN_KEY))]
     keyed = keyed.sort_values(
         norm + ["_start", "retailPrice", "meterId", "skuId"],
@@ -140,9 +140,9 @@ def _one_per_series(df: pd.DataFrame) -> pd.DataFrame:
     user pays), then the meter name, so identical inputs always give the identical table.
     """
     keyed = df.assign(
-        _t=normalise_key(df["InstanceTier"].fillna("")),
-        _y=normalise_key(df["InstanceType"]),
-        _r=normalise_key(df["Region"]),
+        _t=join_key(df["InstanceTier"].fillna("")),
+        _y=join_key(df["InstanceType"]),
+        _r=join_key(df["Region"]),
         _no_od=df["OndemandPrice"].isna(),
     )
     keyed = keyed.sort_values(

@@ -24,6 +24,7 @@ def sovereign_mask(region_codes: pd.Series) -> pd.Series:
     return pd.Series(flags[positions], index=region_codes.index)
 
 
-def normalise_key(values: pd.Series) -> pd.Series:
-    """Join-key normalisation used on every side of every join: strip and case-fold."""
+def join_key(values: pd.Series) -> pd.Series:
+    """Join-key normalisation used on every side of every join: strip and case-fold; a missing value stays missing
+    (it joins nothing). The merge's series keys add the published fill for missing values: `state.series_key`."""
     return values.astype("string").str.strip().str.casefold()

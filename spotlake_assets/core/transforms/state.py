@@ -93,16 +93,17 @@ def text_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         values = values.astype("string")
     # Key columns hold few distinct values among up to millions of rows: normalise each distinct value once.
     codes, uniques = pd.factorize(values)
-    labels = regions.normalise_key(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
+    labels = regions.join_key(pd.Series(uniques, dtype="string")).to_numpy(dtype=object)
     missing = codes < 0
     if missing.any():
         codes = np.where(missing, len(labels), codes)
-        labels = np.append(labels, regions.normalise_key(pd.Series([MISSING_TEXT])).iloc[0])
+        labels = np.append(labels, regions.join_key(pd.Series([MISSING_TEXT])).iloc[0])
     return codes, labels
 
 
-def normalise_key(values: pd.Series) -> pd.Series:
-    """Join-key form of a text column: missing -> 'n/a' (the published fill), stripped, case-folded."""
+def series_key(values: pd.Series) -> pd.Series:
+    """Series-key form of a text column: `regions.join_key`, with a missing value as 'n/a' (the published fill),
+    so that a row with a missing tier or zone still has a series."""
     codes, labels = text_codes(values)
     keys = pa.array(labels, type=pa.large_string()).take(pa.array(codes, type=pa.int64()))
     return pd.Series(pd.array(keys, dtype="string"), index=values.index)
@@ -111,7 +112,7 @@ def normalise_key(values: pd.Series) -> pd.Series:
 def with_keys(frame: pd.DataFrame, **sources: str) -> pd.DataFrame:
     """`frame` plus normalised key columns, e.g. `with_keys(df, _tier="InstanceTier")`; default TEXT_KEYS."""
     sources = sources or {key: col for key, col in TEXT_KEYS.items() if col in frame.columns}
-    return frame.assign(**{key: normalise_key(frame[col]) for key, col in sources.items()})
+    return frame.assign(**{key: series_key(frame[col]) for key, col in sources.items()})
 
 
 def shared_codes(coded: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[list[np.ndarray], int]:
