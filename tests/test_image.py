@@ -5,12 +5,14 @@ stack's packages (moto, flask, trustme) made unimportable, as they are in the im
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib.util
 import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -307,7 +309,9 @@ def test_code_server_health_check_against_a_real_code_server(tmp_path: Path) -> 
     command[command.index("0.0.0.0")] = "127.0.0.1"
     environ = environ_without("SPOTLAKE_ENV", SPOTLAKE_ENV="prod", DAGSTER_HOME=str(tmp_path))
     environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"
-    server = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -318,10 +322,10 @@ def test_code_server_health_check_against_a_real_code_server(tmp_path: Path) -> 
             assert time.monotonic() < deadline, "the code server never answered its health check"
             time.sleep(1)
     finally:
-        server.terminate()  # ECS sends SIGTERM, then SIGKILL after its stop timeout; a loaded machine is slow
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            raise
+        # As ECS stops a task: SIGTERM, then SIGKILL after its stop timeout (dagster's code server may outlive
+        # SIGTERM), to the whole group so that its gRPC child goes too.
+        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=wait)
