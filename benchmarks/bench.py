@@ -1,11 +1,10 @@
 """`make bench`: every full-scale benchmark, each in its own process, then one JSON object with their numbers.
 
 Each sub-benchmark is a module run as `python -m <module> --json` that prints one JSON object as the last line
-of its stdout; its keys are merged into the summary. Sub-benchmarks that are not written yet are listed with
-the keys they will fill, which print as null (see HOOKS). Progress goes to stderr; the summary is the last line
-of stdout.
+of its stdout; its keys are merged into the summary (the keys listed below print as null when their benchmark
+was not chosen). Progress goes to stderr; the summary is the last line of stdout.
 
-Run: `python -m benchmarks.bench [--only merge,history] [--scale full] [--seed 0]`.
+Run: `python -m benchmarks.bench [--only merge,history,partition,backfill] [--scale full] [--seed 0]`.
 """
 
 from __future__ import annotations
@@ -30,16 +29,19 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
          "dynamodb_write_units_per_partition_single", "history_cost_usd_per_month_single",
          "dynamodb_write_units_per_partition_grouped_compact", "history_cost_usd_per_month_grouped_compact"],
     ),
+    # one whole partition, live from the emulator to the public files, in a fresh process
+    "partition": (
+        "benchmarks.partition_memory",
+        ["partition_peak_rss_mib", "partition_s", "partition_items_written", "partition_checkpoint_items",
+         "partition_history_load_s"],
+    ),
+    # one-run backfills of 144 and 6 partitions, each in a fresh process
+    "backfill": (
+        "benchmarks.backfill_memory",
+        ["backfill_peak_rss_mib_6", "backfill_peak_rss_mib_144", "backfill_peak_ratio_144_to_6", "backfill_s_6",
+         "backfill_s_144", "backfill_items_per_partition_144", "backfill_state_series", "backfill_drift_rate"],
+    ),
 }  # fmt: skip
-
-# Not written yet: they need the streaming IO of the asset graph. Each is to be a module like the ones above
-# (`python -m <module> --json`, last stdout line a JSON object with these keys); add it to BENCHMARKS then.
-# - partition_peak_rss_mib: one whole full-scale partition, collection to outputs, in one process;
-# - backfill_peak_rss_mib_6 / _144: a backfill of 6 and of 144 partitions in one run.
-HOOKS: dict[str, list[str]] = {
-    "partition": ["partition_peak_rss_mib"],
-    "backfill": ["backfill_peak_rss_mib_6", "backfill_peak_rss_mib_144"],
-}
 
 
 def run(module: str, options: list[str]) -> dict:
@@ -62,7 +64,6 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"unknown benchmarks {unknown}; known: {list(BENCHMARKS)}")
 
     summary: dict = {key: None for _, keys in BENCHMARKS.values() for key in keys}
-    summary.update({key: None for keys in HOOKS.values() for key in keys})
     details: dict = {}
     started = time.perf_counter()
     for name in chosen:
@@ -73,7 +74,6 @@ def main(argv: list[str] | None = None) -> dict:
         # a key two benchmarks report keeps the first one's value
         summary.update({key: value for key, value in details[name].items() if summary.get(key, 0) is None})
         print(f"bench: {name} done in {time.perf_counter() - begun:.0f} s", file=sys.stderr, flush=True)
-    summary["not_implemented"] = sorted(HOOKS)
     summary["bench_s"] = round(time.perf_counter() - started)
     print(json.dumps(summary))
     return summary

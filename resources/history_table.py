@@ -20,12 +20,13 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
@@ -180,6 +181,36 @@ def _as_of_time(as_of: str | date | datetime) -> str:
     if isinstance(as_of, date):
         return f"{as_of.isoformat()} 00:00:00"
     return keys.check_time(as_of)
+
+
+class CheckpointChunks:
+    """A day's checkpoint (HistoryTable.checkpoint_items) of state rows, to build and write a chunk of markets at a
+    time: it holds every series of the state, ~600k at full scale, several GiB as one list of items. `keys` are
+    the (pk, sk) of all its items, for the manifest; `rows()` gives the rows of whole markets (pk), about
+    `rows_per_chunk` at a time."""
+
+    def __init__(self, state_rows: pd.DataFrame, as_of: str | date | datetime, rows_per_chunk: int = 20_000) -> None:
+        self.state_rows, self.as_of, self.rows_per_chunk = state_rows, as_of, rows_per_chunk
+        as_of_time = _as_of_time(as_of)
+        times = state_rows["Time"].dropna().astype(str)
+        if len(times) and times.max() > as_of_time:  # refused before any write, as checkpoint_items would
+            raise ValueError(
+                f"checkpoint as of {as_of_time} given a row of Time {times.max()}: the state must end there"
+            )
+        text = [state_rows[col].astype("object").where(state_rows[col].notna(), MISSING_TEXT).to_numpy()
+                for col in ("InstanceType", "Region")]  # fmt: skip
+        pair = pd.DataFrame({"type": text[0], "region": text[1]}).groupby(["type", "region"], sort=False).ngroup()
+        firsts = np.unique(pair.to_numpy(), return_index=True)[1]
+        pks = np.array([keys.partition_key(text[0][i], text[1][i]) for i in firsts], dtype=object)
+        self._pk, uniques = pd.factorize(pks[pair.to_numpy()])
+        self.keys = {(pk, keys.checkpoint_sort_key(as_of_time)) for pk in uniques}
+
+    def rows(self) -> Iterator[pd.DataFrame]:
+        sizes = np.bincount(self._pk)
+        chunk_of_pk = (np.cumsum(sizes) - sizes) // self.rows_per_chunk
+        chunk = chunk_of_pk[self._pk]
+        for c in np.unique(chunk):
+            yield self.state_rows.iloc[np.flatnonzero(chunk == c)]
 
 
 class HistoryTable(EnvironmentBound):
@@ -365,8 +396,8 @@ class HistoryTable(EnvironmentBound):
         previous = store.get_from(store.write_bucket, manifest)
         earlier = {tuple(k) for k in json.loads(previous)} if previous else set()
         points = point_items(rows)
-        checkpoints = [] if checkpoint_of is None else self.checkpoint_items(checkpoint_of, data_time(partition_key))
-        keys = {(item["pk"]["S"], item["sk"]["S"]) for item in points + checkpoints}
+        checkpoints = None if checkpoint_of is None else CheckpointChunks(checkpoint_of, data_time(partition_key))
+        keys = {(item["pk"]["S"], item["sk"]["S"]) for item in points} | (checkpoints.keys if checkpoints else set())
 
         def write_manifest(listed: set[tuple[str, str]], complete: bool) -> None:
             metadata = {state_chain.COMPLETE: "true" if complete else "false", state_chain.CONTINUES: continues or ""}
@@ -377,10 +408,12 @@ class HistoryTable(EnvironmentBound):
         self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
         if checkpoint_of is not None:
             self.register_regions(zip(checkpoint_of["InstanceType"], checkpoint_of["Region"], strict=True))
-        self._write_items(points + checkpoints)
+        self._write_items(points)
+        for chunk in checkpoints.rows() if checkpoints else ():  # a few thousand markets' items at a time
+            self._write_items(self.checkpoint_items(chunk, checkpoints.as_of))
         deleted = self.delete_points(sorted(earlier - keys))
         write_manifest(keys, complete=True)
-        return len(rows), deleted, len(checkpoints)
+        return len(rows), deleted, len(checkpoints.keys) if checkpoints else 0
 
     def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
         """Store one checkpoint item per (type, region) holding the last stored row of each of its series (see

@@ -3,13 +3,19 @@
 The loading rules, all here:
 - An output of a partitioned asset is an iterable of `(partition key, frame)` pairs, one per partition of the run,
   whatever their number (a scheduled run has one, a single-run backfill many). Each frame is written as soon as
-  it comes, to the write bucket. A frame of `None` says the partition's source failed while it was live: a
+  it comes, to the write bucket: a generator is consumed one partition at a time, so a ranged run holds one
+  partition's frame, not the range. A frame of `None` says the partition's source failed while it was live: a
   failure marker is stored instead, so that a later import tells "failed then" from "never collected".
+- A multi-asset whose outputs are computed together partition by partition (the merge: snapshot, changes and
+  state) cannot hand Dagster one output at a time per partition; it writes each partition of every output through
+  `PartitionStore.save` as soon as it is computed and returns the `Saved` receipts in place of the frames, which
+  the IO manager checks and records like frames it wrote itself.
 - An input is a mapping {upstream partition key: frame or None}, read when a key is accessed (so a ranged run
   holds one partition at a time). A partition is looked up in the write bucket, then the read bucket; None
   when it failed or was never stored: the merge then treats that source as missing.
-- The merge's previous state is read by `PreviousStateLoader`: the newest committed state before the run's first
-  partition, from the write bucket only (`test` must never continue production's history).
+- The merge's previous state is found by `PreviousStateLoader`: the newest committed state before the run's first
+  partition, from the write bucket only (`test` must never continue production's history). It is read when the
+  merge asks for it, so the run does not keep it once the merge has moved on.
 """
 
 import json
@@ -33,7 +39,6 @@ from .state_chain import StateChain
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
-PartitionFrames = Iterable[tuple[str, pd.DataFrame | None]]  # what every partitioned asset returns
 
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
@@ -59,22 +64,36 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """A partition of an asset output, already written by `PartitionStore.save`: where, and how much."""
+
+    asset: str
+    partition_key: str
+    key: str  # the object written: the frame, or the failure marker when the frame was None
+    rows: int
+    nbytes: int
+
+
+PartitionFrames = Iterable[tuple[str, pd.DataFrame | Saved | None]]  # what every partitioned asset returns
+
+
+@dataclass(frozen=True)
 class PartitionStore:
     """Frames of asset partitions in the environment's buckets, at the keys of spotlake_assets.core.layout."""
 
     store: S3Store
 
-    def save(self, asset: str, partition_key: str, frame: pd.DataFrame | None, run_id: str) -> tuple[str, int]:
-        """Store a partition's frame (or its failure marker when None); returns (key, bytes written)."""
+    def save(self, asset: str, partition_key: str, frame: pd.DataFrame | None, run_id: str) -> Saved:
+        """Store a partition's frame (or its failure marker when None)."""
         if frame is None:
             key = layout.failure_marker_key(asset, partition_key)
             body = json.dumps({"collected": False, "run_id": run_id}).encode()
             self.store.put(key, body, content_type="application/json")
-            return key, len(body)
+            return Saved(asset, partition_key, key, 0, len(body))
         key = layout.frame_key(asset, partition_key)
         body = frame_to_parquet(frame)
         self.store.put(key, body, content_type=PARQUET_CONTENT_TYPE)
-        return key, len(body)
+        return Saved(asset, partition_key, key, len(frame), len(body))
 
     def find(self, asset: str, partition_key: str) -> Stored:
         """The partition's frame from the write bucket, else the read bucket; else its failure marker; else
@@ -143,13 +162,22 @@ class SplitBucketParquetIOManager(dg.ConfigurableIOManager):
                     f"asset {name} returned partition {partition_key!r} "
                     f"{'twice' if partition_key in done else 'that this run does not materialize'}"
                 )
-            if frame is not None and not isinstance(frame, pd.DataFrame):
+            if isinstance(frame, Saved):
+                if (frame.asset, frame.partition_key) != (name, partition_key):
+                    raise dg.Failure(
+                        f"asset {name} returned, for partition {partition_key!r}, what was saved for "
+                        f"{frame.asset} {frame.partition_key!r}"
+                    )
+                saved = frame
+            elif frame is None or isinstance(frame, pd.DataFrame):
+                saved = partitions.save(name, partition_key, frame, context.run_id)
+            else:
                 raise dg.Failure(f"asset {name} returned a {type(frame).__name__}; this IO manager stores DataFrames")
-            key, nbytes = partitions.save(name, partition_key, frame, context.run_id)
+            del frame  # a generator's next frame is computed without this one held
             done.add(partition_key)
-            keys.append(key)
-            rows += 0 if frame is None else len(frame)
-            size += nbytes
+            keys.append(saved.key)
+            rows += saved.rows
+            size += saved.nbytes
         if done != expected:
             raise dg.Failure(f"asset {name} returned nothing for partitions {sorted(expected - done)[:10]}")
         # Dagster gives IO-manager metadata to every partition of the run alike: over several partitions these
@@ -169,10 +197,28 @@ class SplitBucketParquetIOManager(dg.ConfigurableIOManager):
 
 @dataclass(frozen=True)
 class PreviousState:
-    """The state a merge continues, and the committed partition that stored it."""
+    """The committed partition whose state a merge continues. The state itself is read by `load()` when the merge
+    needs it: Dagster keeps a step's inputs for the whole step, and a ranged merge must not keep its first state
+    beside every later one."""
 
     partition: str
-    state: MergeState
+    store: S3Store
+
+    @property
+    def key(self) -> str:
+        return layout.frame_key(names.STATE, self.partition)
+
+    def load(self) -> MergeState:
+        data = self.store.get_from(self.store.write_bucket, self.key)
+        if data is None:
+            raise dg.Failure(self.missing())
+        return state_from_frame(frame_from_parquet(data))
+
+    def missing(self) -> str:
+        return (
+            f"partition {self.partition} is committed but its state is missing from "
+            f"s3://{self.store.write_bucket}/{self.key}"
+        )
 
 
 def _partitions_of(run: dg.DagsterRun) -> tuple[str, str] | None:
@@ -221,13 +267,10 @@ class PreviousStateLoader(dg.ConfigurableIOManager):
             time.sleep(self.poll_seconds)
         if commit is None:
             return None
-        data = self.store.get_from(self.store.write_bucket, layout.frame_key(names.STATE, commit.partition))
-        if data is None:
-            raise dg.Failure(
-                f"partition {commit.partition} is committed but its state is missing from "
-                f"s3://{self.store.write_bucket}/{layout.frame_key(names.STATE, commit.partition)}"
-            )
-        return PreviousState(commit.partition, state_from_frame(frame_from_parquet(data)))
+        previous = PreviousState(commit.partition, self.store)
+        if self.store.head(previous.key, self.store.write_bucket) is None:
+            raise dg.Failure(previous.missing())
+        return previous
 
     def _runs_in_gap(self, context: dg.InputContext, committed: str | None, first: str) -> list[str]:
         """Other in-progress runs that materialize a partition after `committed` and before `first`."""

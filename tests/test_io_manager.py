@@ -9,12 +9,14 @@ import pytest
 
 from resources.io_manager import (
     PartitionStore,
+    Saved,
     SplitBucketParquetIOManager,
     StoredPartitions,
     frame_from_parquet,
     frame_to_parquet,
 )
-from spotlake_assets.core.layout import failure_marker_key, key_stem
+from resources.s3 import S3Store
+from spotlake_assets.core.layout import failure_marker_key, frame_key, key_stem
 from spotlake_assets.partitions import Partitions
 
 PARTS = Partitions.starting_at("2026-11-01-00:00").ten_minutes
@@ -79,9 +81,46 @@ def reads_failed(context: dg.AssetExecutionContext, source_failed: StoredPartiti
     return [(context.partition_key, pd.DataFrame({"seen": ["none"]}))]
 
 
+# what was already stored each time price_streamed computed a partition
+STORED_WHEN_COMPUTED: dict[str, list[str]] = {}
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def price_streamed(context: dg.AssetExecutionContext, store: S3Store):
+    def frames():
+        for key in context.partition_keys:
+            STORED_WHEN_COMPUTED[key] = store.list_keys("dagster/azure/price_streamed/")
+            yield key, price_frame(key)
+
+    return dg.Output(frames())
+
+
+@dg.multi_asset(
+    outs={"pair_left": dg.AssetOut(), "pair_right": dg.AssetOut()},
+    partitions_def=PARTS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def price_pair(context: dg.AssetExecutionContext, store: S3Store):
+    # both outputs of a partition are computed together: each is saved as soon as computed, receipts returned
+    partitions = PartitionStore(store)
+    saved: dict[str, list[tuple[str, Saved]]] = {"pair_left": [], "pair_right": []}
+    for key in context.partition_keys:
+        for name, receipts in saved.items():
+            receipts.append((key, partitions.save(name, key, price_frame(f"{name} {key}"), context.run_id)))
+    for name, receipts in saved.items():
+        yield dg.Output(receipts, output_name=name)
+
+
+@dg.asset(partitions_def=PARTS)
+def returns_anothers_receipt(context: dg.AssetExecutionContext, store: S3Store):
+    key = context.partition_key
+    return [(key, PartitionStore(store).save("azure_price_raw", key, price_frame(key), context.run_id))]
+
+
 ASSETS = [
     azure_price_raw, price_copy, price_window, price_range, price_range_incomplete, returns_another_partition,
-    source_failed, reads_failed,
+    source_failed, reads_failed, price_streamed, price_pair, returns_anothers_receipt,
 ]  # fmt: skip
 # the run tags a single-run backfill over P0..P2 launches with
 RANGE_TAGS = {"dagster/asset_partition_range_start": P0, "dagster/asset_partition_range_end": P2}
@@ -208,3 +247,31 @@ def test_a_failed_source_stores_a_marker_that_loads_as_none(make_store):
     assert store.list_keys("dagster/azure/source_failed/") == [failure_marker_key("source_failed", P1)]
     assert PartitionStore(store).find("source_failed", P1).status == "failed"
     assert run(store, [reads_failed]).success
+
+
+def test_a_generator_output_is_written_one_partition_at_a_time(make_store):
+    store = make_store()
+    STORED_WHEN_COMPUTED.clear()
+    assert run(store, [price_streamed], partition_key=None, tags=RANGE_TAGS).success
+    keys = [frame_key("price_streamed", p) for p in (P0, P1, P2)]
+    # each partition was computed after every earlier one was stored, and before any later one
+    assert STORED_WHEN_COMPUTED == {P0: [], P1: keys[:1], P2: keys[:2]}
+
+
+def test_outputs_saved_as_they_are_computed_are_recorded_not_written_again(make_store, buckets):
+    store = make_store()
+    result = run(store, [price_pair], partition_key=None, tags=RANGE_TAGS)
+    assert result.success
+    for name in ("pair_left", "pair_right"):
+        for key in (P0, P1, P2):
+            frame = frame_from_parquet(store.get(frame_key(name, key)))
+            assert frame["partition"].tolist() == [f"{name} {key}"] * 2
+        metadata = materialization_metadata(result, name)
+        sizes = sum(len(store.get(frame_key(name, key))) for key in (P0, P1, P2))
+        assert len(metadata) == 3
+        assert all(m["rows"] == 6 and m["bytes"] == sizes and len(m["s3_key"]) == 3 for m in metadata)
+
+
+def test_a_receipt_must_be_of_the_asset_and_partition_it_is_returned_for(make_store):
+    with pytest.raises(dg.Failure, match="what was saved for azure_price_raw"):
+        run(make_store(), [returns_anothers_receipt])

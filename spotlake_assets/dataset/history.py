@@ -57,28 +57,37 @@ def build_history_asset(partitions: Partitions) -> AssetsDefinition:
         first collection (data time 00:00) it also writes a checkpoint of every series, which bounds the query's
         "value as of the range start" lookup to one day of changes. A re-run removes the points its earlier run
         wrote and this one does not. The partition's manifest, written last, commits its state: only committed
-        states are continued by later partitions (docs/design.md "Continuity")."""
+        states are continued by later partitions (docs/design.md "Continuity"). A range is loaded oldest first, one
+        partition in memory at a time."""
         chain = StateChain(store)
         written = deleted = checkpoints = 0
         skipped = []
         keys = sorted(context.partition_keys)
+
+        def load(key: str) -> tuple[int, int, int] | None:
+            """One partition's history, its frames read here and dropped on return (a range holds one at a
+            time); None when the merge had nothing to merge for it."""
+            rows, state = changes[key], states[key]
+            if rows is None or state is None:
+                return None
+            continues = continued_from(state)
+            check_still_continuous(chain, key, continues, keys[-1])
+            t = data_time(key)
+            return history.load_partition(
+                store,
+                key,
+                rows,
+                checkpoint_of=state_from_frame(state).series if (t.hour, t.minute) == (0, 0) else None,
+                continues=continues,
+            )
+
         with measure() as m:
             for key in keys:
-                rows, state = changes[key], states[key]
-                if rows is None or state is None:  # the merge had nothing to merge for this partition
+                counts = load(key)
+                if counts is None:
                     skipped.append(key)
                     continue
-                continues = continued_from(state)
-                check_still_continuous(chain, key, continues, keys[-1])
-                t = data_time(key)
-                w, d, c = history.load_partition(
-                    store,
-                    key,
-                    rows,
-                    checkpoint_of=state_from_frame(state).series if (t.hour, t.minute) == (0, 0) else None,
-                    continues=continues,
-                )
-                written, deleted, checkpoints = written + w, deleted + d, checkpoints + c
+                written, deleted, checkpoints = written + counts[0], deleted + counts[1], checkpoints + counts[2]
         return MaterializeResult(
             metadata={
                 "rows": written,

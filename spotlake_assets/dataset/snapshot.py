@@ -1,5 +1,8 @@
 """The merged dataset: one 10-minute partition's rows, its changes, and the state it hands to the next partition."""
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -15,7 +18,7 @@ from dagster import (
     multi_asset,
 )
 
-from resources.io_manager import PreviousState, StoredPartitions
+from resources.io_manager import PartitionStore, PreviousState, Saved, StoredPartitions
 from resources.s3 import S3Store
 from resources.state_chain import StateChain
 
@@ -24,7 +27,7 @@ from ..core.checks import SNAPSHOT_CHECKS, evaluate_snapshot
 from ..core.layout import STATE_CONTINUES
 from ..core.timekeys import data_time, desired_count, partitions_between
 from ..core.transforms.merge import merge_snapshot
-from ..core.transforms.state import state_to_frame
+from ..core.transforms.state import MergeState, state_to_frame
 from ..monitoring import measure, run_metadata
 from ..partitions import ONE_RUN, PREVIOUS_PARTITION, Partitions
 
@@ -50,6 +53,80 @@ def refuse_out_of_order(store: S3Store, last: str) -> None:
             f"{last}: materialize the range from the first partition of this run to the newest partition in one "
             "run (a backfill) to fill the gap exactly"
         )
+
+
+@dataclass(frozen=True)
+class RangeWriter:
+    """Stores each partition's three outputs through the IO manager's `PartitionStore` as soon as it is merged, and
+    keeps only the receipts, which the asset returns as its outputs (resources/io_manager.py): the outputs of one
+    partition are computed together, and Dagster takes each output once for the whole range."""
+
+    partitions: PartitionStore
+    run_id: str
+    saved: dict[str, list[tuple[str, Saved]]] = field(
+        default_factory=lambda: {names.STATE: [], names.SNAPSHOT: [], names.CHANGES: []}
+    )
+
+    def save(
+        self, key: str, *, state: pd.DataFrame | None, snapshot: pd.DataFrame | None, changes: pd.DataFrame | None
+    ) -> None:
+        # the state first: every output of a partition depends on it
+        for asset, frame in ((names.STATE, state), (names.SNAPSHOT, snapshot), (names.CHANGES, changes)):
+            self.saved[asset].append((key, self.partitions.save(asset, key, frame, self.run_id)))
+
+
+@dataclass(frozen=True)
+class Merged:
+    """What the asset's metadata and checks need of a merged partition, once its frames are stored."""
+
+    partition: str
+    rows: int
+    changed_rows: int
+    series: int
+    counts: dict[str, int]
+    missing_sources: list[str]
+    evaluation: dict[str, tuple[bool, dict[str, Any]]]
+
+
+class Raw:
+    """One partition's raw snapshots, read from storage once."""
+
+    def __init__(self, key: str, price: StoredPartitions, eviction: StoredPartitions, sps: StoredPartitions) -> None:
+        self.key = key
+        self.price, self.eviction, self.sps = price[key], eviction[key], sps[key]
+
+    def nothing_observed(self) -> bool:
+        return self.price is None and self.eviction is None and self.sps is None
+
+
+def merge_partition(
+    raw: Raw, state: MergeState | None, continues: str | None, writer: RangeWriter
+) -> tuple[MergeState, Merged]:
+    """Merge one partition onto `state`, store its rows, changes and state; returns the state after it and what is
+    left to report. Its frames are dropped on return: only the state is carried to the next partition."""
+    key = raw.key
+    if state is None and (raw.sps is None or raw.sps.empty):
+        raise Failure(
+            f"partition {key} has no SPS rows and no earlier state: a history cannot begin without "
+            "scores (the rows would be empty); collect a partition whose SPS source answered"
+        )
+    count = snapshot_desired_count(key, raw.sps)
+    result = merge_snapshot(raw.price, raw.eviction, raw.sps, count, data_time(key), state)
+    snapshot = result.rows[result.rows["DesiredCount"] == count].reset_index(drop=True)
+    state_frame = state_to_frame(result.state)
+    state_frame.attrs[STATE_CONTINUES] = continues or ""
+    series = int((state_frame["Kind"] == "series").sum())
+    writer.save(key, state=state_frame, snapshot=snapshot, changes=result.changed)
+    done = Merged(
+        partition=key,
+        rows=len(snapshot),
+        changed_rows=len(result.changed),
+        series=series,
+        counts=result.counts,
+        missing_sources=result.missing_sources,
+        evaluation=evaluate_snapshot(snapshot, result.changed, result.counts, result.missing_sources),
+    )
+    return result.state, done
 
 
 def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
@@ -101,47 +178,37 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         series, and the rows that changed. A missing source gives a partial snapshot (the `sources_complete` check
         fails); a partition with no source at all is skipped. Partitions lost before this one (no committed state)
         are named by the failing `continuity` check, and the changes are exact against the last stored values. A
-        range of partitions is processed in one run, oldest first."""
+        range of partitions is processed in one run, oldest first, each partition's rows, changes and state stored
+        as soon as it is merged: a range holds one partition's state at a time, whatever its length."""
         keys = sorted(context.partition_keys)
         refuse_out_of_order(store, keys[-1])
-        state = previous_state.state if previous_state else None
+        writer = RangeWriter(PartitionStore(store), context.run_id)
         continues = previous_state.partition if previous_state else None
         gap = partitions_between(continues, keys[0]) if continues else []
-        snapshots, changes, states, evaluations, skipped = {}, {}, {}, {}, []
-        missing_by_partition: dict[str, list[str]] = {}
+        merged: list[Merged] = []
+        skipped: list[str] = []
         with measure() as m:
+            state = previous_state.load() if previous_state else None
             for key in keys:
-                raw = {"price": price[key], "eviction": eviction[key], "sps": sps[key]}
-                if all(frame is None for frame in raw.values()):
+                raw = Raw(key, price, eviction, sps)
+                if raw.nothing_observed():
                     # nothing was observed: no snapshot, no state; the next partition goes on from the one before
                     skipped.append(key)
-                    snapshots[key] = changes[key] = states[key] = None
+                    writer.save(key, state=None, snapshot=None, changes=None)
                     continue
-                if state is None and (raw["sps"] is None or raw["sps"].empty):
-                    raise Failure(
-                        f"partition {key} has no SPS rows and no earlier state: a history cannot begin without "
-                        "scores (the rows would be empty); collect a partition whose SPS source answered"
-                    )
-                count = snapshot_desired_count(key, raw["sps"])
-                result = merge_snapshot(raw["price"], raw["eviction"], raw["sps"], count, data_time(key), state)
-                state = result.state
-                snapshots[key] = result.rows[result.rows["DesiredCount"] == count].reset_index(drop=True)
-                changes[key] = result.changed
-                states[key] = state_to_frame(state)
-                states[key].attrs[STATE_CONTINUES] = continues or ""
+                state, done = merge_partition(raw, state, continues, writer)
+                del raw  # the next partition's inputs are read without this one's
+                merged.append(done)
                 continues = key
-                missing_by_partition[key] = result.missing_sources
-                evaluations[key] = evaluate_snapshot(
-                    snapshots[key], result.changed, result.counts, result.missing_sources
-                )
-                context.log.info(f"{key}: {result.counts}, missing {result.missing_sources or 'nothing'}")
-        merged = [k for k in keys if snapshots[k] is not None]
+                context.log.info(f"{key}: {done.counts}, missing {done.missing_sources or 'nothing'}")
+            del state
         last = merged[-1] if merged else None
+        by_key = {done.partition: done for done in merged}
         lost = gap + skipped
         meta = {
-            "rows": len(snapshots[last]) if last else 0,
-            "changed_rows": len(changes[last]) if last else 0,
-            "missing_sources": MetadataValue.json(missing_by_partition[last] if last else ["price", "eviction", "sps"]),
+            "rows": last.rows if last else 0,
+            "changed_rows": last.changed_rows if last else 0,
+            "missing_sources": MetadataValue.json(last.missing_sources if last else ["price", "eviction", "sps"]),
             "partitions": len(keys),
             "continues_from": previous_state.partition if previous_state else "nothing (history begins)",
             "lost_partitions": MetadataValue.json(lost[:50]),
@@ -149,19 +216,17 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         }
         # every output depends on the previous partition's state, so the state comes first
         yield Output(
-            list(states.items()),
-            output_name=names.STATE,
-            metadata={"series": int((states[last]["Kind"] == "series").sum()) if last else 0},
+            writer.saved[names.STATE], output_name=names.STATE, metadata={"series": last.series if last else 0}
         )
-        yield Output(list(snapshots.items()), output_name=names.SNAPSHOT, metadata=meta)
+        yield Output(writer.saved[names.SNAPSHOT], output_name=names.SNAPSHOT, metadata=meta)
         yield Output(
-            list(changes.items()),
+            writer.saved[names.CHANGES],
             output_name=names.CHANGES,
-            metadata={"rows": sum(len(c) for c in changes.values() if c is not None)},
+            metadata={"rows": sum(done.changed_rows for done in merged)},
         )
         # In a ranged run a check stands for every partition of the range: it passes only if it passed for each.
         for name in SNAPSHOT_CHECKS:
-            failed = [k for k in merged if not evaluations[k][name][0]]
+            failed = [k for k, done in by_key.items() if not done.evaluation[name][0]]
             if name == "sources_complete":
                 failed = sorted(failed + skipped)
             yield AssetCheckResult(
@@ -170,7 +235,7 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
                 passed=not failed,
                 severity=AssetCheckSeverity.ERROR if name == "sources_complete" else AssetCheckSeverity.WARN,
                 metadata={
-                    **(evaluations[last][name][1] if last else {"missing_sources": "price, eviction, sps"}),
+                    **(last.evaluation[name][1] if last else {"missing_sources": "price, eviction, sps"}),
                     "failed_partitions": MetadataValue.json(failed[:20]),
                 },
             )

@@ -104,7 +104,8 @@ def stored_snapshots(context: AssetExecutionContext, asset: str, store: S3Store,
     """Past partitions: Azure serves only the present, so each one's stored snapshot is imported (its own earlier
     output: a partition cannot be an input of itself). A partition whose source failed while it was live (its
     failure marker), or that was never collected (a late run), imports as None: the merge sees the source missing
-    and the `collected` check fails naming them."""
+    and the `collected` check fails naming them. The output is a generator the IO manager writes one partition at a
+    time, so a range of any length holds one snapshot in memory."""
     partitions = PartitionStore(store)
     rows, failed, never, empty = 0, [], [], []
 
@@ -120,6 +121,7 @@ def stored_snapshots(context: AssetExecutionContext, asset: str, store: S3Store,
                 empty.append(key)
             rows += 0 if found.frame is None else len(found.frame)
             yield key, found.frame
+            del found  # the IO manager has written it: the next partition is read without this one held
 
     yield Output(frames(), metadata={"imported_partitions": len(keys)})
     context.log.info(
