@@ -322,9 +322,9 @@ def test_code_server_health_check_against_a_real_code_server(tmp_path: Path) -> 
             assert time.monotonic() < deadline, "the code server never answered its health check"
             time.sleep(1)
     finally:
-        # As ECS stops a task: SIGTERM, then SIGKILL after its stop timeout (dagster's code server may outlive
-        # SIGTERM), to the whole group so that its gRPC child goes too.
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, None)):
+        # As ECS stops a task: SIGTERM, then SIGKILL after a stop timeout (dagster's code server may outlive
+        # SIGTERM: ECS waits 30 s, this test 5), to the whole group so that its gRPC child goes too.
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, None)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(server.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
