@@ -33,20 +33,6 @@ def peak_rss_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-def fresh_instance(home: Path) -> None:
-    """An empty Dagster instance (SQLite storage) in `home`, for the worker to run in and the parent to read."""
-    import shutil
-
-    from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
-
-    if home.exists():
-        shutil.rmtree(home)
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
-
-
 def run_measured(
     stack_env: Mapping[str, str],
     home: Path,
@@ -58,7 +44,9 @@ def run_measured(
 ) -> dict[str, Any]:
     """Run `job` for `partition` (or the range `partition`..`range_end` in one run) in a fresh process with the
     clock at `now`; returns its exit code, wall time, peak RSS and per-asset metadata."""
-    fresh_instance(home)
+    from spotlake_assets.local.dagster_home import fresh_instance
+
+    fresh_instance(home)  # empty, for the worker to run in and this process to read
     cmd = [sys.executable, "-m", "benchmarks.run_peak", "--job", job, "--partition", partition,
            "--now", now.isoformat(), *(["--range-end", range_end] if range_end else [])]  # fmt: skip
     env = {**stack_env, "DAGSTER_HOME": str(home.resolve())}

@@ -56,15 +56,14 @@ class Day:
     """One stack, one persistent Dagster instance; partitions run in order at their data times."""
 
     def __init__(self, keys: list[str], seed: int, hostile: bool, latency_ms: float, home: Path) -> None:
+        from spotlake_assets.local.dagster_home import fresh_instance
         from spotlake_assets.local.stack import start_local_stack, use_stack_environment
 
         knobs = {**STACK, **(FAULTS if hostile else {}), "latency_ms": latency_ms if hostile else 0.0}
         self.keys, self.home, self.label = keys, home, "hostile" if hostile else "fault-free"
         self.stack = start_local_stack(seed=seed, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}, **knobs)
         use_stack_environment(self.stack)  # this process's runs (the workers get the same in _spawn)
-        home.mkdir(parents=True, exist_ok=True)
-        # the instance of `make dev` and production (run queue, retries), telemetry off
-        (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+        fresh_instance(home)  # `make dev`'s configuration (run queue, retries), shared with the worker processes
         self.env = {**os.environ, "DAGSTER_HOME": str(home)}
         self.kills: list[dict[str, str]] = []
         self.run_retries = 0
@@ -143,8 +142,6 @@ class Day:
         from spotlake_assets.core import names
         from spotlake_assets.core.timekeys import data_time
 
-        with self._instance():  # create the instance's storage before any worker process uses it
-            pass
         pools: set[str] = set()
         for key in self.keys:
             begun = time.perf_counter()

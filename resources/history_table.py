@@ -174,6 +174,15 @@ def batch_write(
     )
 
 
+def _state_ends_at(state_rows: pd.DataFrame, as_of: str | date | datetime) -> str:
+    """The checkpoint's `as_of` Time; refuses state rows later than it (the state must end there)."""
+    as_of_time = _as_of_time(as_of)
+    times = state_rows["Time"].dropna().astype(str)
+    if len(times) and times.max() > as_of_time:
+        raise ValueError(f"checkpoint as of {as_of_time} given a row of Time {times.max()}: the state must end there")
+    return as_of_time
+
+
 def _as_of_time(as_of: str | date | datetime) -> str:
     """A checkpoint's time: a datetime (UTC) or `Time` string as is, a date as its 00:00:00."""
     if isinstance(as_of, datetime):
@@ -191,12 +200,7 @@ class CheckpointChunks:
 
     def __init__(self, state_rows: pd.DataFrame, as_of: str | date | datetime, rows_per_chunk: int = 20_000) -> None:
         self.state_rows, self.as_of, self.rows_per_chunk = state_rows, as_of, rows_per_chunk
-        as_of_time = _as_of_time(as_of)
-        times = state_rows["Time"].dropna().astype(str)
-        if len(times) and times.max() > as_of_time:  # refused before any write, as checkpoint_items would
-            raise ValueError(
-                f"checkpoint as of {as_of_time} given a row of Time {times.max()}: the state must end there"
-            )
+        as_of_time = _state_ends_at(state_rows, as_of)  # refused before any write
         text = [state_rows[col].astype("object").where(state_rows[col].notna(), MISSING_TEXT).to_numpy()
                 for col in ("InstanceType", "Region")]  # fmt: skip
         pair = pd.DataFrame({"type": text[0], "region": text[1]}).groupby(["type", "region"], sort=False).ngroup()
@@ -409,8 +413,8 @@ class HistoryTable(EnvironmentBound):
         if checkpoint_of is not None:
             self.register_regions(zip(checkpoint_of["InstanceType"], checkpoint_of["Region"], strict=True))
         self._write_items(points)
-        for chunk in checkpoints.rows() if checkpoints else ():  # a few thousand markets' items at a time
-            self._write_items(self.checkpoint_items(chunk, checkpoints.as_of))
+        if checkpoints is not None:
+            self._write_checkpoint(checkpoints)
         deleted = self.delete_points(sorted(earlier - keys))
         write_manifest(keys, complete=True)
         return len(rows), deleted, len(checkpoints.keys) if checkpoints else 0
@@ -419,7 +423,11 @@ class HistoryTable(EnvironmentBound):
         """Store one checkpoint item per (type, region) holding the last stored row of each of its series (see
         checkpoint_items). Returns the number of checkpoint items written."""
         self.register_regions(zip(state_rows["InstanceType"], state_rows["Region"], strict=True))
-        return self._write_items(self.checkpoint_items(state_rows, as_of))
+        return self._write_checkpoint(CheckpointChunks(state_rows, as_of))
+
+    def _write_checkpoint(self, checkpoint: CheckpointChunks) -> int:
+        """Build and write the checkpoint's items a chunk of markets at a time; returns how many were written."""
+        return sum(self._write_items(self.checkpoint_items(rows, checkpoint.as_of)) for rows in checkpoint.rows())
 
     def checkpoint_items(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> list[dict[str, Any]]:
         """One checkpoint item per (type, region) holding the last stored row of each of its series.
@@ -427,12 +435,7 @@ class HistoryTable(EnvironmentBound):
         `state_rows` must be complete up to `as_of` inclusive and hold nothing later: the state after the
         partition whose data time is `as_of` (a date means its 00:00:00, i.e. the day's first collection).
         """
-        as_of_time = _as_of_time(as_of)
-        times = state_rows["Time"].dropna().astype(str)
-        if len(times) and times.max() > as_of_time:
-            raise ValueError(
-                f"checkpoint as of {as_of_time} given a row of Time {times.max()}: the state must end there"
-            )
+        as_of_time = _state_ends_at(state_rows, as_of)
         series: dict[str, dict[str, Any]] = defaultdict(dict)
         for item in row_items(state_rows):
             series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = series_member(

@@ -211,14 +211,11 @@ class PreviousState:
     def load(self) -> MergeState:
         data = self.store.get_from(self.store.write_bucket, self.key)
         if data is None:
-            raise dg.Failure(self.missing())
+            raise dg.Failure(
+                f"partition {self.partition} is committed but its state is missing from "
+                f"s3://{self.store.write_bucket}/{self.key}"
+            )
         return state_from_frame(frame_from_parquet(data))
-
-    def missing(self) -> str:
-        return (
-            f"partition {self.partition} is committed but its state is missing from "
-            f"s3://{self.store.write_bucket}/{self.key}"
-        )
 
 
 def _partitions_of(run: dg.DagsterRun) -> tuple[str, str] | None:
@@ -267,10 +264,7 @@ class PreviousStateLoader(dg.ConfigurableIOManager):
             time.sleep(self.poll_seconds)
         if commit is None:
             return None
-        previous = PreviousState(commit.partition, self.store)
-        if self.store.head(previous.key, self.store.write_bucket) is None:
-            raise dg.Failure(previous.missing())
-        return previous
+        return PreviousState(commit.partition, self.store)  # read by the merge (load), once
 
     def _runs_in_gap(self, context: dg.InputContext, committed: str | None, first: str) -> list[str]:
         """Other in-progress runs that materialize a partition after `committed` and before `first`."""

@@ -194,13 +194,13 @@ class SpsCollector:
     def collect(self, requests: Sequence[Request], desired_count: int) -> SpsRun:
         if not self.subscriptions:
             raise SpsCollectionError("no Azure subscriptions configured for SPS (AZURE_SUBSCRIPTIONS / AzureAuth)")
-        current = self.state.load()
+        current, now = self.state.load(), self.clock()
         # learned invalid less than a day ago; older ones are asked again (and learned again if still invalid)
-        invalid_regions, invalid_sizes = invalid_in_force(current, self.clock())
+        invalid_regions, invalid_sizes = invalid_in_force(current, now)
         run = SpsRun(
             known_invalid_regions=invalid_regions,
             known_invalid_sizes=invalid_sizes,
-            parked_subscriptions=parked_subscriptions(current, self.clock()),
+            parked_subscriptions=parked_subscriptions(current, now),
         )
         pending = deque(
             t

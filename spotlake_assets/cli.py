@@ -255,7 +255,7 @@ def dev(args: argparse.Namespace) -> int:
         except dagster_home.DagsterHomeInUse as exc:
             raise Unavailable(f"{exc}: stop it first, or pass another --dagster-home") from None
         stack = scope.enter_context(_start_stack(args, fixed_ports=not args.free_ports))
-        dagster_home.reset(home, ROOT / "dagster.yaml")  # the SPS concurrency pool of 1
+        dagster_home.reset(home, dagster_home.DEV_CONFIG)
         scope.enter_context(published(env_file, stack.env))
         print(f"history query API (the web site's endpoint): {stack.query_api_url}", flush=True)
         print(f"fresh Dagster instance in {home}; local stack environment in {env_file}", flush=True)

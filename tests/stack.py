@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import boto3
 from dagster import AssetsDefinition, DagsterInstance, materialize
@@ -14,6 +15,7 @@ from resources.s3 import S3Store
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START
 from spotlake_assets.defs import azure_resource, build_assets, build_resources
 from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
+from spotlake_assets.local.dagster_home import fresh_instance
 from spotlake_assets.local.stack import LocalStack, start_local_stack
 from spotlake_assets.partitions import Partitions
 
@@ -156,14 +158,8 @@ def spawn_worker(stack: LocalStack, dagster_home, partition: str, now: datetime,
 
     from spotlake_assets.local.stack import stack_environ
 
-    config = os.path.join(dagster_home, "dagster.yaml")
-    if not os.path.exists(config):  # the instance of `make dev`, its storage created once, before workers race to
-        os.makedirs(dagster_home, exist_ok=True)
-        repo_config = os.path.join(os.path.dirname(__file__), os.pardir, "dagster.yaml")
-        with open(repo_config) as source, open(config, "w") as out:
-            out.write(source.read())
-        subprocess.run([sys.executable, "-c", "import dagster; dagster.DagsterInstance.get().dispose()"],
-                       env={**os.environ, "DAGSTER_HOME": str(dagster_home)}, check=True)  # fmt: skip
+    if not os.path.exists(os.path.join(dagster_home, "dagster.yaml")):  # the first worker on this instance
+        fresh_instance(Path(dagster_home))
     env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(dagster_home)}
     cmd = [sys.executable, "-m", "spotlake_assets.local.worker", "--job", job, "--partition", partition,
            "--now", now.isoformat()] + (["--range-end", range_end] if range_end else [])  # fmt: skip

@@ -203,7 +203,6 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
                 context.log.info(f"{key}: {done.counts}, missing {done.missing_sources or 'nothing'}")
             del state
         last = merged[-1] if merged else None
-        by_key = {done.partition: done for done in merged}
         lost = gap + skipped
         meta = {
             "rows": last.rows if last else 0,
@@ -226,7 +225,7 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         )
         # In a ranged run a check stands for every partition of the range: it passes only if it passed for each.
         for name in SNAPSHOT_CHECKS:
-            failed = [k for k, done in by_key.items() if not done.evaluation[name][0]]
+            failed = [done.partition for done in merged if not done.evaluation[name][0]]
             if name == "sources_complete":
                 failed = sorted(failed + skipped)
             yield AssetCheckResult(

@@ -18,6 +18,8 @@ from pathlib import Path
 # logs and other local artifacts. Anything else (dagster.yaml, the UI's .nux) is kept.
 STORAGE_DIRS = ("history", "schedules", "storage")
 LOCK_FILE = ".spotlake-dev.lock"
+# `make dev`'s instance configuration (SPS pool, run queue, run retries), in the checkout
+DEV_CONFIG = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
 
 class DagsterHomeInUse(RuntimeError):
@@ -40,6 +42,16 @@ def exclusive(home: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def fresh_instance(home: Path, dagster_yaml: Path = DEV_CONFIG) -> None:
+    """`reset`, then the instance's storage created, before several run-worker processes share it (each would
+    otherwise try to create the same SQLite tables at once)."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    reset(home, dagster_yaml)
+    DagsterInstance.from_ref(InstanceRef.from_dir(str(home))).dispose()
 
 
 def reset(home: Path, dagster_yaml: Path) -> None:

@@ -1,6 +1,7 @@
 """Spot Placement Scores: the daily request pool and the 10-minute collection."""
 
 from collections import Counter
+from datetime import datetime
 
 import pandas as pd
 from dagster import (
@@ -50,6 +51,13 @@ def first_price_of_day(day: str, prices: StoredPartitions) -> tuple[str, pd.Data
     )
 
 
+def pool_of_prices(price: pd.DataFrame, store: S3Store, now: datetime) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """The request pool of a price snapshot without the regions and sizes SPS answered invalid in the day before
+    `now` (older ones are asked again), and how many regions and sizes that left out."""
+    invalid_regions, invalid_sizes = invalid_in_force(SpsStateStore(store).load(), now)
+    return build_pool(price, invalid_regions, invalid_sizes), (len(invalid_regions), len(invalid_sizes))
+
+
 def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
     @asset(
         name=names.SPS_REQUEST_POOL,
@@ -68,8 +76,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
         day = context.partition_key
         with measure() as m:
             source, price = first_price_of_day(day, prices)
-            invalid_regions, invalid_sizes = invalid_in_force(SpsStateStore(store).load(), clock.now())
-            pool = build_pool(price, invalid_regions, invalid_sizes)
+            pool, left_out = pool_of_prices(price, store, clock.now())
             pairs = list(zip(pool["RegionCodeSPS"], pool["InstanceTypeSPS"], strict=True))
             baseline = len(baseline_requests(pairs))
         return Output(
@@ -80,8 +87,8 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                 "requests": int(pool["request_id"].nunique()),
                 "baseline_requests": baseline,
                 "price_partition": source,
-                "invalid_regions_left_out": len(invalid_regions),
-                "invalid_sizes_left_out": len(invalid_sizes),
+                "invalid_regions_left_out": left_out[0],
+                "invalid_sizes_left_out": left_out[1],
                 **run_metadata(m),
             },
         )
@@ -147,8 +154,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
                     f"no azure_sps_request_pool for {key[:10]} or the day before, and no price snapshot of {key} "
                     "to build one from"
                 )
-            invalid_regions, invalid_sizes = invalid_in_force(SpsStateStore(store).load(), clock.now())
-            return build_pool(price, invalid_regions, invalid_sizes), f"built from prices of {key}"
+            return pool_of_prices(price, store, clock.now())[0], f"built from prices of {key}"
 
         def collect(t):
             key = context.partition_key

@@ -77,7 +77,7 @@ class RotationState:
     # subscription -> (parked until, reason in PARK_REASONS)
     parked_subscriptions: Mapping[str, tuple[datetime, str]] = field(default_factory=dict)
     last_pair: Pair | None = None
-    # name -> when it was learned invalid (None: before times were kept); a sequence of names is accepted too
+    # name -> when it was learned invalid (None: stored before times were kept)
     invalid_regions: Mapping[str, datetime | None] = field(default_factory=dict)
     invalid_sizes: Mapping[str, datetime | None] = field(default_factory=dict)
     url_locations: tuple[str, ...] = ()
@@ -288,9 +288,7 @@ def _learn(learned: Mapping[str, datetime | None], name: str, now: datetime) -> 
     return {**keep, name: now}
 
 
-def _learned_at(learned: Mapping[str, datetime | None] | Iterable[str]) -> dict[str, datetime | None]:
-    if not isinstance(learned, Mapping):
-        learned = dict.fromkeys(learned)
+def _learned_at(learned: Mapping[str, datetime | None]) -> dict[str, datetime | None]:
     return {name: None if t is None else _utc(t) for name, t in sorted(learned.items())}
 
 
