@@ -83,8 +83,16 @@ class PartitionStore:
 
     store: S3Store
 
-    def save(self, asset: str, partition_key: str, frame: pd.DataFrame | None, run_id: str) -> Saved:
-        """Store a partition's frame (or its failure marker when None)."""
+    def save(
+        self,
+        asset: str,
+        partition_key: str,
+        frame: pd.DataFrame | None,
+        run_id: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Saved:
+        """Store a partition's frame (or its failure marker when None); `metadata` becomes the frame object's user
+        metadata (a HEAD reads it without the frame)."""
         if frame is None:
             key = layout.failure_marker_key(asset, partition_key)
             body = json.dumps({"collected": False, "run_id": run_id}).encode()
@@ -92,7 +100,7 @@ class PartitionStore:
             return Saved(asset, partition_key, key, 0, len(body))
         key = layout.frame_key(asset, partition_key)
         body = frame_to_parquet(frame)
-        self.store.put(key, body, content_type=PARQUET_CONTENT_TYPE)
+        self.store.put(key, body, content_type=PARQUET_CONTENT_TYPE, metadata=metadata)
         return Saved(asset, partition_key, key, len(frame), len(body))
 
     def find(self, asset: str, partition_key: str) -> Stored:
@@ -114,6 +122,21 @@ class PartitionStore:
             if others:
                 return Stored("stored", frame_from_parquet(self.store.get(others[0]) or b""))
         return Stored("missing", tried=tuple(f"s3://{bucket}/{key}" for bucket in self.store.read_order))
+
+    def collected(self, partition_key: str) -> bool:
+        """Whether this environment stored anything of the partition's raw snapshots (a frame or a failure marker):
+        a run collected it, whatever happened after. The write bucket only: what `test` may read of production is
+        production's collection, not its own."""
+        return any(
+            self.store.head(key) is not None
+            for asset in names.RAW_SOURCES
+            for key in (layout.frame_key(asset, partition_key), layout.failure_marker_key(asset, partition_key))
+        )
+
+    def frame_metadata(self, asset: str, partition_key: str) -> Mapping[str, str] | None:
+        """The user metadata of the partition's stored frame (write bucket), None when no frame is stored."""
+        head = self.store.head(layout.frame_key(asset, partition_key))
+        return None if head is None else head.get("Metadata", {})
 
     def load(self, asset: str, partition_key: str) -> pd.DataFrame | None:
         """The partition's frame, or None when it failed or was never stored."""

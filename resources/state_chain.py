@@ -87,6 +87,13 @@ class StateChain:
                     return commit
         return None
 
+    def recovered_before(self, partition_key: str) -> list[str]:
+        """The partitions the merge of `partition_key`'s run recovered before it (docs/design.md "Continuity",
+        rule 4), oldest first, from its stored state's metadata (one HEAD); [] when it recovered none."""
+        head = self.store.head(layout.frame_key(names.STATE, partition_key))
+        listed = (head or {}).get("Metadata", {}).get(layout.STATE_RECOVERED_META, "")
+        return [key for key in listed.split(",") if key]
+
     def first_committed_after(self, partition_key: str) -> Commit | None:
         """The oldest committed partition after `partition_key` (None: there is none). Usually one listing that
         finds nothing: the newest partition has none after it."""

@@ -8,6 +8,7 @@ from dagster import AssetsDefinition, Definitions
 
 from resources.azure import AzureResource
 from resources.clock import Clock
+from resources.heartbeat import Heartbeat
 from resources.history_table import HistoryTable
 from resources.io_manager import PreviousStateLoader, SplitBucketParquetIOManager
 from resources.s3 import S3Store
@@ -17,6 +18,7 @@ from resources.slack import SlackWebhook
 from .dataset.history import build_history_asset
 from .dataset.outputs import build_outputs_asset
 from .dataset.snapshot import build_snapshot_asset
+from .freshness import build_freshness_checks, build_freshness_sensor
 from .jobs import build_jobs
 from .partitions import Partitions, quiet_beta_notices
 from .sensors import failed_check_alert, run_failure_alert
@@ -61,7 +63,9 @@ def build_resources(
         "previous_state_loader": PreviousStateLoader(store=store),
         "azure": azure_resource(settings, **(azure_overrides or {})),
         "history": history_resource(settings),
-        "clock": clock or Clock(),
+        "clock": clock or Clock.from_settings(settings),
+        # the CloudWatch metric the alarm outside Dagster watches (resources/heartbeat.py)
+        "heartbeat": Heartbeat.from_settings(settings),
         # the legacy kept the webhook URL in SSM; SPOTLAKE_SLACK_WEBHOOK_URL wins when set
         "slack_webhook": SlackWebhook.from_settings(settings),
     }
@@ -71,11 +75,16 @@ def build_definitions(
     settings: Settings, clock: Clock | None = None, azure_overrides: Mapping[str, object] | None = None
 ) -> Definitions:
     partitions = Partitions.starting_at(settings.partition_start)
-    jobs, schedules = build_jobs(partitions)
+    # Production runs unattended from its first deployment: the schedules and the freshness sensor start running
+    # by themselves there; elsewhere an operator starts them (`make dev` must not collect every 10 minutes).
+    running = settings.env == "prod"
+    freshness = build_freshness_checks()
+    jobs, schedules = build_jobs(partitions, running=running, freshness_checks=freshness)
     return Definitions(
         assets=build_assets(partitions),
+        asset_checks=freshness,
         jobs=jobs,
         schedules=schedules,
-        sensors=[run_failure_alert, failed_check_alert],
+        sensors=[run_failure_alert, failed_check_alert, build_freshness_sensor(freshness, running=running)],
         resources=build_resources(settings, clock, azure_overrides),
     )

@@ -23,6 +23,8 @@ PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
+# How Dagster's run failure begins when steps failed; any other run failure (its bound, a dead worker) is said too.
+STEPS_FAILED = "Execution of run for"
 MAX_STEPS_SHOWN = 10  # a failed single-run backfill can fail many steps; the UI link has the rest
 MAX_ERROR_CHARS = 300
 
@@ -91,8 +93,9 @@ def format_failure(
 ) -> str:
     """The Slack text for one failed run.
 
-    `failed_steps` holds (step key, first error line); `run_error` says why the run failed when no step did
-    (e.g. the run worker could not start); `ui_url` is the run's page in the Dagster UI.
+    `failed_steps` holds (step key, first error line); `run_error` says why the run failed: when no step did (e.g.
+    the run worker could not start), or beside the steps when the run was ended from outside (its bound, a dead
+    worker); `ui_url` is the run's page in the Dagster UI.
     """
     lines = [
         f":rotating_light: {headline}: job `{_escape(job_name)}`, "
@@ -104,6 +107,8 @@ def format_failure(
         lines += [f"• `{_escape(key)}`: {_escape(error)}" for key, error in failed_steps[:MAX_STEPS_SHOWN]]
         if len(failed_steps) > MAX_STEPS_SHOWN:
             lines.append(f"... and {len(failed_steps) - MAX_STEPS_SHOWN} more")
+        if run_error:
+            lines.append(f"Run: {_escape(run_error)}")
     else:
         lines.append(f"No step failed: {_escape(run_error or 'the run failed outside its steps')}")
     if ui_url:
@@ -140,7 +145,10 @@ def build_failure_sensor(
             (event.step_key or "(unknown step)", step_error_line(event.event_specific_data.error))
             for event in context.get_step_failure_events()
         ]
-        _post_alert(context, slack_webhook, steps, run_error=None if steps else run_error_line(context.failure_event))
+        run_error = run_error_line(context.failure_event)
+        if steps and run_error.startswith(STEPS_FAILED):
+            run_error = None  # Dagster's summary of the failed steps, which the alert lists anyway
+        _post_alert(context, slack_webhook, steps, run_error=run_error)
 
     return _alert
 
@@ -156,7 +164,9 @@ def failed_error_checks(instance: dg.DagsterInstance, run_id: str) -> list[tuple
         if evaluation.passed or evaluation.severity != dg.AssetCheckSeverity.ERROR:
             continue
         error = evaluation.metadata.get("error")
-        detail = first_line(str(error.value)) if error is not None else "check failed"
+        # our checks put the reason in `error`; Dagster's (the freshness checks) in the description
+        reason = str(error.value) if error is not None else evaluation.description
+        detail = first_line(reason) if reason else "check failed"
         failed.append((f"{evaluation.asset_key.to_user_string()} / {evaluation.check_name}", detail))
     return failed
 

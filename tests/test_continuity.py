@@ -80,13 +80,43 @@ def uninterrupted():
         yield archive(stack)
 
 
-def test_a_lost_partition_is_a_visible_gap_the_next_goes_on_and_a_range_fills_it_exactly(uninterrupted, monkeypatch):
+def test_a_partition_whose_run_died_after_collecting_is_recovered_by_the_next_run(uninterrupted, monkeypatch):
+    """P1's raw snapshots were collected, then its run died (or was ended by its bound) before the merge, and no
+    retry came before P2: P2's run merges, loads and publishes P1 first, so the archive is the uninterrupted one,
+    and a late retry of P1 changes nothing."""
     with start(seed=SEED) as stack:
         use_stack(stack, monkeypatch)
         assert run_partitions(stack, [P0]).success
-        # P1's raw snapshots were collected, but its run died before the merge
         raw = graph(names.PRICE_RAW, names.EVICTION_RAW, names.SPS_RAW)
         assert run_assets(stack, monkeypatch, raw, P1, data_time(P1)).success
+
+        report = run_partitions(stack, [P2])
+        assert report.success, report.failures
+        [summary] = report.partitions
+        assert summary.failed_checks == [] and summary.lost_partitions == []
+        assert StateChain(use_stack_store(stack)).commit_of(P2).continues == P1
+        assert differences(archive(stack), uninterrupted) == []
+
+        # the killed run's retry, after P2: P1 is merged again onto the same state, nothing changes
+        late = graph(*names.TEN_MINUTE_ASSETS)
+        assert run_assets(stack, monkeypatch, late, P1, data_time(P2) + timedelta(minutes=5)).success
+        assert differences(archive(stack), uninterrupted) == []
+
+
+def test_a_lost_partition_is_a_visible_gap_and_a_range_fills_it_once_its_snapshots_exist(uninterrupted, monkeypatch):
+    """Nothing of P1 was stored when P2 ran: P2 continues P0 and names P1 lost. When P1's snapshots appear later (an
+    import), one run over the range from P1 to the newest partition gives the uninterrupted archive."""
+    with start(seed=SEED) as stack:
+        use_stack(stack, monkeypatch)
+        assert run_partitions(stack, [P0]).success
+        raw = graph(names.PRICE_RAW, names.EVICTION_RAW, names.SPS_RAW)
+        assert run_assets(stack, monkeypatch, raw, P1, data_time(P1)).success
+        s3, bucket = s3_client(stack), stack.settings.write_bucket
+        kept = {}  # P1's snapshots, held aside while P2 runs
+        for asset in (names.PRICE_RAW, names.EVICTION_RAW, names.SPS_RAW):
+            key = layout.frame_key(asset, P1)
+            kept[key] = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            s3.delete_object(Bucket=bucket, Key=key)
 
         report = run_partitions(stack, [P2])
         assert report.success, report.failures
@@ -96,8 +126,8 @@ def test_a_lost_partition_is_a_visible_gap_the_next_goes_on_and_a_range_fills_it
         assert summary.changes_written > 0
         assert_history_is_change_only(stack, state_series(stack, P2))
 
-        # the lost partition's inputs exist: one run over the range from it to the newest gives the
-        # uninterrupted archive
+        for key, body in kept.items():
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
         with DagsterInstance.ephemeral() as instance:
             result = run_range(stack, [P1, P2], data_time(P2) + timedelta(hours=1), instance)
         assert result.success

@@ -29,9 +29,11 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster_aws.ecs import EcsRunLauncher
 from hcl2 import SerializationOptions
 
+from resources import alarm_webhook, heartbeat
 from resources.run_launcher import LockedEcsRunLauncher
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START
 from spotlake_assets.jobs import SERIAL_TAG, build_jobs
+from spotlake_assets.local.deployment import render_instance_template
 from spotlake_assets.partitions import Partitions
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
@@ -82,7 +84,11 @@ SESSION_CHANNEL_ACTIONS = {
     "ssmmessages:OpenControlChannel",
     "ssmmessages:OpenDataChannel",
 }
-STAR_RESOURCE_ACTIONS = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"} | SESSION_CHANNEL_ACTIONS
+STAR_RESOURCE_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "ecs:DescribeTaskDefinition",
+    "cloudwatch:PutMetricData",
+} | SESSION_CHANNEL_ACTIONS
 ACL_GRANT_HEADERS = (
     "s3:x-amz-grant-read",
     "s3:x-amz-grant-read-acp",
@@ -378,10 +384,18 @@ def test_azure_auth_is_read_with_get_item_only(env: str) -> None:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_webhook_parameter_is_read_by_the_daemon_only(env: str) -> None:
+def test_webhook_parameter_is_read_by_the_daemon_and_the_alarm_messenger_only(env: str) -> None:
     parameter = f"arn:aws:ssm:us-west-2:{ACCOUNT_ID}:parameter/error_notification_slack_webhook_url"
     readers = {(g.role, g.action) for g in resource_scoped_grants(env) if covers(g.resource, parameter)}
-    assert readers == {("daemon", "ssm:GetParameter")}
+    assert readers == {("daemon", "ssm:GetParameter"), ("alarm_webhook", "ssm:GetParameter")}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_only_runs_put_metrics_and_only_the_heartbeats_namespace(env: str) -> None:
+    puts = [g for g in grants(env) if g.action.startswith("cloudwatch:")]
+    assert {(g.role, g.action) for g in puts} == {("run", "cloudwatch:PutMetricData")}
+    for grant in puts:
+        assert grant.statement["Condition"] == {"StringEquals": {"cloudwatch:namespace": heartbeat.NAMESPACE}}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -389,7 +403,7 @@ def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
     allowed_partial = re.compile(
         r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster)/.+"  # Azure's objects
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/ecs/spotlake-azure-\w+:log-stream:\*"
-        r"|arn:aws:logs:[\w-]+:\d+:log-group:/aws/lambda/spotlake-azure-\w+-query-api:log-stream:\*"
+        r"|arn:aws:logs:[\w-]+:\d+:log-group:/aws/lambda/spotlake-azure-\w+-(query-api|alarm-webhook):log-stream:\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task/spotlake-azure-\w+/\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task-definition/spotlake-azure-\w+-(run|admin):\*"
     )
@@ -579,7 +593,6 @@ def test_operators_reach_only_the_admin_task(env: str) -> None:
 
 def rendered_instance_yaml(tmp_path: Path) -> Path:
     """infra's dagster.yaml template with placeholder values (Terraform's templatefile does this in AWS)."""
-    template = (MODULE / "dagster.yaml.tftpl").read_text()
     values = {
         "db_host": "dagster.example.internal",
         "db_port": "5432",
@@ -591,13 +604,15 @@ def rendered_instance_yaml(tmp_path: Path) -> Path:
         "jsonencode(subnet_ids)": '["subnet-1", "subnet-2"]',
         "security_group_id": "sg-1",
     }
-    rendered = INTERPOLATION.sub(lambda match: values[match.group(1)], template)
-    (tmp_path / "dagster.yaml").write_text(rendered)
+    (tmp_path / "dagster.yaml").write_text(render_instance_template(values))
     return tmp_path
 
 
 def assert_runs_are_serial_and_dead_workers_retried(config: dict) -> None:
-    """docs/design.md "Continuity": the 10-minute job's runs one at a time, a dead worker's run retried."""
+    """docs/design.md "Continuity": the 10-minute job's runs one at a time, a dead worker's run retried, every run
+    bounded and a dead run's SPS pool slot given back."""
+    assert config["run_monitoring"]["max_runtime_seconds"] > 0
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
     limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {"key": SERIAL_TAG, "limit": 1} in limits
     assert build_jobs(Partitions.starting_at(DEFAULT_PARTITION_START))[0][0].tags[SERIAL_TAG]
@@ -615,6 +630,11 @@ def test_make_dev_instance_has_the_serial_run_queue_and_retries(tmp_path: Path) 
 def test_instance_yaml_is_valid_dagster_config_with_the_sps_pool_of_one(tmp_path: Path) -> None:
     config, _ = dagster_instance_config(str(rendered_instance_yaml(tmp_path)))
     assert_runs_are_serial_and_dead_workers_retried(config)
+    # docs/operations.md "Bounded runs": dead workers and runs past their bound noticed within 30 s, every run
+    # bounded, a dead run's pool slot given back
+    monitoring = config["run_monitoring"]
+    assert monitoring["poll_interval_seconds"] == 30 and monitoring["max_runtime_seconds"] == 7200
+    assert monitoring["free_slots_after_run_end_seconds"] == 30
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     launcher = config["run_launcher"]
     # dagster-aws's launcher without the run tags that rewrite the task (tests/test_run_launcher.py)
@@ -761,3 +781,57 @@ def test_query_api_package_is_exactly_the_handlers_import_closure(tmp_path: Path
     assert first.read_bytes() == second.read_bytes()  # deterministic: source_code_hash changes with the code only
     with zipfile.ZipFile(first) as archive:
         assert sorted(archive.namelist()) == sorted(FILES)
+
+
+# --- the alarm that does not need Dagster (alarms.tf) -------------------------------------------------------------
+
+
+def test_the_alarm_fires_when_no_partition_committed_for_30_minutes_missing_data_breaching() -> None:
+    scope = module_scope("prod")
+    alarm = scope.module.resources["aws_cloudwatch_metric_alarm"]["no_commit"]
+    # the heartbeat the runs put (resources/heartbeat.py), of this environment
+    assert (scope.evaluate(alarm["namespace"]), scope.evaluate(alarm["metric_name"])) == (
+        heartbeat.NAMESPACE,
+        heartbeat.METRIC,
+    )
+    assert scope.evaluate(alarm["dimensions"]) == {heartbeat.DIMENSION: "prod"}
+    assert (alarm["statistic"], alarm["comparison_operator"], alarm["threshold"]) == ("Sum", "LessThanThreshold", 1)
+    assert alarm["treat_missing_data"] == "breaching"
+    periods = scope.evaluate(alarm["evaluation_periods"])
+    assert periods == scope.evaluate(alarm["datapoints_to_alarm"]) == 3
+    assert alarm["period"] * periods == 30 * 60
+    topic = "${aws_sns_topic.alarms.arn}"
+    assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
+
+
+def test_the_alarm_reaches_the_failure_channel_through_sns_and_a_lambda_without_the_webhook_in_state() -> None:
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    [subscription] = resources["aws_sns_topic_subscription"].values()
+    assert subscription["protocol"] == "lambda"
+    assert subscription["endpoint"] == "${aws_lambda_function.alarm_webhook.arn}"
+    assert resources["aws_lambda_permission"]["alarm_webhook"]["principal"] == "sns.amazonaws.com"
+    function = resources["aws_lambda_function"]["alarm_webhook"]
+    assert function["handler"] == f"{alarm_webhook.__name__.rsplit('.', 1)[1]}.handler"
+    # the function's environment holds the parameter's name only: the URL is read from SSM when an alarm comes
+    env = scope.evaluate(block(function, "environment")["variables"])
+    assert env == {alarm_webhook.PARAMETER_ENV: "error_notification_slack_webhook_url"}
+    archive = scope.module.data["archive_file"]["alarm_webhook"]
+    assert archive["source_file"].endswith("/resources/alarm_webhook.py")
+    assert (ROOT / "resources" / "alarm_webhook.py").exists()
+    policy = scope.expression("local.alarm_webhook_policy")
+    assert {a for s in policy["Statement"] for a in as_list(s["Action"])} == {
+        "ssm:GetParameter", "logs:CreateLogStream", "logs:PutLogEvents"
+    }  # fmt: skip
+
+
+def test_the_alarm_messenger_is_one_file_of_standard_library_and_boto3() -> None:
+    """The Lambda package is that one file: it must import nothing else of this project or outside the runtime."""
+    import ast
+
+    tree = ast.parse((ROOT / "resources" / "alarm_webhook.py").read_text())
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    assert not any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(tree))
+    assert imported <= set(sys.stdlib_module_names) | {"boto3", "__future__"}, imported

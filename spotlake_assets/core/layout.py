@@ -34,6 +34,11 @@ ASSOCIATION_KEY = "query-selector/associated/association_azure.json"
 # Metadata of a stored state (Parquet key-value metadata, pandas `attrs`): the partition whose state its merge
 # continued (empty: the history began there). The history load copies it into the partition's commit.
 STATE_CONTINUES = "spotlake.continues"
+# User metadata of a stored state object (S3 x-amz-meta-*, read with one HEAD): the partition its merge continued,
+# and, on the first partition a run merged, the earlier partitions that run recovered before it (docs/design.md
+# "Continuity", rule 4): the history load and the public files take those first.
+STATE_CONTINUES_META = "continues"
+STATE_RECOVERED_META = "recovered"
 
 # The SPS rotation state and learned lists (one JSON object; legacy kept several files under this prefix).
 ROTATION_STATE_KEY = "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json"

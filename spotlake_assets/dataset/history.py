@@ -1,10 +1,20 @@
 """The change-only time series in DynamoDB: the changed rows of each partition, plus a daily checkpoint."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetMaterialization,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
+from resources.heartbeat import Heartbeat, HeartbeatError
 from resources.history_table import HistoryTable
-from resources.io_manager import StoredPartitions
+from resources.io_manager import PartitionStore, StoredPartitions
 from resources.s3 import S3Store
 from resources.state_chain import StateChain
 
@@ -49,45 +59,78 @@ def build_history_asset(partitions: Partitions) -> AssetsDefinition:
         backfill_policy=ONE_RUN,
     )
     def azure_dynamodb_history(
-        context: AssetExecutionContext, history: HistoryTable, store: S3Store, changes: StoredPartitions,
-        states: StoredPartitions,
+        context: AssetExecutionContext, history: HistoryTable, store: S3Store, heartbeat: Heartbeat,
+        changes: StoredPartitions, states: StoredPartitions,
     ) -> MaterializeResult:  # fmt: skip
         """Writes the partition's changed rows (new series, or a changed OndemandPrice, SpotPrice, IF, Score, T2 or
         T3) to the DynamoDB time series, keyed by series and time so a re-run rewrites the same items. At each day's
         first collection (data time 00:00) it also writes a checkpoint of every series, which bounds the query's
         "value as of the range start" lookup to one day of changes. A re-run removes the points its earlier run
         wrote and this one does not. The partition's manifest, written last, commits its state: only committed
-        states are continued by later partitions (docs/design.md "Continuity"). A range is loaded oldest first, one
-        partition in memory at a time."""
+        states are continued by later partitions (docs/design.md "Continuity"). Partitions the merge recovered
+        before the run's own are loaded and committed first. A range is loaded oldest first, one partition in memory
+        at a time. After the last commit the run puts its heartbeat, the CloudWatch metric an alarm outside Dagster
+        watches."""
         chain = StateChain(store)
-        written = deleted = checkpoints = 0
-        skipped = []
+        partitions = PartitionStore(store)
+        totals = [0, 0, 0]  # points written, stale items deleted, checkpoint items
+        skipped, committed, recovered = [], [], []
         keys = sorted(context.partition_keys)
 
-        def load(key: str) -> tuple[int, int, int] | None:
-            """One partition's history, its frames read here and dropped on return (a range holds one at a
-            time); None when the merge had nothing to merge for it."""
-            rows, state = changes[key], states[key]
-            if rows is None or state is None:
-                return None
+        def load(key: str, rows: pd.DataFrame, state: pd.DataFrame) -> None:
+            """Commit one partition's history; its frames are dropped on return (a range holds one at a time)."""
             continues = continued_from(state)
             check_still_continuous(chain, key, continues, keys[-1])
             t = data_time(key)
-            return history.load_partition(
+            counts = history.load_partition(
                 store,
                 key,
                 rows,
                 checkpoint_of=state_from_frame(state).series if (t.hour, t.minute) == (0, 0) else None,
                 continues=continues,
             )
+            committed.append(key)
+            for i, count in enumerate(counts):
+                totals[i] += count
+
+        def load_recovered(before: str) -> None:
+            """The partitions the merge recovered before `before`, the run's first merged partition (recorded with
+            its state): no input of the run, their frames are read where the IO manager stored them."""
+            for key in chain.recovered_before(before):
+                rows, state = partitions.load(names.CHANGES, key), partitions.load(names.STATE, key)
+                if rows is None or state is None:
+                    raise Failure(f"partition {key}, recovered by the merge of this run, has no stored changes")
+                load(key, rows, state)
+                recovered.append(key)
+                context.log_event(
+                    AssetMaterialization(
+                        asset_key=names.HISTORY,
+                        partition=key,
+                        description=f"recovered by run {context.run_id}: committed before its partitions",
+                        metadata={"rows": len(rows), "recovered_by_run": context.run_id},
+                    )
+                )
 
         with measure() as m:
             for key in keys:
-                counts = load(key)
-                if counts is None:
+                rows, state = changes[key], states[key]
+                if rows is None or state is None:  # the merge had nothing to merge for it
                     skipped.append(key)
                     continue
-                written, deleted, checkpoints = written + counts[0], deleted + counts[1], checkpoints + counts[2]
+                if not committed:
+                    load_recovered(key)
+                load(key, rows, state)
+                del rows, state
+        written, deleted, checkpoints = totals
+        beat = "nothing committed: none sent"
+        if committed:
+            try:
+                heartbeat.beat(len(committed))
+                beat = f"{len(committed)} sent to {heartbeat.namespace}"
+            except HeartbeatError as exc:
+                # the partitions are committed; the alarm outside Dagster will say that its heartbeat is missing
+                context.log.error(f"heartbeat not sent: {exc}")
+                beat = f"not sent: {exc}"
         return MaterializeResult(
             metadata={
                 "rows": written,
@@ -95,6 +138,8 @@ def build_history_asset(partitions: Partitions) -> AssetsDefinition:
                 "stale_items_deleted": deleted,
                 "checkpoint_items": checkpoints,
                 "partitions_skipped": MetadataValue.json(skipped[:20]),
+                "recovered_partitions": MetadataValue.json(recovered),
+                "heartbeat": beat,
                 "table": history.table_name,
                 **run_metadata(m),
             }

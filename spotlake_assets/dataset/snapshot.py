@@ -10,6 +10,7 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetMaterialization,
     AssetOut,
     AssetsDefinition,
     Failure,
@@ -24,7 +25,7 @@ from resources.state_chain import StateChain
 
 from ..core import names
 from ..core.checks import SNAPSHOT_CHECKS, evaluate_snapshot
-from ..core.layout import STATE_CONTINUES
+from ..core.layout import STATE_CONTINUES, STATE_CONTINUES_META, STATE_RECOVERED_META
 from ..core.timekeys import data_time, desired_count, partitions_between
 from ..core.transforms.merge import merge_snapshot
 from ..core.transforms.state import MergeState, state_to_frame
@@ -32,6 +33,11 @@ from ..monitoring import measure, run_metadata
 from ..partitions import ONE_RUN, PREVIOUS_PARTITION, Partitions
 
 CONTINUITY = "continuity"
+# How far back a merge looks for partitions to recover: uncommitted partitions whose raw snapshots this environment
+# stored (a run that died or was ended after collecting them). A few: each is merged and loaded in the run's own time
+# budget (it ends when its window closes), and more than a few in a row means something fails every time, which
+# recovering would not fix. Older ones stay lost, named by the continuity check; a backfill fills them.
+RECOVERY_LOOKBACK = 6
 
 
 def snapshot_desired_count(partition_key: str, sps: pd.DataFrame | None) -> int:
@@ -55,24 +61,46 @@ def refuse_out_of_order(store: S3Store, last: str) -> None:
         )
 
 
+def recoverable(partitions: PartitionStore, gap: list[str]) -> list[str]:
+    """The partitions of a gap (uncommitted, before the run's first partition) that a run collected before it died or
+    was ended: the newest RECOVERY_LOOKBACK of them whose raw snapshots this environment stored."""
+    return [key for key in gap[-RECOVERY_LOOKBACK:] if partitions.collected(key)]
+
+
 @dataclass(frozen=True)
 class RangeWriter:
     """Stores each partition's three outputs through the IO manager's `PartitionStore` as soon as it is merged, and
     keeps only the receipts, which the asset returns as its outputs (resources/io_manager.py): the outputs of one
-    partition are computed together, and Dagster takes each output once for the whole range."""
+    partition are computed together, and Dagster takes each output once for the whole range. Partitions recovered
+    before the run's own are stored the same way but are not outputs of the run: `recovered` lists what was saved
+    for them, for the materializations the asset reports."""
 
     partitions: PartitionStore
     run_id: str
     saved: dict[str, list[tuple[str, Saved]]] = field(
         default_factory=lambda: {names.STATE: [], names.SNAPSHOT: [], names.CHANGES: []}
     )
+    recovered: list[tuple[str, str, Saved]] = field(default_factory=list)  # (asset, partition, receipt)
 
     def save(
-        self, key: str, *, state: pd.DataFrame | None, snapshot: pd.DataFrame | None, changes: pd.DataFrame | None
+        self,
+        key: str,
+        *,
+        state: pd.DataFrame | None,
+        snapshot: pd.DataFrame | None,
+        changes: pd.DataFrame | None,
+        state_metadata: dict[str, str] | None = None,
+        output: bool = True,
     ) -> None:
         # the state first: every output of a partition depends on it
         for asset, frame in ((names.STATE, state), (names.SNAPSHOT, snapshot), (names.CHANGES, changes)):
-            self.saved[asset].append((key, self.partitions.save(asset, key, frame, self.run_id)))
+            saved = self.partitions.save(
+                asset, key, frame, self.run_id, metadata=state_metadata if asset == names.STATE else None
+            )
+            if output:
+                self.saved[asset].append((key, saved))
+            else:
+                self.recovered.append((asset, key, saved))
 
 
 @dataclass(frozen=True)
@@ -89,21 +117,35 @@ class Merged:
 
 
 class Raw:
-    """One partition's raw snapshots, read from storage once."""
+    """One partition's raw snapshots, read from storage once: the run's inputs, or (`stored`) a recovered
+    partition's, which are no input of the run."""
 
     def __init__(self, key: str, price: StoredPartitions, eviction: StoredPartitions, sps: StoredPartitions) -> None:
         self.key = key
         self.price, self.eviction, self.sps = price[key], eviction[key], sps[key]
+
+    @classmethod
+    def stored(cls, key: str, partitions: PartitionStore) -> "Raw":
+        raw = cls.__new__(cls)
+        raw.key = key
+        raw.price, raw.eviction, raw.sps = (partitions.load(asset, key) for asset in names.RAW_SOURCES)
+        return raw
 
     def nothing_observed(self) -> bool:
         return self.price is None and self.eviction is None and self.sps is None
 
 
 def merge_partition(
-    raw: Raw, state: MergeState | None, continues: str | None, writer: RangeWriter
+    raw: Raw,
+    state: MergeState | None,
+    continues: str | None,
+    writer: RangeWriter,
+    recovered: list[str] | None = None,
 ) -> tuple[MergeState, Merged]:
     """Merge one partition onto `state`, store its rows, changes and state; returns the state after it and what is
-    left to report. Its frames are dropped on return: only the state is carried to the next partition."""
+    left to report. Its frames are dropped on return: only the state is carried to the next partition.
+    `recovered` is None for a partition recovered before the run's own (not an output of the run), else the
+    partitions recovered before this one (recorded with its state for the history load and the public files)."""
     key = raw.key
     if state is None and (raw.sps is None or raw.sps.empty):
         raise Failure(
@@ -116,7 +158,17 @@ def merge_partition(
     state_frame = state_to_frame(result.state)
     state_frame.attrs[STATE_CONTINUES] = continues or ""
     series = int((state_frame["Kind"] == "series").sum())
-    writer.save(key, state=state_frame, snapshot=snapshot, changes=result.changed)
+    metadata = {STATE_CONTINUES_META: continues or ""}
+    if recovered:
+        metadata[STATE_RECOVERED_META] = ",".join(recovered)
+    writer.save(
+        key,
+        state=state_frame,
+        snapshot=snapshot,
+        changes=result.changed,
+        state_metadata=metadata,
+        output=recovered is not None,
+    )
     done = Merged(
         partition=key,
         rows=len(snapshot),
@@ -176,40 +228,67 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         """Merge of the partition's price, IF and SPS snapshots (docs/contract.md "The merge") onto the newest
         committed state before it: T2/T3 per workload across the whole 1..50 cycle, the last stored value of every
         series, and the rows that changed. A missing source gives a partial snapshot (the `sources_complete` check
-        fails); a partition with no source at all is skipped. Partitions lost before this one (no committed state)
-        are named by the failing `continuity` check, and the changes are exact against the last stored values. A
+        fails); a partition with no source at all is skipped. An uncommitted partition just before this one whose raw
+        snapshots were stored (its run died or was ended after collecting) is recovered: merged first, exactly as its
+        own run would have. Partitions lost before this one (nothing collected) are named by the failing
+        `continuity` check, and the changes are exact against the last stored values. A
         range of partitions is processed in one run, oldest first, each partition's rows, changes and state stored
         as soon as it is merged: a range holds one partition's state at a time, whatever its length."""
         keys = sorted(context.partition_keys)
         refuse_out_of_order(store, keys[-1])
-        writer = RangeWriter(PartitionStore(store), context.run_id)
+        partitions = PartitionStore(store)
+        writer = RangeWriter(partitions, context.run_id)
         continues = previous_state.partition if previous_state else None
         gap = partitions_between(continues, keys[0]) if continues else []
+        # A run that died or was ended after collecting leaves its partition uncommitted: merged here, before this
+        # run's own, it is not lost (docs/design.md "Continuity", rule 4).
+        recovering = recoverable(partitions, gap)
         merged: list[Merged] = []
+        recovered: list[str] = []
         skipped: list[str] = []
         with measure() as m:
             state = previous_state.load() if previous_state else None
-            for key in keys:
-                raw = Raw(key, price, eviction, sps)
+            for key in recovering + keys:
+                own = key not in recovering
+                raw = Raw(key, price, eviction, sps) if own else Raw.stored(key, partitions)
                 if raw.nothing_observed():
                     # nothing was observed: no snapshot, no state; the next partition goes on from the one before
-                    skipped.append(key)
-                    writer.save(key, state=None, snapshot=None, changes=None)
+                    if own:
+                        skipped.append(key)
+                        writer.save(key, state=None, snapshot=None, changes=None)
                     continue
-                state, done = merge_partition(raw, state, continues, writer)
+                first_own = own and not any(done.partition in keys for done in merged)
+                state, done = merge_partition(
+                    raw, state, continues, writer, recovered=(list(recovered) if first_own else []) if own else None
+                )
                 del raw  # the next partition's inputs are read without this one's
                 merged.append(done)
+                if not own:
+                    recovered.append(key)
                 continues = key
-                context.log.info(f"{key}: {done.counts}, missing {done.missing_sources or 'nothing'}")
+                context.log.info(
+                    f"{key}{'' if own else ' (recovered)'}: {done.counts}, missing {done.missing_sources or 'nothing'}"
+                )
             del state
+        for asset, key, saved in writer.recovered:
+            context.log_event(
+                AssetMaterialization(
+                    asset_key=asset,
+                    partition=key,
+                    description=f"recovered by run {context.run_id}: merged before its partitions",
+                    metadata={"rows": saved.rows, "s3_key": saved.key, "recovered_by_run": context.run_id},
+                )
+            )
+        merged = [done for done in merged if done.partition in keys]  # the run's own, for its metadata and checks
         last = merged[-1] if merged else None
-        lost = gap + skipped
+        lost = [key for key in gap if key not in recovered] + skipped
         meta = {
             "rows": last.rows if last else 0,
             "changed_rows": last.changed_rows if last else 0,
             "missing_sources": MetadataValue.json(last.missing_sources if last else ["price", "eviction", "sps"]),
             "partitions": len(keys),
             "continues_from": previous_state.partition if previous_state else "nothing (history begins)",
+            "recovered_partitions": MetadataValue.json(recovered),
             "lost_partitions": MetadataValue.json(lost[:50]),
             **run_metadata(m),
         }
@@ -246,6 +325,7 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
             metadata={
                 "lost_partitions": MetadataValue.json(lost[:50]),
                 "lost_count": len(lost),
+                "recovered_partitions": MetadataValue.json(recovered),
                 **(
                     {
                         "error": f"{len(lost)} partition(s) lost before or in this run ({lost[0]} .. {lost[-1]}): "

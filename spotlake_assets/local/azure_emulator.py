@@ -55,6 +55,7 @@ TOKEN_LIFETIME_SECONDS = 3600
 SPS_THROTTLE_TEXT = "You have reached the maximum number of requests allowed. Please try again after 3600 seconds."
 FAULT_KINDS = ("429", "500", "timeout", "malformed", "cut")
 RECORD_FAULT_ENDPOINTS = ("price", "eviction", "sps")
+HANG_ENDPOINTS = ("prices", "resource_graph", "sps")
 SKU_NAME_PATHS = ("both", "sku.name", "properties.skuName")
 EVICTION_RATE_STYLES = ("plain", "percent")
 _SORTED_BY_ID = re.compile(r"\|\s*(order|sort)\s+by\s+id\b", re.IGNORECASE)
@@ -91,6 +92,8 @@ class EmulatorConfig:
       "set": {field: value} (e.g. {"retailPrice": "abc"}, {"location": ""}), "replace": value (the record becomes
       that value, e.g. "oops"), "drop": true}} changes every Nth record of each answer (N=1: all of them).
     rate_cut: share of answers whose connection is cut halfway through the body.
+    hang: APIs ("prices", "resource_graph", "sps") whose every answer never ends: status and headers, then a byte
+      every `hang_trickle_seconds`, forever (a read timeout never fires: only a bound on the whole run ends it).
     retry_after_header: the text of every retry-after header instead of retry_after_seconds (e.g. "nan", "-5").
     """
 
@@ -118,6 +121,8 @@ class EmulatorConfig:
     rate_malformed: float = 0.0  # 200 with a truncated JSON body
     rate_cut: float = 0.0  # the connection is cut halfway through the body
     latency_ms: float = 0.0
+    hang: list[str] = field(default_factory=list)  # APIs whose answers never end (a hung run)
+    hang_trickle_seconds: float = 2.0
     timeout_seconds: float = 5.0
     retry_after_seconds: int = 60  # the value put in retry-after headers
     retry_after_header: str | None = None  # the literal text of retry-after headers (a malformed server's)
@@ -152,6 +157,10 @@ class EmulatorConfig:
         if self.retry_after_header is not None and not isinstance(self.retry_after_header, str):
             raise ValueError(f"knob 'retry_after_header' must be text or null, got {self.retry_after_header!r}")
         _check_record_faults(self.record_faults)
+        if not isinstance(self.hang, list) or not set(self.hang) <= set(HANG_ENDPOINTS):
+            raise ValueError(f"knob 'hang' must be a list of {HANG_ENDPOINTS}, got {self.hang!r}")
+        if not 0 < self.hang_trickle_seconds <= 60:
+            raise ValueError(f"knob 'hang_trickle_seconds' must be in (0, 60], got {self.hang_trickle_seconds!r}")
         positive = ("prices_requests_per_second", "arg_quota_per_5s", "sps_calls_per_hour")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -483,8 +492,8 @@ class AzureEmulator:
             draw = self._rng.random()
         if cfg.latency_ms:
             time.sleep(cfg.latency_ms / 1000)
-        kind, acc = None, 0.0
-        for k in FAULT_KINDS:
+        kind, acc = ("hang" if endpoint in cfg.hang else None), 0.0
+        for k in FAULT_KINDS if kind is None else ():
             acc += getattr(cfg, f"rate_{k}")
             if draw < acc:
                 kind = k
@@ -493,6 +502,8 @@ class AzureEmulator:
             return None
         with self._lock:
             self._faults[kind] += 1
+        if kind == "hang":
+            return _hung_response(cfg.hang_trickle_seconds)
         if kind == "429":
             return _rate_limited(
                 endpoint,
@@ -900,6 +911,18 @@ def _eviction_answer(key: cat.DataKey, query: str, sku_name_path: str, rate_styl
     if _SORTED_BY_ID.search(query):
         out.sort(key=lambda pair: pair[0])
     return tuple(row for _, row in out)
+
+
+def _hung_response(trickle_seconds: float) -> Response:
+    """A 200 whose body never ends: a space every `trickle_seconds` (JSON allows leading white space), so the client
+    keeps reading and its read timeout never fires. It ends when the client goes away."""
+
+    def body():
+        while True:
+            yield b" "
+            time.sleep(trickle_seconds)
+
+    return Response(body(), status=200, mimetype="application/json")
 
 
 def _cut_response() -> Response:

@@ -50,15 +50,17 @@ def _metadata(result, asset: str) -> dict:
     return {}
 
 
-def run_partitions(stack: LocalStack, keys: list[str]) -> RunReport:
-    """Materialize `azure_collect_10min` for each partition, as the schedule would at its data time, and the day's
-    request pool after the day's first partition (as its 00:15 schedule does; until then the first run builds
-    one from its own prices)."""
+def run_partitions(
+    stack: LocalStack, keys: list[str], request_pools: bool = True, at: dict[str, datetime] | None = None
+) -> RunReport:
+    """Materialize `azure_collect_10min` for each partition, as the schedule would at its data time (or at
+    `at[key]`), and the day's request pool after the day's first partition (as its 00:15 schedule does; until then
+    the first run builds one from its own prices) unless `request_pools` is False."""
     report = RunReport()
     pools: set[str] = set()
     with DagsterInstance.ephemeral() as instance:
         for key in keys:
-            t = data_time(key)
+            t = (at or {}).get(key, data_time(key))
             stack.emulator.set_time(t)
             defs = build_definitions(stack.settings, clock=Clock(frozen_at=t.isoformat()))
 
@@ -70,8 +72,8 @@ def run_partitions(stack: LocalStack, keys: list[str]) -> RunReport:
                 return result
 
             result = run(names.COLLECT_JOB, key)
-            day = f"{t:%Y-%m-%d}"
-            if day not in pools:
+            day = f"{data_time(key):%Y-%m-%d}"
+            if request_pools and day not in pools:
                 run(names.REQUEST_POOL_JOB, day)
                 pools.add(day)
             snapshot = _metadata(result, names.SNAPSHOT)

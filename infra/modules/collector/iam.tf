@@ -78,6 +78,15 @@ locals {
         Action   = ["dynamodb:GetItem"]
         Resource = [local.auth_table_arn]
       },
+      {
+        # The heartbeat the alarm watches (resources/heartbeat.py, alarms.tf). PutMetricData has no resource-level
+        # permissions (AWS requires "*"): the condition keeps it to the collector's namespace.
+        Sid       = "PutHeartbeat"
+        Effect    = "Allow"
+        Action    = ["cloudwatch:PutMetricData"]
+        Resource  = ["*"]
+        Condition = { StringEquals = { "cloudwatch:namespace" = local.heartbeat_namespace } }
+      },
     ]
   }
 

@@ -5,6 +5,11 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 5.70, < 7"
     }
+    # packages the alarm messenger (alarms.tf) at plan time
+    archive = {
+      source  = "hashicorp/archive"
+      version = ">= 2.4, < 3"
+    }
   }
 }
 
