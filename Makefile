@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test dev bench bench-collect lint validate clean lock lock-check scan query-api-zip
+.PHONY: run test dev bench bench-collect rehearsal postgres lint validate clean lock lock-check scan query-api-zip
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,21 @@ test: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/spotlake dev
 
-## Full-scale benchmarks, each in its own process (merge vs legacy, history cost, ...); the last line is one
-## JSON object with their numbers (benchmarks/bench.py). Inputs are cached under build/bench/.
-bench: $(STAMP)
+## Full-scale benchmarks, each in its own process (merge vs legacy, history cost, ..., the production rehearsal);
+## the last line is one JSON object with their numbers (benchmarks/bench.py). Inputs are cached under build/bench/.
+bench: $(STAMP) postgres
 	$(BIN)/python -m benchmarks.bench
+
+## The production rehearsal alone: production's instance on PostgreSQL, daemon, code server and webserver, faults
+## injected; one JSON object (benchmarks/rehearsal.py, 20 to 30 minutes).
+rehearsal: $(STAMP) postgres
+	$(BIN)/python -m benchmarks.rehearsal
+
+## Debian's PostgreSQL server, for the rehearsal and its test; installed where missing (apt, as root or with sudo).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 ## Full-scale benchmark: wall time and peak memory of collecting price and IF, per page concurrency.
 bench-collect: $(STAMP)

@@ -4,7 +4,11 @@ Each sub-benchmark is a module run as `python -m <module> --json` that prints on
 of its stdout; its keys are merged into the summary (the keys listed below print as null when their benchmark
 was not chosen). Progress goes to stderr; the summary is the last line of stdout.
 
-Run: `python -m benchmarks.bench [--only merge,history,partition,backfill] [--scale full] [--seed 0]`.
+The production rehearsal (benchmarks/rehearsal.py) runs at its own scale (the emulator's small one: it rehearses
+the orchestration, not the data volume) and seed; it takes 20 to 30 minutes and needs Debian's postgresql (the
+Makefile's `bench` installs it where missing).
+
+Run: `python -m benchmarks.bench [--only merge,history,partition,backfill,rehearsal] [--scale full] [--seed 0]`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,14 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
         ["backfill_peak_rss_mib_6", "backfill_peak_rss_mib_144", "backfill_peak_ratio_144_to_6", "backfill_s_6",
          "backfill_s_144", "backfill_items_per_partition_144", "backfill_state_series", "backfill_drift_rate"],
     ),
+    # production's instance, Postgres and processes with faults injected (its own scale and seed)
+    "rehearsal": (
+        "benchmarks.rehearsal",
+        ["partitions_committed", "partitions_lost", "daemon_retries", "max_queue_wait_s", "hang_ended_after_s",
+         "equal_to_fault_free"],
+    ),
 }  # fmt: skip
+SCALED = {"merge", "history", "partition", "backfill"}  # the ones that take --scale and --seed
 
 
 def run(module: str, options: list[str]) -> dict:
@@ -70,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         module, _ = BENCHMARKS[name]
         print(f"bench: {name} ({module}) ...", file=sys.stderr, flush=True)
         begun = time.perf_counter()
-        details[name] = run(module, ["--scale", args.scale, "--seed", str(args.seed)])
+        details[name] = run(module, ["--scale", args.scale, "--seed", str(args.seed)] if name in SCALED else [])
         # a key two benchmarks report keeps the first one's value
         summary.update({key: value for key, value in details[name].items() if summary.get(key, 0) is None})
         print(f"bench: {name} done in {time.perf_counter() - begun:.0f} s", file=sys.stderr, flush=True)

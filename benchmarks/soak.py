@@ -52,6 +52,24 @@ def _digest(data: bytes | None) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
+def archive_of(stack, last: str) -> dict[str, Any]:
+    """What a run of partitions leaves that must not depend on faults: every DynamoDB item, the last partition's
+    state and latest_azure.json (digests)."""
+    from spotlake_assets.core import layout, names
+    from spotlake_assets.defs import build_resources
+    from spotlake_assets.local.aws import local_client
+
+    store = build_resources(stack.settings)["store"]
+    client = local_client("dynamodb", stack.aws.endpoint_url, stack.settings.aws_region)
+    pages = client.get_paginator("scan").paginate(TableName=stack.settings.dynamodb_table)
+    items = sorted(json.dumps(i, sort_keys=True) for page in pages for i in page["Items"])
+    return {
+        "items": items,
+        "state": _digest(store.get(layout.frame_key(names.STATE, last))),
+        "latest": _digest(store.get(layout.LATEST_JSON_KEY)),
+    }
+
+
 class Day:
     """One stack, one persistent Dagster instance; partitions run in order at their data times."""
 
@@ -161,19 +179,7 @@ class Day:
     # ---- what it left ----
 
     def archive(self) -> dict[str, Any]:
-        from spotlake_assets.core import layout, names
-        from spotlake_assets.defs import build_resources
-        from spotlake_assets.local.aws import local_client
-
-        store = build_resources(self.stack.settings)["store"]
-        client = local_client("dynamodb", self.stack.aws.endpoint_url, self.stack.settings.aws_region)
-        pages = client.get_paginator("scan").paginate(TableName=self.stack.settings.dynamodb_table)
-        items = sorted(json.dumps(i, sort_keys=True) for page in pages for i in page["Items"])
-        return {
-            "items": items,
-            "state": _digest(store.get(layout.frame_key(names.STATE, self.keys[-1]))),
-            "latest": _digest(store.get(layout.LATEST_JSON_KEY)),
-        }
+        return archive_of(self.stack, self.keys[-1])
 
     def outcomes(self) -> dict[str, Any]:
         """Per partition: complete, or partial with its missing sources; HTTP retries from run metadata."""

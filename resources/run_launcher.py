@@ -204,17 +204,22 @@ class LocalRunLauncher(LaunchRules, RunLauncher, ConfigurableClass):
     """Each run in a process of its own, in a session of its own (see the module's docstring).
 
     Config: `stop_grace_seconds`, how long a terminated run has between SIGTERM and SIGKILL (ECS gives 30);
-    `window_grace_seconds`, WINDOW_GRACE (tests shorten it to see a bound end a run within seconds)."""
+    `window_grace_seconds`, WINDOW_GRACE (tests shorten it to see a bound end a run within seconds);
+    `stop_runs_on_exit`, stop the runs this launcher started when its process ends cleanly (`make dev`'s Ctrl-C:
+    nothing is left running). Off by default: as ECS tasks, runs outlive a daemon that is restarted."""
 
     def __init__(
         self,
         inst_data: ConfigurableClassData | None = None,
         stop_grace_seconds: float = 10.0,
         window_grace_seconds: float = WINDOW_GRACE.total_seconds(),
+        stop_runs_on_exit: bool = False,
     ) -> None:
         self._inst_data = inst_data
         self.stop_grace_seconds = stop_grace_seconds
         self.window_grace = timedelta(seconds=window_grace_seconds)
+        self.stop_runs_on_exit = stop_runs_on_exit
+        self._workers: dict[int, subprocess.Popen] = {}  # the workers this process started and not yet reaped
         self._exits: dict[int, int] = {}  # pid -> exit code, for the workers this process started
         self._lock = threading.Lock()
         super().__init__()
@@ -230,6 +235,7 @@ class LocalRunLauncher(LaunchRules, RunLauncher, ConfigurableClass):
         return {
             "stop_grace_seconds": Field(float, is_required=False, default_value=10.0),
             "window_grace_seconds": Field(float, is_required=False, default_value=WINDOW_GRACE.total_seconds()),
+            "stop_runs_on_exit": Field(bool, is_required=False, default_value=False),
         }
 
     @classmethod
@@ -255,12 +261,15 @@ class LocalRunLauncher(LaunchRules, RunLauncher, ConfigurableClass):
             f"Launching run in a local process (pid {worker.pid}, process group {worker.pid})", run, cls=type(self)
         )
         # reap it when it exits (no zombie in the daemon) and keep its exit code for the health check
+        with self._lock:
+            self._workers[worker.pid] = worker
         threading.Thread(target=self._reap, args=(worker,), daemon=True, name=f"reap-{worker.pid}").start()
 
     def _reap(self, worker: subprocess.Popen) -> None:
         code = worker.wait()
         with self._lock:
             self._exits[worker.pid] = code
+            self._workers.pop(worker.pid, None)
 
     def _worker(self, run: DagsterRun) -> psutil.Process | None:
         """The run's worker process if it is still running (not the same pid reused by another process)."""
@@ -316,8 +325,19 @@ class LocalRunLauncher(LaunchRules, RunLauncher, ConfigurableClass):
             pass
 
     def dispose(self) -> None:
-        # the workers are left running, as ECS tasks outlive the daemon that started them
-        pass
+        """The process is ending: its workers are left running (as ECS tasks outlive the daemon that started them)
+        unless `stop_runs_on_exit`."""
+        if not self.stop_runs_on_exit:
+            return
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            self._signal_group(worker.pid, signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=self.stop_grace_seconds)
+            except subprocess.TimeoutExpired:
+                self._signal_group(worker.pid, signal.SIGKILL)
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:

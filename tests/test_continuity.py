@@ -226,3 +226,19 @@ def test_the_latest_file_never_rolls_back_nor_shrinks(monkeypatch):
                           [(P0, older), (P1, state)] * 8))  # fmt: skip
         assert store.head(layout.LATEST_JSON_KEY)["Metadata"]["data-time"] == "2026-11-26 10:20:00"
         assert store.get(layout.LATEST_JSON_KEY) == newest
+
+
+def test_recovery_looks_at_the_newest_uncommitted_partitions_this_environment_collected(make_store, s3_admin, buckets):
+    """Only partitions with raw snapshots (or failure markers) in the write bucket, at most RECOVERY_LOOKBACK of the
+    gap's newest: what `test` can read of production is not its own collection."""
+    from resources.io_manager import PartitionStore
+    from spotlake_assets.core.timekeys import partitions_ending_at
+    from spotlake_assets.dataset.snapshot import RECOVERY_LOOKBACK, recoverable
+
+    gap = partitions_ending_at("2026-11-26-12:00", RECOVERY_LOOKBACK + 3)
+    collected = {gap[0]: names.PRICE_RAW, gap[-2]: names.SPS_RAW, gap[-1]: names.EVICTION_RAW}
+    for key, asset in collected.items():
+        s3_admin.put_object(Bucket=buckets.write, Key=layout.frame_key(asset, key), Body=b"x")
+    s3_admin.put_object(Bucket=buckets.write, Key=layout.failure_marker_key(names.PRICE_RAW, gap[-4]), Body=b"{}")
+    s3_admin.put_object(Bucket=buckets.read, Key=layout.frame_key(names.PRICE_RAW, gap[-3]), Body=b"x")
+    assert recoverable(PartitionStore(make_store()), gap) == [gap[-4], gap[-2], gap[-1]]

@@ -77,7 +77,7 @@ class Receiver:
 def deployed(tmp_path_factory) -> Iterator[tuple]:
     home = tmp_path_factory.mktemp("home")
     config = yaml.safe_load(DEV_CONFIG.read_text())
-    config["run_launcher"]["config"] = {"window_grace_seconds": GRACE_S}
+    config["run_launcher"]["config"]["window_grace_seconds"] = GRACE_S
     dagster_yaml = home / "dev-dagster.yaml"
     dagster_yaml.write_text(yaml.safe_dump(config))
     fresh_instance(home, dagster_yaml)
@@ -86,8 +86,8 @@ def deployed(tmp_path_factory) -> Iterator[tuple]:
         use_stack(stack, mp)
         env = {**stack_environ(stack, os.environ), "SPOTLAKE_SLACK_WEBHOOK_URL": receiver.url}
         deployment = Deployment(home=home, env=env, logs=home.parent / "service-logs")
-        deployment.start()
         try:
+            deployment.start()
             yield stack, deployment, receiver
         finally:
             deployment.stop()

@@ -182,11 +182,16 @@ def get_collect_like() -> dg.JobDefinition:
     return collect_like
 
 
-def local_instance(tmp_path, monkeypatch: pytest.MonkeyPatch):
+def local_instance(tmp_path, monkeypatch: pytest.MonkeyPatch, **config):
     """An instance whose runs the LocalRunLauncher starts; `test`'s settings (the wall clock, no local stack)."""
     monkeypatch.setenv("SPOTLAKE_ENV", "test")
+    tmp_path.mkdir(exist_ok=True)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    launcher = {"module": "resources.run_launcher", "class": "LocalRunLauncher", "config": {"stop_grace_seconds": 2}}
+    launcher = {
+        "module": "resources.run_launcher",
+        "class": "LocalRunLauncher",
+        "config": {"stop_grace_seconds": 2, **config},
+    }
     return dg.instance_for_test(overrides={"run_launcher": launcher}, temp_dir=str(tmp_path))
 
 
@@ -231,3 +236,15 @@ def test_the_local_worker_is_watched_and_terminated_as_ecs_does_a_task(tmp_path,
         time.sleep(0.2)  # the launcher's reaper records the exit code
         health = launcher.check_run_worker_health(killed)
         assert health.status == WorkerStatus.FAILED and "exited with code -9" in health.msg
+
+
+def test_runs_outlive_their_launcher_unless_it_stops_them_on_exit(tmp_path, monkeypatch):
+    """As ECS tasks outlive a restarted daemon, a local run outlives the process that launched it; `make dev`'s
+    instance stops them on exit instead (Ctrl-C leaves nothing running)."""
+    with local_instance(tmp_path / "kept", monkeypatch) as instance:
+        kept = int(start_run(instance, {}).tags[PID_TAG])
+    assert not wait_for_exit(kept, timeout=1)
+    os.killpg(kept, signal.SIGKILL)
+    with local_instance(tmp_path / "stopped", monkeypatch, stop_runs_on_exit=True) as instance:
+        stopped = int(start_run(instance, {}).tags[PID_TAG])
+    assert wait_for_exit(stopped, timeout=10)

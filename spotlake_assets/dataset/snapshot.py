@@ -116,20 +116,24 @@ class Merged:
     evaluation: dict[str, tuple[bool, dict[str, Any]]]
 
 
+@dataclass
 class Raw:
-    """One partition's raw snapshots, read from storage once: the run's inputs, or (`stored`) a recovered
-    partition's, which are no input of the run."""
+    """One partition's raw snapshots, read from storage once."""
 
-    def __init__(self, key: str, price: StoredPartitions, eviction: StoredPartitions, sps: StoredPartitions) -> None:
-        self.key = key
-        self.price, self.eviction, self.sps = price[key], eviction[key], sps[key]
+    key: str
+    price: pd.DataFrame | None
+    eviction: pd.DataFrame | None
+    sps: pd.DataFrame | None
+
+    @classmethod
+    def of_inputs(cls, key: str, price: StoredPartitions, eviction: StoredPartitions, sps: StoredPartitions) -> "Raw":
+        """A partition of the run: its inputs."""
+        return cls(key, price[key], eviction[key], sps[key])
 
     @classmethod
     def stored(cls, key: str, partitions: PartitionStore) -> "Raw":
-        raw = cls.__new__(cls)
-        raw.key = key
-        raw.price, raw.eviction, raw.sps = (partitions.load(asset, key) for asset in names.RAW_SOURCES)
-        return raw
+        """A recovered partition, no input of the run: read where the IO manager stored its snapshots."""
+        return cls(key, *(partitions.load(asset, key) for asset in names.RAW_SOURCES))
 
     def nothing_observed(self) -> bool:
         return self.price is None and self.eviction is None and self.sps is None
@@ -243,27 +247,27 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         # A run that died or was ended after collecting leaves its partition uncommitted: merged here, before this
         # run's own, it is not lost (docs/design.md "Continuity", rule 4).
         recovering = recoverable(partitions, gap)
-        merged: list[Merged] = []
+        merged: list[Merged] = []  # the run's own partitions
         recovered: list[str] = []
         skipped: list[str] = []
         with measure() as m:
             state = previous_state.load() if previous_state else None
             for key in recovering + keys:
                 own = key not in recovering
-                raw = Raw(key, price, eviction, sps) if own else Raw.stored(key, partitions)
+                raw = Raw.of_inputs(key, price, eviction, sps) if own else Raw.stored(key, partitions)
                 if raw.nothing_observed():
                     # nothing was observed: no snapshot, no state; the next partition goes on from the one before
                     if own:
                         skipped.append(key)
                         writer.save(key, state=None, snapshot=None, changes=None)
                     continue
-                first_own = own and not any(done.partition in keys for done in merged)
-                state, done = merge_partition(
-                    raw, state, continues, writer, recovered=(list(recovered) if first_own else []) if own else None
-                )
+                # the run's first merged partition records what was recovered before it; a recovered one, None
+                before = (list(recovered) if not merged else []) if own else None
+                state, done = merge_partition(raw, state, continues, writer, recovered=before)
                 del raw  # the next partition's inputs are read without this one's
-                merged.append(done)
-                if not own:
+                if own:
+                    merged.append(done)
+                else:
                     recovered.append(key)
                 continues = key
                 context.log.info(
@@ -279,7 +283,6 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
                     metadata={"rows": saved.rows, "s3_key": saved.key, "recovered_by_run": context.run_id},
                 )
             )
-        merged = [done for done in merged if done.partition in keys]  # the run's own, for its metadata and checks
         last = merged[-1] if merged else None
         lost = [key for key in gap if key not in recovered] + skipped
         meta = {

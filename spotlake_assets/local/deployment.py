@@ -37,6 +37,31 @@ def render_instance_template(values: Mapping[str, str], template: Path = INSTANC
     return re.sub(r"\$\{([^{}]*)\}", lambda match: values[match.group(1)], template.read_text())
 
 
+def write_production_instance(home: Path, db_port: int, db_host: str = "127.0.0.1") -> None:
+    """Production's dagster.yaml in `home`: infra's template rendered as Terraform does, with two changes only: the
+    database is this machine's (spotlake_assets/local/postgres.py), and runs are started by the local run launcher
+    (no ECS here), which applies the same launch rules."""
+    import yaml
+
+    rendered = render_instance_template(
+        {
+            "db_host": db_host,
+            "db_port": str(db_port),
+            "db_name": "dagster",
+            "db_username": "dagster",
+            # the ECS launcher's values, replaced below
+            "run_task_definition_arn": "unused",
+            "cluster_arn": "unused",
+            "capacity_provider": "FARGATE",
+            "jsonencode(subnet_ids)": "[]",
+            "security_group_id": "unused",
+        }
+    )
+    config = yaml.safe_load(rendered)
+    config["run_launcher"] = {"module": "resources.run_launcher", "class": "LocalRunLauncher"}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -134,6 +159,7 @@ class Deployment:
     logs: Path
     grpc_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
+    restart_delay: float = 3.0  # how long a process that exited stays down before it is started again
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -158,7 +184,8 @@ class Deployment:
             "daemon": [sys.executable, "-m", "dagster._daemon", "run", "-w", str(workspace)],
         }  # fmt: skip
         for name, command in commands.items():
-            self.services[name] = Service(name, command, env, self.logs / f"{name}.log")
+            log = self.logs / f"{name}.log"
+            self.services[name] = Service(name, command, env, log, restart_delay=self.restart_delay)
 
     # ---- lifecycle ----
 
@@ -190,6 +217,14 @@ class Deployment:
         try:
             return requests.get(f"{self.url}/server_info", timeout=2).ok
         except requests.RequestException:
+            return False
+
+    def storage_ready(self) -> bool:
+        """The webserver reads the instance's storage (after a database restart its first queries may fail: a run
+        launched then could be created and not queued)."""
+        try:
+            return self.graphql(RUNS)["runsOrError"]["__typename"] == "Runs"
+        except (GraphQLError, requests.RequestException, ValueError):
             return False
 
     def daemon_ready(self) -> bool:
@@ -235,6 +270,7 @@ class Deployment:
             raise GraphQLError(f"{'starting' if running else 'stopping'} schedule {name}: {answer}")
 
 
+RUNS = "query { runsOrError(limit: 1) { __typename } }"
 LAUNCH_RUN = """
 mutation ($executionParams: ExecutionParams!) {
   launchRun(executionParams: $executionParams) {
