@@ -47,7 +47,6 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -61,29 +60,6 @@ def log(message: str) -> None:
     print(f"rehearsal {datetime.now(UTC):%H:%M:%S}: {message}", file=sys.stderr, flush=True)
 
 
-class Receiver:
-    """The failure channel: a Slack-like webhook on 127.0.0.1 that keeps every text posted."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        texts = self.texts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                texts.append(json.loads(body).get("text", ""))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/rehearsal"
-
-
 class Rehearsal:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
@@ -95,7 +71,7 @@ class Rehearsal:
 
     def start(self) -> None:
         from spotlake_assets.core.timekeys import newest_closed_partition, partitions_ending_at
-        from spotlake_assets.local.deployment import Deployment, write_production_instance
+        from spotlake_assets.local.deployment import Deployment, WebhookReceiver, write_production_instance
         from spotlake_assets.local.postgres import Postgres
         from spotlake_assets.local.stack import stack_environ, start_local_stack, use_stack_environment
 
@@ -107,7 +83,7 @@ class Rehearsal:
         self.postgres.start()
         self.postgres.create_database()
         log(f"PostgreSQL on port {self.postgres.port} ({self.postgres.root})")
-        self.receiver = Receiver()
+        self.receiver = WebhookReceiver()
         self.stack = start_local_stack(
             seed=self.args.seed, extra_env={"SPOTLAKE_PARTITION_START": self.first}, **STACK_KNOBS
         )

@@ -802,6 +802,9 @@ def test_the_alarm_fires_when_no_partition_committed_for_30_minutes_missing_data
     assert alarm["period"] * periods == 30 * 60
     topic = "${aws_sns_topic.alarms.arn}"
     assert alarm["alarm_actions"] == [topic] and alarm["ok_actions"] == [topic]
+    # it notifies in prod, where the schedule runs unattended; test collects on demand and would always be in alarm
+    assert scope.evaluate(alarm["actions_enabled"]) is True
+    assert module_scope("test").evaluate(alarm["actions_enabled"]) is False
 
 
 def test_the_alarm_reaches_the_failure_channel_through_sns_and_a_lambda_without_the_webhook_in_state() -> None:

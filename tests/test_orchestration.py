@@ -14,14 +14,11 @@ find it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -33,7 +30,7 @@ from resources.state_chain import StateChain
 from spotlake_assets.core import layout, names
 from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.local.dagster_home import DEV_CONFIG, fresh_instance
-from spotlake_assets.local.deployment import Deployment
+from spotlake_assets.local.deployment import Deployment, WebhookReceiver
 from spotlake_assets.local.run import run_partitions
 from spotlake_assets.local.stack import stack_environ
 
@@ -46,33 +43,6 @@ GRACE_S = 20
 RUN_TIMEOUT_S = 300
 
 
-class Receiver:
-    """A Slack-like webhook on 127.0.0.1 that keeps every text posted to it."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        texts = self.texts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                texts.append(json.loads(body).get("text", ""))
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/test"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory) -> Iterator[tuple]:
     home = tmp_path_factory.mktemp("home")
@@ -81,7 +51,7 @@ def deployed(tmp_path_factory) -> Iterator[tuple]:
     dagster_yaml = home / "dev-dagster.yaml"
     dagster_yaml.write_text(yaml.safe_dump(config))
     fresh_instance(home, dagster_yaml)
-    receiver = Receiver()
+    receiver = WebhookReceiver()
     with start(seed=SEED, extra_env={"SPOTLAKE_PARTITION_START": P0}) as stack, pytest.MonkeyPatch.context() as mp:
         use_stack(stack, mp)
         env = {**stack_environ(stack, os.environ), "SPOTLAKE_SLACK_WEBHOOK_URL": receiver.url}
@@ -92,8 +62,7 @@ def deployed(tmp_path_factory) -> Iterator[tuple]:
         finally:
             deployment.stop()
             receiver.close()
-            for log in sorted(deployment.logs.glob("*.log")):  # shown by pytest when a test failed
-                print(f"--- tail of {log.name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+            print(deployment.log_tails())  # pytest shows it when a test failed
 
 
 def instance(deployment: Deployment) -> DagsterInstance:

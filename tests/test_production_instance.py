@@ -65,8 +65,7 @@ def production(tmp_path_factory) -> Iterator[tuple]:
         finally:
             deployment.stop()
             postgres.remove()
-            for log in sorted(deployment.logs.glob("*.log")):  # shown by pytest when a test failed
-                print(f"--- tail of {log.name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+            print(deployment.log_tails())  # pytest shows it when a test failed
 
 
 def run_partition(stack, deployment: Deployment, key: str, timeout: float = 300):
@@ -102,6 +101,7 @@ def test_runs_go_through_the_queue_on_postgres_and_go_on_after_a_database_restar
     assert first.dagster_run.status == DagsterRunStatus.SUCCESS
     assert int(first.dagster_run.tags["dagster/max_runtime"]) > 300  # bounded by its window and the grace
 
+    deployment.delete_unqueued(P0)  # what a failed launch leaves (nothing here): the webserver's query and mutation
     postgres.restart(down_seconds=5)
     # the daemon, the webserver and the code server are still there (or restarted, as ECS would) and serve
     deployment.wait_for(deployment.webserver_ready, "the webserver after the restart", timeout=120)

@@ -42,6 +42,7 @@ from resources.settings import load_settings
 from spotlake_assets.core.layout import LATEST_JSON_KEY
 from spotlake_assets.core.timekeys import data_time, newest_closed_partition
 from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS
+from spotlake_assets.local.deployment import graphql
 from spotlake_assets.local.envfile import read_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,13 +227,7 @@ def _screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def _graphql(base: str, query: str, **variables: Any) -> dict[str, Any]:
-    response = requests.post(f"{base}/graphql", json={"query": query, "variables": variables}, timeout=10)
-    body = response.json() if response.ok else {}
-    if not response.ok or body.get("errors"):
-        problem = body.get("errors") or response.text
-        raise AssertionError(f"{base}/graphql answered {response.status_code}: {problem}")
-    return body["data"]
+_graphql = graphql  # the webserver's GraphQL API, as spotlake_assets/local/deployment.py asks it
 
 
 RUN_QUERY = """

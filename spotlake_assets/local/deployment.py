@@ -9,6 +9,7 @@ submitted through the webserver's GraphQL API, as the UI does, and land in the i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,44 @@ class GraphQLError(RuntimeError):
     pass
 
 
+def graphql(base_url: str, query: str, **variables: Any) -> dict[str, Any]:
+    """The `data` of a query to a Dagster webserver's GraphQL API; GraphQLError names the status and the errors."""
+    response = requests.post(f"{base_url}/graphql", json={"query": query, "variables": variables}, timeout=30)
+    body = response.json() if response.ok else {}
+    if not response.ok or body.get("errors"):
+        problem = body.get("errors") or response.text
+        raise GraphQLError(f"{base_url}/graphql answered {response.status_code}: {problem}")
+    return body["data"]
+
+
+class WebhookReceiver:
+    """The failure channel on this machine: a Slack-like webhook on 127.0.0.1 that keeps every text posted to it
+    (the sensors, run in the code server, post to `url` when SPOTLAKE_SLACK_WEBHOOK_URL says so)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        texts = self.texts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                texts.append(json.loads(body).get("text", ""))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T0/B0/local"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Deployment:
     """A code server, a webserver and a daemon over the instance in `home` (its dagster.yaml is the caller's)."""
@@ -235,27 +275,48 @@ class Deployment:
     # ---- the GraphQL API (what the UI sends) ----
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=30)
-        body = response.json() if response.ok else {}
-        if not response.ok or body.get("errors"):
-            problem = body.get("errors") or response.text
-            raise GraphQLError(f"{self.url}/graphql answered {response.status_code}: {problem}")
-        return body["data"]
+        return graphql(self.url, query, **variables)
 
-    def submit(self, job: str, partition: str, tags: Mapping[str, str] | None = None) -> str:
-        """Launch `job` for one partition as the UI's launchpad does: the run is queued; returns its id."""
+    def log_tails(self, lines: int = 40) -> str:
+        """The last lines of every process's log (tests print them at teardown: pytest shows them on failure)."""
+        return "\n".join(
+            f"--- tail of {log.name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+            for log in sorted(self.logs.glob("*.log"))
+        )
+
+    def submit(self, job: str, partition: str, tags: Mapping[str, str] | None = None, tries: int = 5) -> str:
+        """Launch `job` for one partition as the UI's launchpad does: the run is queued; returns its id.
+
+        After a database restart the webserver's pooled connections fail once each (dagster-postgres keeps them
+        without a liveness check), and a launch can fail after its run was created: as an operator would, such a
+        run, never queued, is deleted and the launch tried again (`tries` times in all)."""
         all_tags = {"dagster/partition": partition, **(tags or {})}
-        data = self.graphql(
-            LAUNCH_RUN,
-            executionParams={
-                "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
-                "runConfigData": {},
-                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
-            },
-        )["launchRun"]
-        if data["__typename"] != "LaunchRunSuccess":
-            raise GraphQLError(f"launchRun of {job} {partition}: {data}")
-        return data["run"]["runId"]
+        params = {
+            "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in all_tags.items()]},
+        }
+        for attempt in range(tries):
+            try:
+                data = self.graphql(LAUNCH_RUN, executionParams=params)["launchRun"]
+            except (GraphQLError, requests.RequestException) as exc:
+                if attempt == tries - 1:
+                    raise
+                failure = exc
+            else:
+                if data["__typename"] == "LaunchRunSuccess":
+                    return data["run"]["runId"]
+                failure = GraphQLError(f"launchRun of {job} {partition}: {data}")
+                if attempt == tries - 1:
+                    raise failure
+            time.sleep(1 + attempt)
+            self.delete_unqueued(partition)
+        raise failure  # pragma: no cover - the loop returns or raises
+
+    def delete_unqueued(self, partition: str) -> None:
+        """Delete the runs of `partition` a failed launch created and never queued (status NOT_STARTED)."""
+        for run in self.graphql(NOT_STARTED, partition=partition)["runsOrError"].get("results", []):
+            self.graphql(DELETE_RUN, runId=run["runId"])
 
     def set_schedule(self, name: str, running: bool) -> None:
         selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "scheduleName": name}
@@ -271,6 +332,13 @@ class Deployment:
 
 
 RUNS = "query { runsOrError(limit: 1) { __typename } }"
+NOT_STARTED = """
+query ($partition: String!) {
+  runsOrError(filter: {statuses: [NOT_STARTED], tags: [{key: "dagster/partition", value: $partition}]}) {
+    ... on Runs { results { runId } }
+  }
+}"""
+DELETE_RUN = "mutation ($runId: String!) { deleteRun(runId: $runId) { __typename } }"
 LAUNCH_RUN = """
 mutation ($executionParams: ExecutionParams!) {
   launchRun(executionParams: $executionParams) {

@@ -19,6 +19,12 @@ variable "heartbeat_alarm_periods" {
   }
 }
 
+variable "heartbeat_alarm_notifies" {
+  description = "Whether the heartbeat alarm notifies the failure channel: true where the schedule runs unattended (prod); an environment that collects on demand only (test) would always be in alarm."
+  type        = bool
+  default     = true
+}
+
 locals {
   heartbeat_namespace       = "SpotLake/Azure"
   heartbeat_metric          = "PartitionsCommitted"
@@ -66,6 +72,7 @@ resource "aws_cloudwatch_metric_alarm" "no_commit" {
   threshold           = 1
   # no datapoint at all is exactly what a stopped collector looks like
   treat_missing_data = "breaching"
+  actions_enabled    = var.heartbeat_alarm_notifies
   alarm_actions      = [aws_sns_topic.alarms.arn]
   ok_actions         = [aws_sns_topic.alarms.arn]
 }
