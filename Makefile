@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/spotlake run-local
 
-## Run the test suite; JUnit XML goes to build/test-results/junit.xml.
+## Run the test suite on TEST_WORKERS processes (pytest-xdist, a file at a time each: most tests wait on servers and
+## subprocesses); JUnit XML goes to build/test-results/junit.xml. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	mkdir -p build/test-results
-	$(BIN)/python -m pytest --junitxml=build/test-results/junit.xml $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --junitxml=build/test-results/junit.xml $(PYTEST_ARGS)
 
 ## dagster dev (UI on http://127.0.0.1:3000) on the embedded local stack.
 dev: $(STAMP)

@@ -13,6 +13,23 @@ from spotlake_assets.local.aws import LOCAL_AWS_ENV, local_client, provision, st
 
 AWS_REGION = "us-west-2"
 
+# `make test` runs the files on two pytest-xdist workers, a file at a time each (--dist loadfile): the longest files
+# start first, so that the workers end together instead of one running the long files alone at the end.
+LONGEST_FIRST = (
+    "test_soak.py",
+    "test_orchestration.py",
+    "test_production_instance.py",
+    "test_ui_browser.py",
+    "test_continuity.py",
+    "test_dataset.py",
+    "test_memory_benchmarks.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: every file keeps its own order
+
 
 class Buckets(NamedTuple):
     read: str
