@@ -21,7 +21,7 @@ run: $(STAMP)
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	mkdir -p build/test-results
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --junitxml=build/test-results/junit.xml $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --junitxml=build/test-results/junit.xml $(PYTEST_ARGS)
 
 ## dagster dev (UI on http://127.0.0.1:3000) on the embedded local stack.
 dev: $(STAMP)

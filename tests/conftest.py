@@ -13,8 +13,9 @@ from spotlake_assets.local.aws import LOCAL_AWS_ENV, local_client, provision, st
 
 AWS_REGION = "us-west-2"
 
-# `make test` runs the files on two pytest-xdist workers, a file at a time each (--dist loadfile): the longest files
-# start first, so that the workers end together instead of one running the long files alone at the end.
+# `make test` runs the files on two pytest-xdist workers, a file at a time each, in this order (--dist loadfile
+# --no-loadscope-reorder): the longest files start first, so that the workers end together instead of one running
+# the long files alone at the end.
 LONGEST_FIRST = (
     "test_soak.py",
     "test_orchestration.py",
