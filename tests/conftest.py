@@ -37,20 +37,28 @@ class Buckets(NamedTuple):
     write: str
 
 
-@pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
-    """Endpoint URL of a moto server shared by the session. The fake credentials are exported for the session
-    (and restored afterwards) because resources under test use the normal boto3 credential chain."""
+@pytest.fixture(scope="session", autouse=True)
+def local_aws_credentials() -> Iterator[None]:
+    """The stack's fake credentials, exported before any test (and restored after the session): resources under
+    test use the normal boto3 credential chain. Set first, so that every MonkeyPatch of a test or module records
+    them as the value to restore; exported only when moto was first needed, a module's MonkeyPatch set up
+    earlier would remove them at its teardown, and every later test of that worker would fail to sign."""
     with pytest.MonkeyPatch.context() as env:
         for name, value in LOCAL_AWS_ENV.items():
             env.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
             env.delenv(name, raising=False)
-        local = start_moto_server()
-        try:
-            yield local.endpoint_url
-        finally:
-            local.stop()
+        yield
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """Endpoint URL of a moto server shared by the session."""
+    local = start_moto_server()
+    try:
+        yield local.endpoint_url
+    finally:
+        local.stop()
 
 
 @pytest.fixture
