@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.merge_bench import CYCLE, DEFAULT_CACHE, PARTITIONS
+from spotlake_assets.core.item_size import item_size
 
 WRITE_USD_PER_MILLION = 0.625
 READ_USD_PER_MILLION = 0.125
@@ -53,38 +54,6 @@ GB = 10**9  # AWS bills storage per GB (10^9 bytes)
 ALTERNATIVES = ("single", "grouped_compact")
 # the compact list order
 COMPACT = ["InstanceTier", "AvailabilityZone", "OndemandPrice", "SpotPrice", "Savings", "IF", "Score", "T2", "T3"]
-
-
-def number_size(text: str) -> int:
-    """Bytes of a DynamoDB number: 1 per two significant digits (leading/trailing zeros trimmed), plus 1."""
-    mantissa = text.lstrip("+-").lower().split("e")[0].replace(".", "")
-    digits = len(mantissa.strip("0")) or 1
-    return math.ceil(digits / 2) + 1
-
-
-def value_size(value: dict[str, Any]) -> int:
-    """Bytes of one typed attribute value (without its name)."""
-    (kind, content), = value.items()
-    if kind == "S":
-        return len(content.encode())
-    if kind == "N":
-        return number_size(content)
-    if kind == "SS":
-        return sum(len(s.encode()) for s in content)
-    if kind == "NS":
-        return sum(number_size(n) for n in content)
-    if kind == "M":
-        return 3 + sum(len(name.encode()) + value_size(v) + 1 for name, v in content.items())
-    if kind == "L":
-        return 3 + sum(value_size(v) + 1 for v in content)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    raise ValueError(f"no size rule for DynamoDB type {kind!r}")
-
-
-def item_size(item: dict[str, Any]) -> int:
-    """Bytes of an item: attribute names plus values."""
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
 
 
 def write_units(size: int) -> int:

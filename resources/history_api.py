@@ -60,7 +60,11 @@ from resources.history_query import (
     QUERY_WORKERS,
     HistoryQueryError,
     HistoryQueryTimeout,
+    OverBudgetError,
+    ReadLimitError,
+    ReadStats,
     TooManyPointsError,
+    check_length,
     query_history,
 )
 from resources.settings import SettingsError, load_settings
@@ -75,7 +79,14 @@ HARD_DEADLINE_GRACE_SECONDS = 2.0
 ALLOWED_ORIGINS_ENV = "SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"
 TIMEOUT_ENV = "SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"
 ERROR_STATUS_ENV = "SPOTLAKE_QUERY_API_ERROR_STATUS"
-METHODS = "GET, HEAD, OPTIONS"
+METHODS = "GET, OPTIONS"  # HEAD would cost a full query for no answer: refused like every other method
+# The site's parameters (docs/web-site.md "The query"); any other name is refused, so that no extra parameter can
+# make a new cache entry (the REST stage caches by these names) or a query that is not the site's.
+PARAMETERS = ("TableName", "Region", "InstanceType", "InstanceTier", "AvailabilityZone", "Start", "End")
+TABLE_NAME_LIMIT = 64
+LOGGED_VALUE_CHARS = 80  # a parameter value is logged up to this long
+READ_UNITS_HEADER = "X-SpotLake-Read-Units"  # what the answer cost in DynamoDB read units (and requests)
+CALLS_HEADER = "X-SpotLake-Read-Requests"
 PREFLIGHT_MAX_AGE = "7200"  # seconds; Chromium caps it at two hours
 MAX_QUERY_FIELDS = 64
 # A Lambda response carries at most 6 MB (function URL, API Gateway): refuse before the runtime fails.
@@ -193,20 +204,24 @@ class QueryApi:
                 "Access-Control-Max-Age": PREFLIGHT_MAX_AGE,
             }
             return 204, headers, ""
-        if method not in ("GET", "HEAD"):
+        if method != "GET":
             status, headers, body = self.error(
-                ApiError(405, "MethodNotAllowed", f"{method} is not served; use GET"), origin, http_status=True
-            )
+                ApiError(405, "MethodNotAllowed", f"{safe_text(method)} is not served; use GET"), origin,
+                http_status=True,
+            )  # fmt: skip
             return status, {**headers, "Allow": METHODS}, body
+        stats = ReadStats()
         try:
-            records = self._query(params)
+            records = self._query(params, stats)
         except ApiError as exc:
-            self._log(method, params, exc.status, None, began, exc.message)
-            return self.error(exc, origin)
+            self._log(method, params, exc.status, None, began, stats, exc.message)
+            status, headers, body = self.error(exc, origin)
+            return status, {**headers, **cost_headers(stats)}, body
         body = json.dumps({"Status": 200, "Data": records}, separators=(",", ":"), allow_nan=False)
-        headers = {**self.cors_headers(origin), "Content-Type": "application/json", "Cache-Control": SUCCESS_CACHE}
-        self._log(method, params, 200, len(records), began)
-        return 200, headers, "" if method == "HEAD" else body
+        headers = {**self.cors_headers(origin), "Content-Type": "application/json", "Cache-Control": SUCCESS_CACHE,
+                   **cost_headers(stats)}  # fmt: skip
+        self._log(method, params, 200, len(records), began, stats)
+        return 200, headers, body
 
     def error(self, exc: ApiError, origin: str | None, *, http_status: bool = False) -> tuple[int, dict, str]:
         """The answer for an error: HTTP 200 with the error in the body (unless `http_status` or the http mode)."""
@@ -230,10 +245,23 @@ class QueryApi:
             return origin.strip()
         return None
 
-    def _query(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    def _query(self, params: Mapping[str, str], stats: ReadStats) -> list[dict[str, Any]]:
+        unknown = [name for name in params if name not in PARAMETERS]
+        if unknown:
+            raise ApiError(400, "BadRequest", f"unknown parameter {safe_text(unknown[0])!r}; the parameters are "
+                           f"{', '.join(PARAMETERS)}")  # fmt: skip
+
         def value(name: str) -> str:
             return str(params.get(name) or "").strip()
 
+        try:
+            for name in PARAMETERS[1:]:
+                check_length(value(name), name)
+            if len(value("TableName")) > TABLE_NAME_LIMIT:
+                raise ValueError(f"TableName is {len(value('TableName'))} characters long; at most "
+                                 f"{TABLE_NAME_LIMIT} are accepted")  # fmt: skip
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from exc
         table = value("TableName")
         if table not in (PUBLIC_TABLE_NAME, self.config.table_name):
             raise ApiError(400, "BadRequest", f"TableName={table!r} is not served here; this endpoint serves "
@@ -251,13 +279,18 @@ class QueryApi:
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-query")
         future = worker.submit(
             lambda: query_history(
-                self.client, table_name=self.config.table_name, max_points=MAX_POINTS, timeout=timeout, **request
+                self.client, table_name=self.config.table_name, max_points=MAX_POINTS, timeout=timeout, stats=stats,
+                **request,
             )
-        )
+        )  # fmt: skip
         try:
             return future.result(timeout=timeout + HARD_DEADLINE_GRACE_SECONDS)
         except TooManyPointsError as exc:
             raise ApiError(413, "TooManyPoints", str(exc)) from exc
+        except ReadLimitError as exc:
+            raise ApiError(413, "TooMuchData", str(exc)) from exc
+        except OverBudgetError as exc:
+            raise ApiError(400, "OverBudget", str(exc)) from exc
         except ValueError as exc:
             raise ApiError(400, "BadRequest", str(exc)) from exc
         except (HistoryQueryTimeout, TimeoutError) as exc:
@@ -274,26 +307,41 @@ class QueryApi:
 
     def _log(
         self, method: str, params: Mapping[str, str], status: int, records: int | None, began: float,
-        message: str | None = None,
+        stats: ReadStats | None = None, message: str | None = None,
     ) -> None:  # fmt: skip
-        entry = {"method": method, "params": dict(params), "status": status, "records": records,
+        logged = {safe_text(k, 40): safe_text(v, LOGGED_VALUE_CHARS) for k, v in list(params.items())[:16]}
+        entry = {"method": method, "params": logged, "status": status, "records": records,
                  "ms": round((time.perf_counter() - began) * 1000), "message": message}  # fmt: skip
+        if stats is not None:
+            entry.update(calls=stats.calls, read_units=stats.read_units)
         log.info("query %s", json.dumps(entry))
+
+
+def safe_text(value: object, limit: int = 40) -> str:
+    """A value as it may appear in a message or a log line: at most `limit` characters, then its length."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def cost_headers(stats: ReadStats) -> dict[str, str]:
+    return {READ_UNITS_HEADER: f"{stats.read_units:g}", CALLS_HEADER: str(stats.calls)}
 
 
 # ---- transports: the Lambda entry point here, the local server in spotlake_assets/local/query_api.py
 
 
 def parse_query(raw: str) -> dict[str, str]:
-    """A raw query string as the handler's parameters: `+` and %XX decoded, a repeated name's values joined with
-    commas (as API Gateway's payload 2.0 does). Raises ApiError for more than MAX_QUERY_FIELDS fields."""
+    """A raw query string as the handler's parameters: `+` and %XX decoded. Raises ApiError for more than
+    MAX_QUERY_FIELDS fields or a name given twice (each parameter has one value)."""
     params: dict[str, str] = {}
     try:
         pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
     except ValueError as exc:
         raise ApiError(400, "BadRequest", f"the query string has more than {MAX_QUERY_FIELDS} fields") from exc
     for name, value in pairs:
-        params[name] = f"{params[name]},{value}" if name in params else value
+        if name in params:
+            raise ApiError(400, "BadRequest", f"parameter {safe_text(name)!r} is given more than once")
+        params[name] = value
     return params
 
 
@@ -340,7 +388,10 @@ def parse_event(event: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str
     method = event.get("httpMethod") or context.get("httpMethod") or "GET"
     multi = event.get("multiValueQueryStringParameters")
     if multi:
-        return method, {k: ",".join(map(str, v)) for k, v in multi.items()}, headers
+        repeated = [name for name, values in multi.items() if len(values) > 1]
+        if repeated:
+            raise ApiError(400, "BadRequest", f"parameter {safe_text(repeated[0])!r} is given more than once")
+        return method, {k: str(v[0]) for k, v in multi.items()}, headers
     return method, {k: str(v) for k, v in (event.get("queryStringParameters") or {}).items()}, headers
 
 

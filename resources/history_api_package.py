@@ -25,6 +25,7 @@ FILES = (
     "spotlake_assets/core/__init__.py",
     "spotlake_assets/core/columns.py",
     "spotlake_assets/core/history_keys.py",
+    "spotlake_assets/core/item_size.py",
     "spotlake_assets/core/timekeys.py",
 )
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)

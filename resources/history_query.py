@@ -10,13 +10,22 @@ Both point shapes are read, in any mix (points_of_item): an item per market and 
 `series` map (written since issue 11), and the single points written before. A one-zone query keeps the members
 of that zone and filters single points server-side on `zk` (items without `zk` pass that filter).
 
-Limits (checked before any request, except the point count): end not before start, at most one month (End's
-date at most Start's date plus one calendar month, computed as the web site's date picker does), at most
-`max_points` points in the range (points, not items: the members of the asked zone; the as-of-start values
-come on top; counted before the tier filter, which is applied to the points read, since the tier is not a
-filterable attribute). Over the cap, the remaining pages are read with only `sk` and `series` projected and
-counted, so the error (TooManyPointsError) says exactly how many points matched.
-An optional `timeout` (seconds) stops the query before its next request once it has run that long.
+Limits, so that the cost of a request is known before it is read (docs/web-site.md "The read budget"):
+- before any request: each parameter's length (PARAMETER_LIMITS), dates between EARLIEST_DAY and LATEST_DAY, end
+  not before start, at most one month (End's date at most Start's date plus one calendar month, computed as the
+  web site's date picker does);
+- a read budget in region-days: regions x (days of the range + 1 for the as-of-start read) at most
+  `max_region_days` (MAX_REGION_DAYS). One region is known without reading; all regions (`*`) costs one small
+  `GetItem` (the type's regions index), and a request over the budget is refused right after it
+  (OverBudgetError);
+- while reading: at most `max_points` points (points, not items: the members of the asked zone, counted before
+  the tier filter, which is applied to the points read since the tier is not a filterable attribute): reading
+  stops at the first page over the cap (TooManyPointsError says more than the cap matched, not how many: that
+  would take a full read); and at most READ_UNITS_PER_REGION_DAY read units per region-day of the budget, as
+  DynamoDB reports them (`ReturnConsumedCapacity`) or as the items' sizes say, whichever is more
+  (ReadLimitError), a bound on data far denser than the history holds.
+An optional `timeout` (seconds) stops the query before its next request once it has run that long. `ReadStats`
+counts the requests and read units of one query.
 
 The command line is `spotlake history` (spotlake_assets/cli.py).
 """
@@ -28,9 +37,8 @@ import io
 import json
 import threading
 import time as clock
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -39,6 +47,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core.columns import FLOAT_COLUMNS, INT_COLUMNS
+from spotlake_assets.core.item_size import item_size, read_units
 
 # The record fields, in the order of docs/contract.md "Stored objects".
 RECORD_FIELDS = [
@@ -48,6 +57,18 @@ RECORD_FIELDS = [
 TEXT_FIELDS = ["InstanceTier", "InstanceType", "Region", "AvailabilityZone", "Time"]
 MAX_POINTS = 20_000
 ALL = "*"
+# The read budget (docs/web-site.md "The read budget"): the site's form asks one region for up to a month
+# (32 days + 1 = 33 region-days) or all regions; all 63 regions of a type for one day are 63 x 2 = 126.
+MAX_REGION_DAYS = 128
+# A region-day of the busiest market at the emulator's drift is ~173 KB (22 units); this is the bound past which
+# reading stops (docs/history-cost.md), so a request reads at most 128 x 32 = 4,096 units plus a page per thread.
+READ_UNITS_PER_REGION_DAY = 32
+# Longest value of each parameter: Azure's longest size and region names are under 30 characters.
+PARAMETER_LIMITS = {
+    "InstanceType": 64, "Region": 64, "AvailabilityZone": 16, "InstanceTier": 32, "Start": 32, "End": 32,
+}  # fmt: skip
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(2099, 12, 31)
 # botocore keeps 10 connections per client by default; more threads would only wait for one
 QUERY_WORKERS = 10
 
@@ -60,8 +81,44 @@ class HistoryQueryTimeout(HistoryQueryError):
     """The query ran longer than its `timeout` and stopped before its next request."""
 
 
+class ReadLimitError(ValueError):
+    """The range held more data than the read budget allows; reading stopped."""
+
+
+@dataclass
+class ReadStats:
+    """The requests of one query and their read units: as DynamoDB reported them (`ConsumedCapacity`), as the
+    sizes of the items read say (`estimated_units`), and the larger of the two per request (`read_units`, what
+    the budget counts: moto reports a flat half unit per request, DynamoDB less than the items' size when a
+    filter dropped some)."""
+
+    calls: int = 0
+    read_units: float = 0.0
+    reported_units: float = 0.0
+    estimated_units: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, response: dict[str, Any], items: list[dict[str, Any]]) -> None:
+        reported = float((response.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0)
+        estimated = read_units(sum(map(item_size, items)))
+        with self._lock:
+            self.calls += 1
+            self.reported_units += reported
+            self.estimated_units += estimated
+            self.read_units += max(reported, estimated)
+
+
+class OverBudgetError(ValueError):
+    """The request would read more region-days than the budget; refused before its points are read."""
+
+    def __init__(self, message: str, *, region_days: int, limit: int) -> None:
+        super().__init__(message)
+        self.region_days = region_days
+        self.limit = limit
+
+
 class TooManyPointsError(ValueError):
-    """More points match than the cap allows; `count` is how many matched."""
+    """More points match than the cap allows; `count` is how many were read when reading stopped (> limit)."""
 
     def __init__(self, message: str, *, count: int, limit: int) -> None:
         super().__init__(message)
@@ -91,7 +148,14 @@ def parse_bound(value: str | date | datetime, *, name: str, end: bool) -> dateti
     if not isinstance(value, datetime):
         value = datetime.combine(value, time(23, 59, 59) if end else time())
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError as exc:  # 9999-12-31T23:59:59-23:59 is past datetime's range in UTC
+            raise ValueError(f"{name} {value.isoformat()!r} is out of range") from exc
+    if not EARLIEST_DAY <= value.date() <= LATEST_DAY:
+        raise ValueError(
+            f"{name} {keys.format_time(value)} is out of range: dates are from {EARLIEST_DAY} to {LATEST_DAY}"
+        )
     return value.replace(microsecond=0)
 
 
@@ -105,7 +169,15 @@ class _Request:
     tier_key: str | None  # None: all tiers
     first: str
     last: str
+    days: int  # UTC days the range touches
     max_points: int
+
+
+def check_length(value: Any, name: str) -> None:
+    """Refuse a value longer than PARAMETER_LIMITS[name] (named, its length given, the value not echoed)."""
+    text = "" if value is None else str(value)
+    if len(text) > PARAMETER_LIMITS[name]:
+        raise ValueError(f"{name} is {len(text)} characters long; at most {PARAMETER_LIMITS[name]} are accepted")
 
 
 def _validate(
@@ -117,6 +189,11 @@ def _validate(
     end: Any,
     max_points: Any,
 ) -> _Request:
+    named = {"InstanceType": instance_type, "Region": region, "AvailabilityZone": availability_zone,
+             "InstanceTier": instance_tier, "Start": start, "End": end}  # fmt: skip
+    for name, value in named.items():
+        if not isinstance(value, (date, datetime)):
+            check_length(value, name)
     if instance_type is None or not str(instance_type).strip():
         raise ValueError("InstanceType is required")
     if str(instance_type).strip() == ALL:
@@ -149,6 +226,7 @@ def _validate(
         tier_key=one_or_all(instance_tier, "InstanceTier"),
         first=keys.format_time(first),
         last=keys.format_time(last),
+        days=(last.date() - first.date()).days + 1,
         max_points=cap,
     )
 
@@ -187,56 +265,61 @@ class _Budget:
 class _Reader:
     """The Query calls of one request against one table."""
 
-    def __init__(self, client: Any, table: str, request: _Request, deadline: float | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        request: _Request,
+        deadline: float | None = None,
+        stats: ReadStats | None = None,
+        max_read_units: float | None = None,
+    ) -> None:
         self.client = client
         self.table = table
         self.request = request
         self.budget = _Budget(request.max_points)
         self.deadline = deadline  # time.monotonic() after which no request is sent
+        self.stats = stats if stats is not None else ReadStats()
+        self.max_read_units = max_read_units
+
+    @property
+    def stopped(self) -> bool:
+        """Reading stops (every region thread, before its next request) once the point cap is exceeded."""
+        return self.budget.exceeded
 
     def _check_deadline(self) -> None:
         if self.deadline is not None and clock.monotonic() >= self.deadline:
             raise HistoryQueryTimeout(f"the query of table {self.table!r} ran out of time")
+        if self.max_read_units is not None and self.stats.read_units > self.max_read_units:
+            raise ReadLimitError(
+                f"the range holds more data than one request may read ({self.stats.read_units:g} read units, "
+                f"at most {self.max_read_units:g}); narrow the time range or pick one region"
+            )
 
-    def _query(
-        self,
-        pk: str,
-        condition: str,
-        values: dict[str, str],
-        *,
-        newest_only: bool = False,
-        count_only: Callable[[], bool] = lambda: False,
-    ) -> Iterator[dict[str, Any]]:
+    def _query(self, pk: str, condition: str, values: dict[str, str], *, newest_only: bool = False):
         """Pages of `Query pk = :pk AND <condition>` in ascending `sk`, zone-filtered (single points of other
         zones; point items pass, their members are filtered by the reader); `newest_only`: the one item with the
-        greatest `sk` (unfiltered: a filter applies after `Limit`). While `count_only()` is true, pages project
-        only `sk` and `series`, enough to count points (the same pages: DynamoDB pages by the data it reads)."""
+        greatest `sk` (unfiltered: a filter applies after `Limit`). Each page's read units are counted, and the
+        budgets checked before the next page."""
         params: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": f"pk = :pk AND {condition}",
             "ExpressionAttributeValues": {name: {"S": v} for name, v in {":pk": pk, **values}.items()},
+            "ReturnConsumedCapacity": "TOTAL",
         }
-        names: dict[str, str] = {}
         if newest_only:
             params.update(ScanIndexForward=False, Limit=1)
         elif self.request.zone_key is not None:
             params["FilterExpression"] = "attribute_not_exists(#zk) OR #zk = :zk"
-            names["#zk"] = keys.ZONE_ATTRIBUTE
+            params["ExpressionAttributeNames"] = {"#zk": keys.ZONE_ATTRIBUTE}
             params["ExpressionAttributeValues"][":zk"] = {"S": self.request.zone_key}
         while True:
             self._check_deadline()
-            if count_only():  # DynamoDB refuses unused names, so #series is named only with its projection
-                params["ProjectionExpression"] = "sk, #series"
-                params["ExpressionAttributeNames"] = {**names, "#series": keys.SERIES_ATTRIBUTE}
-            else:
-                params.pop("ProjectionExpression", None)
-                params.pop("ExpressionAttributeNames", None)
-                if names:
-                    params["ExpressionAttributeNames"] = names
             try:
                 page = self.client.query(**params)
             except (ClientError, BotoCoreError) as exc:
                 raise HistoryQueryError(f"Query of pk {pk!r} in table {self.table!r} failed: {exc}") from exc
+            self.stats.add(page, page.get("Items", []))
             yield page
             if "LastEvaluatedKey" not in page or newest_only:
                 return
@@ -249,32 +332,34 @@ class _Reader:
         key = keys.regions_index_key(self.request.type_key)
         self._check_deadline()
         try:
-            item = self.client.get_item(
-                TableName=self.table, Key={name: {"S": value} for name, value in key.items()}
-            ).get("Item")
+            response = self.client.get_item(
+                TableName=self.table,
+                Key={name: {"S": value} for name, value in key.items()},
+                ReturnConsumedCapacity="TOTAL",
+            )
         except (ClientError, BotoCoreError) as exc:
             raise HistoryQueryError(f"GetItem of {key} in table {self.table!r} failed: {exc}") from exc
+        item = response.get("Item")
+        self.stats.add(response, [item] if item else [])
         return sorted(item[keys.REGIONS_ATTRIBUTE]["SS"]) if item else []
 
     def _in_zone(self, series: str) -> bool:
         return self.request.zone_key is None or keys.zone_of_series(series) == self.request.zone_key
 
     def points(self, pk: str) -> list[dict[str, Any]]:
-        """Points of `pk` in [first, last]; once the shared budget is exceeded, the rest is only counted."""
+        """Points of `pk` in [first, last]; stops at the first page past the shared point cap."""
         lo, hi = keys.points_between(self.request.first, self.request.last)
         # (Time, series id) -> point: a re-run converting an old partition briefly holds both shapes of a point
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        pages = self._query(
-            pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi}, count_only=lambda: self.budget.exceeded
-        )
-        for page in pages:
+        if self.stopped:
+            return []
+        for page in self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi}):
             items = page.get("Items", [])
-            self.budget.add(sum(1 for item in items for sid in series_of_item(item) if self._in_zone(sid)))
-            if self.budget.exceeded:  # pages read from now on are projected to sk and series: count them only
-                found.clear()  # the query will fail: keep counting, stop holding points
-            else:
-                points = (point for item in items for point in points_of_item(item) if self._in_zone(point[0]))
-                found.update(((p["Time"]["S"], sid), p) for sid, p in points)
+            points = [(sid, p) for item in items for sid, p in points_of_item(item) if self._in_zone(sid)]
+            self.budget.add(len(points))
+            if self.stopped:  # the query fails: stop reading, in every region thread
+                return []
+            found.update(((p["Time"]["S"], sid), p) for sid, p in points)
         return list(found.values())
 
     def as_of_start(self, pk: str) -> list[dict[str, Any]]:
@@ -308,18 +393,11 @@ class _Reader:
     def region(self, region_key: str) -> list[dict[str, Any]]:
         pk = keys.SEP.join((self.request.type_key, region_key))
         found = self.points(pk)
-        if self.budget.exceeded:
+        if self.stopped:
             return []
         items = self.as_of_start(pk) + found
         tier = self.request.tier_key
         return [i for i in items if tier is None or i["InstanceTier"]["S"].strip().casefold() == tier]
-
-
-def series_of_item(item: dict[str, Any]) -> list[str]:
-    """The series ids of the points a stored point item holds, either shape (needs only `sk` and `series`)."""
-    if keys.SERIES_ATTRIBUTE not in item:
-        return [keys.series_of_sort_key(item["sk"]["S"])]
-    return list(item[keys.SERIES_ATTRIBUTE]["M"])
 
 
 def points_of_item(item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -361,24 +439,34 @@ def query_history(
     start: str | date | datetime,
     end: str | date | datetime,
     max_points: int | str = MAX_POINTS,
+    max_region_days: int | None = MAX_REGION_DAYS,
     table_name: str | None = None,
     timeout: float | None = None,
+    stats: ReadStats | None = None,
 ) -> list[dict[str, Any]]:
     """Records (fields RECORD_FIELDS, `id` from 1) of the points in [start, end] and the as-of-start value of
     every matching series, ordered by Time, region, zone, desired count, tier. Raises ValueError for a bad
-    request, TooManyPointsError (a ValueError) for more than `max_points` points, HistoryQueryError when
-    DynamoDB fails and HistoryQueryTimeout once `timeout` seconds have passed."""
+    request: OverBudgetError past `max_region_days` (None: no budget, for benchmarks and tests), TooManyPointsError
+    for more than `max_points` points, ReadLimitError past the read units of the budget; HistoryQueryError when
+    DynamoDB fails and HistoryQueryTimeout once `timeout` seconds have passed. `stats`, when given, counts the
+    requests and read units."""
     request = _validate(instance_type, region, availability_zone, instance_tier, start, end, max_points)
     client, table = _target(client_or_resource, table_name)
-    reader = _Reader(client, table, request, None if timeout is None else clock.monotonic() + timeout)
+    max_units = None if max_region_days is None else max_region_days * READ_UNITS_PER_REGION_DAY
+    deadline = None if timeout is None else clock.monotonic() + timeout
+    reader = _Reader(client, table, request, deadline, stats, max_units)
     regions = reader.region_keys()
+    region_days = len(regions) * (request.days + 1)  # + 1: the as-of-start read, at most a day of changes
+    if max_region_days is not None and region_days > max_region_days:
+        raise OverBudgetError(over_budget_message(len(regions), request.days, max_region_days),
+                              region_days=region_days, limit=max_region_days)  # fmt: skip
     with ThreadPoolExecutor(max_workers=max(1, min(QUERY_WORKERS, len(regions)))) as pool:
         items = [item for found in pool.map(reader.region, regions) for item in found]
     if reader.budget.exceeded:
         raise TooManyPointsError(
-            f"{reader.budget.total} points match InstanceType={instance_type!r} Region={region!r} "
-            f"AvailabilityZone={availability_zone!r} from {request.first} to {request.last}, more than "
-            f"{request.max_points}; narrow the time range or pick one region or zone",
+            f"more than {request.max_points} points match InstanceType={instance_type!r} Region={region!r} "
+            f"AvailabilityZone={availability_zone!r} from {request.first} to {request.last}; narrow the time "
+            "range or pick one region or zone",
             count=reader.budget.total,
             limit=request.max_points,
         )
@@ -388,6 +476,22 @@ def query_history(
                        r["InstanceTier"].casefold()),
     )  # fmt: skip
     return [{"id": i, **{f: r[f] for f in RECORD_FIELDS[1:]}} for i, r in enumerate(records, start=1)]
+
+
+def over_budget_message(regions: int, days: int, limit: int) -> str:
+    """How to narrow a request of `regions` regions over `days` days that is over the budget."""
+    asked = f"{regions} regions x ({days} days + 1) = {regions * (days + 1)} region-days"
+    longest = limit // regions - 1
+    fits = f"at most {longest} day{'s' * (longest != 1)} for all {regions} regions" if longest >= 1 else ""
+    return (
+        f"the request reads {asked}, more than the {limit} one request may read; pick one region (a whole "
+        f"month is {one_region_month()} region-days){' or ' + fits if fits else ''}"
+    )
+
+
+def one_region_month() -> int:
+    """Region-days of the longest range the site's form allows for one region: 32 days (Jan 31 -> Mar 3) + 1."""
+    return (one_month_after(date(2027, 1, 31)) - date(2027, 1, 31)).days + 2
 
 
 def render_json(records: list[dict[str, Any]]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.history_cost import compact, item_size, number_size, recorded, single_points, write_units
+from benchmarks.history_cost import compact, recorded, single_points, write_units
+from spotlake_assets.core.item_size import item_size, number_size
 
 
 def test_item_size_follows_dynamodb_rules():

@@ -21,9 +21,14 @@ from benchmarks.history_query import (
     synthetic_history,
     write_history,
 )
+from resources import history_query
 from resources.history_query import (
+    MAX_REGION_DAYS,
     RECORD_FIELDS,
     HistoryQueryTimeout,
+    OverBudgetError,
+    ReadLimitError,
+    ReadStats,
     TooManyPointsError,
     one_month_after,
     query_history,
@@ -164,27 +169,62 @@ def test_all_regions_send_only_queries_and_match_the_history(day, client):
 
 
 @pytest.mark.parametrize("zone", ["*", "2"])
-def test_too_many_points_is_refused_with_the_exact_count(day, client, zone):
+def test_too_many_points_stops_reading_at_the_cap(day, client, zone):
     table, synthetic = day
     counter = OperationCounter(client)
+    stats = ReadStats()
     with pytest.raises(TooManyPointsError) as refused:
         # max_points as the web site may send it, a string; the default cap (20,000) is the benchmark's case
         query_history(
-            client,
-            table_name=table,
-            instance_type=TYPE,
-            availability_zone=zone,
-            start="2026-11-01",
-            end="2026-11-08",
-            max_points="500",
-        )
+            client, table_name=table, instance_type=TYPE, availability_zone=zone, start="2026-11-01",
+            end="2026-11-01", max_points="100", stats=stats,
+        )  # fmt: skip
     message = str(refused.value)
     # points, not items (a point item holds every series of its market at its Time), of the asked zone
     matching = synthetic.points[(synthetic.points["AvailabilityZone"] == zone) | (zone == "*")]
-    assert (refused.value.count, refused.value.limit) == (len(matching), 500)
-    assert f"{len(matching)} points match" in message
-    assert "more than 500; narrow the time range or pick one region or zone" in message
+    assert len(matching) > 4 * 100
+    assert refused.value.limit == 100 and 100 < refused.value.count < len(matching)
+    assert "more than 100 points match" in message
+    assert "narrow the time range or pick one region or zone" in message
     assert set(counter.calls) <= READ_OPERATIONS
+    # reading stopped: a full read is the index plus two or more Queries for each of the 54 regions
+    regions = len(public_region_names())
+    assert counter.calls.count("GetItem") == 1 and counter.calls.count("Query") < regions
+    assert stats.calls == len(counter.calls) and stats.read_units >= 0.5 * stats.calls
+
+
+def test_a_request_over_the_budget_is_refused_after_one_small_read(day, client):
+    """All 54 regions over two days are 54 x 3 = 162 region-days, more than 128: one GetItem (the regions
+    index, half a read unit), then the refusal, which says what fits."""
+    table, _ = day
+    counter = OperationCounter(client)
+    stats = ReadStats()
+    with pytest.raises(OverBudgetError) as refused:
+        query_history(client, table_name=table, instance_type=TYPE, start="2026-11-01", end="2026-11-02", stats=stats)
+    assert counter.calls == ["GetItem"] and stats.calls == 1 and stats.read_units == 0.5
+    assert (refused.value.region_days, refused.value.limit) == (162, MAX_REGION_DAYS)
+    assert str(refused.value) == (
+        "the request reads 54 regions x (2 days + 1) = 162 region-days, more than the 128 one request may read; "
+        "pick one region (a whole month is 33 region-days) or at most 1 day for all 54 regions"
+    )
+    # what the message proposes fits: one region over the longest month the site allows, all regions for a day
+    month = query_history(client, table_name=table, instance_type=TYPE, region="US East", start="2027-01-31",
+                          end="2027-03-03")  # fmt: skip
+    assert month and {r["Time"] < "2027-01-31" for r in month} == {True}  # the values as of start only
+    assert query_history(client, table_name=table, instance_type=TYPE, start="2026-11-01", end="2026-11-01")
+
+
+def test_data_denser_than_the_budget_stops_reading(week, client, monkeypatch):
+    """The read units of a region-day bound what one request reads even when the data is denser than that
+    bound assumes: here the bound is made tiny, and reading stops before the next request past it."""
+    table, _ = week
+    monkeypatch.setattr(history_query, "READ_UNITS_PER_REGION_DAY", 0.01)
+    counter = OperationCounter(client)
+    stats = ReadStats()
+    with pytest.raises(ReadLimitError, match=r"more data than one request may read \(\d+(\.5)? read units, at most"):
+        query_history(client, table_name=table, instance_type=TYPE, region="US East", start="2026-11-02",
+                      end="2026-11-05", stats=stats)  # fmt: skip
+    assert counter.calls == ["Query"] and stats.calls == 1  # the first page read, nothing after it
 
 
 @pytest.mark.parametrize(
@@ -197,6 +237,14 @@ def test_too_many_points_is_refused_with_the_exact_count(day, client, zone):
         (dict(instance_type="*", start="2026-11-01", end="2026-11-02"), "must be one instance type"),
         (dict(start="2026-11-31", end="2026-12-01"), "Start '2026-11-31' is not a date"),
         (dict(start="2026-11-01", end="2026-11-02", max_points="many"), "max_points 'many'"),
+        (dict(start="2026-11-01", end="9999-12-31T23:59:59-23:59"), "End '9999-12-31T23:59:59-23:59' is out of range"),
+        (dict(start="1999-12-31", end="2000-01-01"), "Start 1999-12-31 00:00:00 is out of range: dates are from"),
+        (dict(start="2026-11-01", end="2100-01-01"), "End 2100-01-01 23:59:59 is out of range"),
+        (dict(region="x" * 60_000, start="2026-11-01", end="2026-11-02"), "^Region is 60000 characters long; at most 64"),
+        (dict(instance_type="D" * 65, start="2026-11-01", end="2026-11-02"), "^InstanceType is 65 characters long"),
+        (dict(availability_zone="1" * 17, start="2026-11-01", end="2026-11-02"), "^AvailabilityZone is 17 characters"),
+        (dict(instance_tier="t" * 33, start="2026-11-01", end="2026-11-02"), "^InstanceTier is 33 characters"),
+        (dict(start="2026-11-01" + " " * 40, end="2026-11-02"), "^Start is 50 characters long; at most 32"),
     ],
 )
 def test_bad_requests_are_refused_before_any_request(client, request_, message):
@@ -351,5 +399,6 @@ def test_the_point_cap_counts_points_in_either_shape(shapes, client):
     matching = synthetic.points[synthetic.points["AvailabilityZone"] == "1"]
     for table in tables.values():
         with pytest.raises(TooManyPointsError) as refused:
-            query_history(client, table_name=table, max_points=50, **request)
-        assert refused.value.count == len(matching)  # points, not items: a point item holds several
+            query_history(client, table_name=table, max_points=50, max_region_days=None, **request)
+        # points, not items (a point item holds several); each region is one page here, all read at once
+        assert 50 < refused.value.count <= len(matching)

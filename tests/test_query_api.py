@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from benchmarks.history_query import synthetic_history, write_history
-from resources.history_api import QueryApi, QueryApiConfig, make_client
+from resources.history_api import CALLS_HEADER, READ_UNITS_HEADER, QueryApi, QueryApiConfig, make_client
 from resources.history_api_package import build as build_package
 from resources.history_query import RECORD_FIELDS, query_history
 from resources.history_table import HistoryTable
@@ -245,7 +245,7 @@ def test_a_range_over_one_month(server):
          "InstanceType is required"),
         ("TableName=azure&Region=*&InstanceType=*&InstanceTier=*&AvailabilityZone=*&Start=2026-11-02&End=2026-11-02",
          "must be one instance type"),
-        ("TableName=aws&Region=*&InstanceType=D2s_v3&AZ=*&Start=2026-11-02&End=2026-11-02",
+        ("TableName=aws&Region=*&InstanceType=D2s_v3&AvailabilityZone=*&Start=2026-11-02&End=2026-11-02",
          "TableName='aws' is not served here; this endpoint serves TableName=azure"),
         ("Region=*&InstanceType=D2s_v3&Start=2026-11-02&End=2026-11-02", "TableName='' is not served here"),
         ("TableName=azure&InstanceType=D2s_v3&Start=2026-11-02", "Start and End are required"),
@@ -269,10 +269,11 @@ def crowded(aws_endpoint: str) -> Iterator[QueryApiServer]:
     running.stop()
 
 
-def test_more_than_20000_points_is_refused_with_the_count(crowded):
+def test_more_than_20000_points_is_refused(crowded):
     response = get(crowded, site_query(TYPE, "ALL", "ALL", "2026-11-01", "2026-11-01"))
-    body = assert_refused(response, 413, "TooManyPoints", "25344 points match")
-    assert "more than 20000; narrow the time range or pick one region or zone" in body["Message"]
+    body = assert_refused(response, 413, "TooManyPoints", "more than 20000 points match")
+    assert body["Message"].endswith("narrow the time range or pick one region or zone")
+    assert float(response.headers[READ_UNITS_HEADER]) > 0 and int(response.headers[CALLS_HEADER]) > 1
 
 
 def test_a_query_that_runs_out_of_time_answers_504(aws_endpoint, table):
@@ -323,7 +324,7 @@ def test_preflight_and_cors_for_the_site_only(server):
     )
     assert (preflight.status_code, preflight.content) == (204, b"")
     assert_site_cors(preflight)
-    assert preflight.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
     assert preflight.headers["Access-Control-Max-Age"] == "7200"
 
     other = "https://evil.example"
@@ -342,13 +343,83 @@ def test_preflight_and_cors_for_the_site_only(server):
     assert no_origin.status_code == 200 and "Access-Control-Allow-Origin" not in no_origin.headers
 
 
-def test_other_methods(server):
+def test_other_methods_and_head_are_refused_in_json(server):
     query = site_query(TYPE, "US East", "1", "2026-11-02", "2026-11-02")
-    posted = requests.post(f"{server.url}?{query}", headers=BROWSER, data=b"{}", timeout=10)
-    assert posted.status_code == 405 and posted.headers["Allow"] == "GET, HEAD, OPTIONS"
-    assert posted.json()["Status"] == 405
+    for method in ("POST", "DELETE", "BREW"):  # BREW: a method the standard library's server does not know
+        answer = requests.request(method, f"{server.url}?{query}", headers=BROWSER, data=b"{}", timeout=10)
+        assert (answer.status_code, answer.headers["Allow"]) == (405, "GET, OPTIONS")
+        assert answer.headers["Content-Type"] == "application/json"
+        refusal = {"Status": 405, "Error": "MethodNotAllowed", "Message": f"{method} is not served; use GET"}
+        assert answer.json() == refusal
+    # HEAD would read the whole range to send nothing: refused before any read
     head = requests.head(f"{server.url}?{query}", headers=BROWSER, timeout=10)
-    assert (head.status_code, head.content, head.headers["Content-Length"]) == (200, b"", "0")
+    assert (head.status_code, head.content, head.headers["Allow"]) == (405, b"", "GET, OPTIONS")
+    assert CALLS_HEADER not in head.headers  # nothing was read
+
+
+def raw_request(server: QueryApiServer, request_line: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send one request line (and a Host header) over a socket; (status, headers, body) of the answer."""
+    host, port = server.url.removeprefix("http://").rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request_line + b"\r\nHost: x\r\nOrigin: " + SITE.encode() + b"\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    return int(status_line.split()[1]), dict(line.split(": ", 1) for line in lines), body
+
+
+def test_the_local_servers_own_errors_are_json_like_the_lambdas(server):
+    status, headers, body = raw_request(server, b"GET /?" + b"x" * 70_000 + b" HTTP/1.1")
+    assert (status, headers["Content-Type"]) == (414, "application/json")
+    assert json.loads(body)["Status"] == 414 and json.loads(body)["Error"] == "URITooLong"
+    status, headers, body = raw_request(server, b"GET / HTTP/1.1 extra")
+    assert (status, headers["Content-Type"], json.loads(body)["Status"]) == (400, "application/json", 400)
+
+
+# --- bad input: one 400 naming the parameter, in JSON, before anything is read -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (site_query(TYPE, "US East", "ALL", "2026-11-02", "9999-12-31T23:59:59-23:59"),
+         "End '9999-12-31T23:59:59-23:59' is out of range"),
+        (site_query(TYPE, "US East", "ALL", "1970-01-01", "1970-01-02"),
+         "Start 1970-01-01 00:00:00 is out of range: dates are from 2000-01-01 to 2099-12-31"),
+        (site_query(TYPE, "x" * 60_000, "ALL", "2026-11-02", "2026-11-02"),
+         "Region is 60000 characters long; at most 64 are accepted"),
+        (site_query("D" * 65, "US East", "ALL", "2026-11-02", "2026-11-02"), "InstanceType is 65 characters long"),
+        (site_query(TYPE, "US East", "1" * 17, "2026-11-02", "2026-11-02"), "AvailabilityZone is 17 characters long"),
+        (site_query(TYPE, "US East", "ALL", "2026-11-02", "2026-11-02") + "&nocache=42",
+         "unknown parameter 'nocache'; the parameters are TableName, Region, InstanceType, InstanceTier"),
+        (site_query(TYPE, "US East", "ALL", "2026-11-02", "2026-11-02") + "&" + "k" * 5000 + "=1",
+         "unknown parameter 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk... (5000 characters)'"),
+        (site_query(TYPE, "US East", "ALL", "2026-11-02", "2026-11-02") + "&Region=EU+West",
+         "parameter 'Region' is given more than once"),
+        ("TableName=" + "t" * 100 + "&InstanceType=D2s_v3&Start=2026-11-02&End=2026-11-02",
+         "TableName is 100 characters long; at most 64"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_400_naming_the_parameter(server, query, message, caplog):
+    with caplog.at_level("INFO", logger="spotlake.query_api"):
+        response = get(server, query)
+    body = assert_refused(response, 400, "BadRequest", message)
+    assert len(body["Message"]) < 300
+    assert response.headers.get(CALLS_HEADER, "0") == "0"  # refused before any request to the store
+    assert all(len(record.getMessage()) < 2000 for record in caplog.records)  # never logged whole
+
+
+def test_a_request_over_the_budget_is_refused_after_one_small_read(server):
+    """The table's type has four regions: all of them over the longest month the site allows is 4 x 33 = 132
+    region-days, over the 128 budget; one GetItem (the regions index, half a read unit) tells, then the 400."""
+    response = get(server, site_query(TYPE, "ALL", "ALL", "2027-01-31", "2027-03-03"))
+    body = assert_refused(response, 400, "OverBudget", "4 regions x (32 days + 1) = 132 region-days, more than")
+    assert "pick one region (a whole month is 33 region-days) or at most 31 days for all 4 regions" in body["Message"]
+    assert (response.headers[CALLS_HEADER], response.headers[READ_UNITS_HEADER]) == ("1", "0.5")
+    fits = get(server, site_query(TYPE, "ALL", "ALL", "2027-01-31", "2027-03-02"))  # 4 x 32 = 128
+    assert body_of(fits)["Status"] == 200
 
 
 # --- the Lambda entry point: the same handler, as AWS runs it -----------------------------------------------------

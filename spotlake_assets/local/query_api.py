@@ -24,6 +24,7 @@ QUERY_API_URL_ENV = "SPOTLAKE_QUERY_API_URL"
 LOCAL_READ_TIMEOUT_SECONDS = 30.0  # moto sorts a whole table for every Query: slower than DynamoDB
 
 log = logging.getLogger("spotlake.query_api.local")
+_ERROR_NAMES = {400: "BadRequest", 414: "URITooLong", 431: "HeaderFieldsTooLarge", 501: "NotImplemented"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -51,7 +52,29 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    do_GET = do_HEAD = do_OPTIONS = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+    def __getattr__(self, name: str):
+        # every method is the handler's to answer (405 in JSON), as the Lambda behind API Gateway does; without
+        # this the base class answers an unknown method with its own HTML 501
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The base class's own errors (414 URI too long, 431 headers too large, 400 bad request line) in the
+        handler's JSON, as the Lambda would answer them, instead of its HTML page."""
+        error = ApiError(code, _ERROR_NAMES.get(code, "BadRequest"), message or "the request could not be read")
+        headers = getattr(self, "headers", None)
+        _, out, body = self.server.api.error(error, headers.get("Origin") if headers else None, http_status=True)
+        data = body.encode()
+        self.close_connection = True
+        if getattr(self, "request_version", "") == "HTTP/0.9":  # an unreadable request line: answer with headers
+            self.request_version = "HTTP/1.0"
+        self.send_response(code, message)
+        for name, value in {**out, "Connection": "close", "Content-Length": str(len(data))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         log.debug("%s %s", self.address_string(), format % args)
