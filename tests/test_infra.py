@@ -31,6 +31,7 @@ from hcl2 import SerializationOptions
 
 from resources import alarm_webhook, heartbeat
 from resources.run_launcher import LockedEcsRunLauncher
+from spotlake_assets.core import layout, names
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START
 from spotlake_assets.jobs import SERIAL_TAG, build_jobs
 from spotlake_assets.local.deployment import render_instance_template
@@ -366,6 +367,31 @@ def test_a_run_touches_only_azure_keys_of_the_shared_buckets(env: str) -> None:
         for bucket in buckets:
             for key in OTHER_COLLECTOR_KEYS:
                 assert not covers(grant.resource, f"arn:aws:s3:::{bucket}/{key}"), (grant, key)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
+    """Listing a shared bucket shows every collector's keys: each ListBucket grant carries an s3:prefix condition
+    naming only Azure's prefixes, and still allows what the code lists: its prefixes, and each key it reads (a 403
+    for a missing key is told from a refusal by listing the key itself, resources/s3.py)."""
+    scope = module_scope(env)
+    lists = [g for g in grants(env) if g.action == "s3:ListBucket"]
+    buckets = {scope.inputs["write_bucket"], scope.inputs["read_bucket"]}
+    assert {g.resource for g in lists} == {f"arn:aws:s3:::{bucket}" for bucket in buckets}
+    assert {g.role for g in lists} == {"run"}
+    listed_by_code = [
+        *SAMPLE_KEYS,
+        layout.asset_prefix(names.STATE) + "2026-11",  # resources/state_chain.py
+        layout.raw_stems_any_count("2026-11-28-10:10"),  # resources/io_manager.py
+    ]
+    for grant in lists:
+        condition = grant.statement.get("Condition")
+        assert condition and set(condition) == {"StringLike"} and set(condition["StringLike"]) == {"s3:prefix"}, grant
+        prefixes = as_list(condition["StringLike"]["s3:prefix"])
+        for prefix in listed_by_code:
+            assert any(covers(pattern, prefix) for pattern in prefixes), prefix
+        for prefix in [*OTHER_COLLECTOR_KEYS, "", "rawdata/", "latest_data/", "dagster/", "rawdata/azurefake/"]:
+            assert not any(covers(pattern, prefix) for pattern in prefixes), prefix
 
 
 @pytest.mark.parametrize("env", ENVS)
