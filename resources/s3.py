@@ -26,6 +26,9 @@ from .settings import PROD_BUCKET, Settings
 
 # Codes S3 answers for "this key does not exist" (GET says NoSuchKey, HEAD only has a status).
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# What S3 answers instead for a missing key when the caller may not list the bucket unconditionally: the run role's
+# ListBucket is conditioned on Azure's prefixes (infra/modules/collector/iam.tf), which a GetObject does not carry.
+_DENIED_CODES = frozenset({"AccessDenied", "403", "Forbidden"})
 # Codes of a lost conditional write: 412 when the condition is false, 409 when a concurrent write raced ours.
 _PRECONDITION_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 T = TypeVar("T")
@@ -124,13 +127,28 @@ class S3Store(EnvironmentBound):
 
     # ---- reads
 
+    def _absent(self, bucket: str, key: str, exc: ClientError) -> bool:
+        """Whether a failed read of `key` means that the key does not exist: a 404, or a 403 that a listing of the
+        key's own prefix explains (the key is not listed). A 403 on a listed key, or a listing denied too, is a real
+        refusal: the caller raises it."""
+        if _is_not_found(exc):
+            return True
+        if error_code(exc) not in _DENIED_CODES:
+            return False
+        try:
+            listed = self.client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        except (ClientError, BotoCoreError):
+            return False
+        # the key itself sorts first among the keys it prefixes
+        return not (listed and listed[0]["Key"] == key)
+
     def _get_object(self, bucket: str, key: str) -> tuple[bytes, str, dict[str, str]] | None:
         """(body, ETag, user metadata) of one object in one bucket, None when the key does not exist there."""
         try:
             response = self.client.get_object(Bucket=bucket, Key=key)
             return response["Body"].read(), response["ETag"], response.get("Metadata", {})
         except ClientError as exc:
-            if _is_not_found(exc):
+            if self._absent(bucket, key, exc):
                 return None
             raise self._fail("GetObject", bucket, key, exc) from exc
         except BotoCoreError as exc:
@@ -160,7 +178,7 @@ class S3Store(EnvironmentBound):
         try:
             response = self.client.head_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            if _is_not_found(exc):
+            if self._absent(bucket, key, exc):
                 return None
             raise self._fail("HeadObject", bucket, key, exc) from exc
         except BotoCoreError as exc:

@@ -5,9 +5,13 @@ buckets, no wildcards beyond what AWS requires). The shared buckets are owned el
 their settings, and the bucket policy statements it hands their owner only name Azure's keys. The webhook URL never
 enters Terraform state; the services have health checks; the production UI is read-only.
 
-The evaluator knows just what the module uses in its policies: `var.*`, `local.*`, `[for k in X : "..."]` and the
-caller's account id. Any other expression (a resource attribute such as a role ARN) becomes an opaque `<expr>`
-string: one specific resource, never a wildcard. A policy that needs an input nobody gives fails the test.
+The evaluator knows just what the module uses in its policies and the query API's settings: `var.*`, `local.*`,
+`[for k in X : "..."]`, `concat(...)`, `join("sep", X)`, literal lists of strings and the caller's account id. Any
+other expression (a resource attribute such as a role ARN) becomes an opaque `<expr>` string: one specific resource,
+never a wildcard. A policy that needs an input nobody gives fails the test.
+
+The web site's query API (query_api.tf) is checked the same way: a REST API whose stage has a cache keyed on the
+site's parameters and Origin, a WAF web ACL with a per-IP rate rule, and sizes from variables.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from hcl2 import SerializationOptions
 
 from resources import alarm_webhook, heartbeat
 from resources.run_launcher import LockedEcsRunLauncher
+from spotlake_assets.core import layout, names
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START
 from spotlake_assets.jobs import SERIAL_TAG, build_jobs
 from spotlake_assets.local.deployment import render_instance_template
@@ -99,6 +104,23 @@ DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
 S3_WRITE = re.compile(r"^s3:(Put|Delete|Restore|Replicate|Abort|Create|Update|Bypass)", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 FOR_EXPRESSION = re.compile(r'\[for (\w+) in ([\w.]+) : "(.*)"\]', re.DOTALL)
+JOIN = re.compile(r'join\("([^"]*)", ([\w.]+)\)')
+
+
+def top_level_split(text: str) -> list[str]:
+    """The comma-separated arguments of a function call, commas inside brackets or strings left alone."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for position, char in enumerate(text):
+        if char == '"' and text[position - 1 : position] != "\\":
+            quoted = not quoted
+        elif not quoted and char in "([{":
+            depth += 1
+        elif not quoted and char in ")]}":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ",":
+            parts.append(text[start:position])
+            start = position + 1
+    return [*parts, text[start:]]
 
 
 def load_hcl(path: Path) -> dict[str, Any]:
@@ -193,6 +215,18 @@ class Scope:
                 Scope(self.module, self.inputs, {**self.bindings, variable: item}, self.strict).evaluate(template)
                 for item in self.expression(source)
             ]
+        joined = JOIN.fullmatch(text)
+        if joined:
+            return joined.group(1).join(self.expression(joined.group(2)))
+        if text.startswith("concat(") and text.endswith(")"):
+            return [
+                item for argument in top_level_split(text[len("concat(") : -1]) for item in self.expression(argument)
+            ]
+        if text.startswith("[") and "${" not in text:
+            try:
+                return json.loads(text)  # a literal list of strings
+            except ValueError:
+                pass
         return f"<{text}>"  # a resource attribute or function: one specific, unknown value
 
     def variable(self, name: str) -> Any:
@@ -366,6 +400,31 @@ def test_a_run_touches_only_azure_keys_of_the_shared_buckets(env: str) -> None:
         for bucket in buckets:
             for key in OTHER_COLLECTOR_KEYS:
                 assert not covers(grant.resource, f"arn:aws:s3:::{bucket}/{key}"), (grant, key)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
+    """Listing a shared bucket shows every collector's keys: each ListBucket grant carries an s3:prefix condition
+    naming only Azure's prefixes, and still allows what the code lists: its prefixes, and each key it reads (a 403
+    for a missing key is told from a refusal by listing the key itself, resources/s3.py)."""
+    scope = module_scope(env)
+    lists = [g for g in grants(env) if g.action == "s3:ListBucket"]
+    buckets = {scope.inputs["write_bucket"], scope.inputs["read_bucket"]}
+    assert {g.resource for g in lists} == {f"arn:aws:s3:::{bucket}" for bucket in buckets}
+    assert {g.role for g in lists} == {"run"}
+    listed_by_code = [
+        *SAMPLE_KEYS,
+        layout.asset_prefix(names.STATE) + "2026-11",  # resources/state_chain.py
+        layout.raw_stems_any_count("2026-11-28-10:10"),  # resources/io_manager.py
+    ]
+    for grant in lists:
+        condition = grant.statement.get("Condition")
+        assert condition and set(condition) == {"StringLike"} and set(condition["StringLike"]) == {"s3:prefix"}, grant
+        prefixes = as_list(condition["StringLike"]["s3:prefix"])
+        for prefix in listed_by_code:
+            assert any(covers(pattern, prefix) for pattern in prefixes), prefix
+        for prefix in [*OTHER_COLLECTOR_KEYS, "", "rawdata/", "latest_data/", "dagster/", "rawdata/azurefake/"]:
+            assert not any(covers(pattern, prefix) for pattern in prefixes), prefix
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -714,13 +773,11 @@ def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_
     assert function["role"] == "${aws_iam_role.query_api.arn}"
     assert function["reserved_concurrent_executions"] == "${var.query_api_concurrency}"
     variables = scope.module.variables
-    assert variables["query_api_concurrency"]["default"] == 10
-    # the query gives up (Status 504) before the function times out, which happens before the HTTP API's 30 s
+    # the query gives up (Status 504) before the function times out, which happens before the REST integration's 29 s
     assert function["timeout"] == "${var.query_api_timeout_seconds + 8}"
     assert variables["query_api_timeout_seconds"]["default"] == 20
     limit = block(variables["query_api_timeout_seconds"], "validation")["condition"]
     assert "var.query_api_timeout_seconds <= 20" in limit
-    assert scope.module.resources["aws_apigatewayv2_integration"]["query_api"]["timeout_milliseconds"] == 30000
     raw = block(function, "environment")["variables"]
     settings = scope.evaluate(raw)
     assert settings["SPOTLAKE_ENV"] == "test" and settings["SPOTLAKE_DYNAMODB_TABLE"] == "azure-test"
@@ -733,24 +790,219 @@ def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_
     assert block(function, "logging_config")["log_group"] == "${aws_cloudwatch_log_group.query_api.name}"
 
 
-def test_query_api_is_a_public_throttled_http_api_whose_cors_the_handler_answers() -> None:
-    resources = Module.load(MODULE).resources
-    api = resources["aws_apigatewayv2_api"]["query_api"]
-    assert api["protocol_type"] == "HTTP"
-    assert "cors_configuration" not in api  # API Gateway would drop the handler's CORS headers and answer preflights
-    route = resources["aws_apigatewayv2_route"]["query_api"]
-    assert (route["route_key"], route["authorization_type"]) == ("$default", "NONE")
-    integration = resources["aws_apigatewayv2_integration"]["query_api"]
-    assert (integration["integration_type"], integration["payload_format_version"]) == ("AWS_PROXY", "2.0")
-    stage = resources["aws_apigatewayv2_stage"]["query_api"]
-    throttle = block(stage, "default_route_settings")
-    assert throttle == {"throttling_rate_limit": "${var.query_api_rate_limit}",
-                        "throttling_burst_limit": "${var.query_api_burst_limit}"}  # fmt: skip
-    assert "destination_arn" in block(stage, "access_log_settings")
+# What the site sends (docs/web-site.md): the only query-string names the API caches by and lets through.
+SITE_PARAMETERS = ("TableName", "Region", "InstanceType", "InstanceTier", "AvailabilityZone", "Start", "End")
+SITE_QUERY = (
+    "TableName=azure&Region=US+East&InstanceType=D2s_v3&InstanceTier=*&AvailabilityZone=&"
+    "Start=2026-11-28&End=2026-11-28"
+)
+REST_INTEGRATION_TIMEOUT_SECONDS = 29
+
+
+def test_query_api_is_a_public_rest_api_whose_every_method_reaches_the_handler() -> None:
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    assert not [kind for kind in resources if kind.startswith("aws_apigatewayv2_")]
+    assert "aws_lambda_function_url" not in resources
+    api = resources["aws_api_gateway_rest_api"]["query_api"]
+    assert block(api, "endpoint_configuration")["types"] == ["REGIONAL"]
+    assert int(api["minimum_compression_size"]) <= 1024  # API Gateway gzips; the function sends plain JSON to REST
+    assert "body" not in api  # no OpenAPI document that could add methods, authorizers or CORS beside these
+    assert resources["aws_api_gateway_resource"]["query_api_proxy"]["path_part"] == "{proxy+}"
+    # the root and every path, each with a GET and an ANY (OPTIONS preflight and the refusals), all to the handler
+    methods = scope.expression("local.query_api_methods")
+    assert sorted((m["resource"], m["http_method"]) for m in methods.values()) == [
+        ("proxy", "ANY"), ("proxy", "GET"), ("root", "ANY"), ("root", "GET")
+    ]  # fmt: skip
+    assert set(scope.module.locals["query_api_resource_ids"].values()) == {
+        "${aws_api_gateway_rest_api.query_api.root_resource_id}", "${aws_api_gateway_resource.query_api_proxy.id}"
+    }  # fmt: skip
+    method = resources["aws_api_gateway_method"]["query_api"]
+    assert method["for_each"] == "${local.query_api_methods}" and method["authorization"] == "NONE"
+    integration = resources["aws_api_gateway_integration"]["query_api"]
+    assert integration["for_each"] == "${aws_api_gateway_method.query_api}"
+    assert (integration["type"], integration["integration_http_method"]) == ("AWS_PROXY", "POST")  # payload 1.0
+    assert integration["uri"] == "${aws_lambda_function.query_api.invoke_arn}"
+    assert integration["timeout_milliseconds"] == REST_INTEGRATION_TIMEOUT_SECONDS * 1000
     permission = resources["aws_lambda_permission"]["query_api"]
     assert (permission["action"], permission["principal"]) == ("lambda:InvokeFunction", "apigateway.amazonaws.com")
-    assert permission["source_arn"] == "${aws_apigatewayv2_api.query_api.execution_arn}/*/*"
-    assert "aws_lambda_function_url" not in resources
+    assert permission["source_arn"] == "${aws_api_gateway_rest_api.query_api.execution_arn}/*/*/*"
+    deployment = resources["aws_api_gateway_deployment"]["query_api"]
+    assert block(deployment, "lifecycle")["create_before_destroy"] is True
+    trigger = deployment["triggers"]["redeployment"]
+    for part in ("resource.query_api_proxy", "method.query_api", "integration.query_api"):
+        assert f"aws_api_gateway_{part}" in trigger
+    stage = resources["aws_api_gateway_stage"]["query_api"]
+    assert stage["deployment_id"] == "${aws_api_gateway_deployment.query_api.id}"
+    log_format = block(stage, "access_log_settings")["format"]
+    for variable in ("$context.identity.sourceIp", "$context.status", "$context.wafResponseCode", "$context.error"):
+        assert variable in log_format
+    # the output keeps its name (docs, the environments and the site's form use it): the stage's invoke URL
+    outputs = {name: body for o in load_hcl(MODULE / "query_api.tf")["output"] for name, body in o.items()}
+    assert outputs["query_api_url"]["value"] == "${aws_api_gateway_stage.query_api.invoke_url}"
+
+
+def test_query_api_caches_by_the_sites_seven_parameters_and_origin_only() -> None:
+    """A cached answer is keyed on what the handler answers by: the site's parameters (in any order) and Origin (the
+    CORS echo). GET has its own method and cache namespace, so only a GET's answer can fill a GET's entry."""
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    keys = scope.expression("local.query_api_cache_keys")
+    assert keys["GET"] == [f"method.request.querystring.{name}" for name in SITE_PARAMETERS] + [
+        "method.request.header.Origin"
+    ]
+    assert keys["ANY"] == ["method.request.header.Origin", "method.request.header.Access-Control-Request-Method"]
+    assert scope.expression("local.query_api_parameters") == list(SITE_PARAMETERS)
+    # the same lists are the methods' declared parameters (none required) and the integrations' cache keys
+    method = resources["aws_api_gateway_method"]["query_api"]
+    assert method["request_parameters"] == (
+        "${{for key in local.query_api_cache_keys[each.value.http_method] : key => false}}"
+    )
+    integration = resources["aws_api_gateway_integration"]["query_api"]
+    assert integration["cache_key_parameters"] == "${local.query_api_cache_keys[each.value.http_method]}"
+    assert integration["cache_namespace"] == "query-${lower(each.value.http_method)}"
+    stage = resources["aws_api_gateway_stage"]["query_api"]
+    assert stage["cache_cluster_enabled"] == "${var.query_api_cache}"
+    assert stage["cache_cluster_size"] == '${var.query_api_cache ? "0.5" : null}'
+    assert scope.module.variables["query_api_cache"]["default"] is True
+    settings = resources["aws_api_gateway_method_settings"]["query_api"]
+    assert settings["method_path"] == "*/*"
+    cache = block(settings, "settings")
+    assert (cache["caching_enabled"], cache["cache_ttl_in_seconds"]) == ("${var.query_api_cache}", 60)
+    # an anonymous Cache-Control: max-age=0 cannot flush an entry and make the next request reach the function
+    assert cache["require_authorization_for_cache_control"] is True
+    assert cache["unauthorized_cache_control_header_strategy"] == "SUCCEED_WITHOUT_RESPONSE_HEADER"
+
+
+def test_query_api_sizing_one_ip_can_never_take_the_whole_stage_throttle() -> None:
+    """docs/security.md "Sizing the query API": concurrency, stage throttle and per-IP limit from variables."""
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    function = resources["aws_lambda_function"]["query_api"]
+    assert function["reserved_concurrent_executions"] == "${var.query_api_concurrency}"
+    throttle = block(resources["aws_api_gateway_method_settings"]["query_api"], "settings")
+    assert (throttle["throttling_rate_limit"], throttle["throttling_burst_limit"]) == (
+        "${var.query_api_rate_limit}",
+        "${var.query_api_burst_limit}",
+    )
+    sizes = {name: scope.variable(name) for name in (
+        "query_api_concurrency", "query_api_rate_limit", "query_api_burst_limit", "query_api_per_ip_limit"
+    )}  # fmt: skip
+    assert sizes == {
+        "query_api_concurrency": 10,
+        "query_api_rate_limit": 5,
+        "query_api_burst_limit": 10,
+        "query_api_per_ip_limit": 60,
+    }
+    assert sizes["query_api_per_ip_limit"] / 60 < sizes["query_api_rate_limit"]
+    # ... and Terraform refuses any other sizes that break it
+    acl = resources["aws_wafv2_web_acl"]["query_api"]
+    (precondition,) = block(acl, "lifecycle")["precondition"]
+    assert precondition["condition"] == "${var.query_api_per_ip_limit / 60 < var.query_api_rate_limit}"
+    # the function (timeout + 8 s) gives up before the REST integration does, even at the largest timeout allowed
+    assert function["timeout"] == "${var.query_api_timeout_seconds + 8}"
+    largest = 20
+    validation = block(scope.module.variables["query_api_timeout_seconds"], "validation")["condition"]
+    assert f"var.query_api_timeout_seconds <= {largest}" in validation
+    assert scope.variable("query_api_timeout_seconds") <= largest and largest + 8 < REST_INTEGRATION_TIMEOUT_SECONDS
+
+
+def web_acl_rules(scope: Scope) -> dict[str, dict[str, Any]]:
+    acl = scope.module.resources["aws_wafv2_web_acl"]["query_api"]
+    rules = {rule["name"]: rule for rule in acl["rule"]}
+    for dynamic in acl.get("dynamic", []):
+        rules[dynamic["rule"]["content"][0]["name"]] = dynamic["rule"]["content"][0]
+    return rules
+
+
+def test_waf_limits_each_ip_on_the_query_api_stage() -> None:
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    acl = resources["aws_wafv2_web_acl"]["query_api"]
+    assert acl["scope"] == "REGIONAL" and "allow" in block(acl, "default_action")
+    association = resources["aws_wafv2_web_acl_association"]["query_api"]
+    assert association == {
+        "resource_arn": "${aws_api_gateway_stage.query_api.arn}",
+        "web_acl_arn": "${aws_wafv2_web_acl.query_api.arn}",
+    }
+    rules = web_acl_rules(scope)
+    rate = rules["per-ip-rate"]
+    assert rate["priority"] == min(rule["priority"] for rule in rules.values())  # counts every request of an IP
+    statement = block(block(rate, "statement"), "rate_based_statement")
+    assert statement == {
+        "limit": "${var.query_api_per_ip_limit}",
+        "evaluation_window_sec": 60,
+        "aggregate_key_type": "IP",
+    }
+    action = block(block(rate, "action"), "block")
+    assert block(action, "custom_response")["response_code"] == 429
+    # refusals in JSON, as the handler's (the site shows any non-2xx as a network error either way)
+    bodies = {body["key"]: body for body in acl["custom_response_body"]}
+    assert "Status = 429" in bodies["too-many-requests"]["content"]
+    assert {body["content_type"] for body in bodies.values()} == {"APPLICATION_JSON"}
+
+
+def test_waf_lets_through_only_the_sites_parameters_each_once() -> None:
+    """Any other parameter, or one given twice, would share the cache entry of the same query without it: the
+    function's refusal (or its answer to the other value) would then be served to every visitor asking that query.
+    The web ACL refuses such query strings before the cache. Checked here with Python's re, which reads these
+    patterns as AWS WAF's PCRE does."""
+    scope = module_scope("prod")
+    rule = web_acl_rules(scope)["site-parameters-only"]
+    assert block(block(rule, "action"), "block")["custom_response"][0]["response_code"] == 400
+    either = block(block(rule, "statement"), "or_statement")["statement"]
+    shape = block(block(block(either[0], "not_statement"), "statement"), "regex_match_statement")
+    repeated = block(either[1], "regex_pattern_set_reference_statement")
+    assert repeated["arn"] == "${aws_wafv2_regex_pattern_set.query_api_repeated_parameter.arn}"
+    for match in (shape, repeated):
+        assert "query_string" in block(match, "field_to_match")
+        assert block(match, "text_transformation") == {"priority": 0, "type": "NONE"}  # the raw query string
+    allowed = re.compile(scope.evaluate(shape["regex_string"]))
+    pattern_set = scope.module.resources["aws_wafv2_regex_pattern_set"]["query_api_repeated_parameter"]
+    dynamic = pattern_set["dynamic"][0]["regular_expression"]
+    assert dynamic["for_each"] == "${local.query_api_parameters}"
+    template = dynamic["content"][0]["regex_string"]
+    twice = [
+        re.compile(Scope(scope.module, scope.inputs, {"regular_expression.value": name}).evaluate(template))
+        for name in scope.expression(dynamic["for_each"][2:-1])
+    ]
+
+    def refused(query: str) -> bool:
+        return not allowed.search(query) or any(pattern.search(query) for pattern in twice)
+
+    shuffled = "&".join(reversed(SITE_QUERY.split("&")))
+    for query in (SITE_QUERY, shuffled, "", "InstanceType=D2s_v3", "Region=US%20East&End=2026-11-28"):
+        assert not refused(query), query
+    for query in (
+        SITE_QUERY + "&cachebuster=1",
+        "x=1&" + SITE_QUERY,
+        SITE_QUERY + "&Region=Japan+East",
+        SITE_QUERY.replace("Region=", "region="),  # the handler's names are case-sensitive
+        SITE_QUERY.replace("Region=", "Reg%69on="),  # an encoded name
+        SITE_QUERY.replace("&End=", "&End"),
+        "Start=2026-11-28&Start=2026-11-01",
+    ):
+        assert refused(query), query
+
+
+def test_api_gateway_logging_role_is_the_accounts_setting_and_not_taken_by_default() -> None:
+    """A REST stage writes logs with a role set once per account and region: created only on request."""
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    assert scope.variable("manage_api_gateway_logging_role") is False
+    counted = [
+        resources["aws_iam_role"]["api_gateway_logging"],
+        resources["aws_iam_role_policy_attachment"]["api_gateway_logging"],
+        resources["aws_api_gateway_account"]["logging"],
+    ]
+    assert {body["count"] for body in counted} == {"${var.manage_api_gateway_logging_role ? 1 : 0}"}
+    (statement,) = scope.expression("local.api_gateway_trust")["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    # the only managed-policy attachment of the module: the one AWS documents for API Gateway's logging role
+    assert [a["policy_arn"] for a in resources["aws_iam_role_policy_attachment"].values()] == [
+        "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+    ]
+    assert resources["aws_api_gateway_stage"]["query_api"]["depends_on"] == ["${aws_api_gateway_account.logging}"]
 
 
 CLOSURE = """

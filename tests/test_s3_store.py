@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -145,3 +149,109 @@ def test_rewriting_identical_bytes_keeps_the_etag(make_store):
     etag = store.put("k", b"same bytes")
     assert store.put("k", b"same bytes") == etag
     assert store.put("k", b"other bytes") != etag
+
+
+# --- a run role whose ListBucket is conditioned on Azure's prefixes (infra/modules/collector/iam.tf) -----------------
+
+
+class PrefixPolicyProxy(ThreadingHTTPServer):
+    """An HTTP proxy in front of moto that answers as S3 does for a role allowed to GetObject under `readable` and to
+    ListBucket only with an s3:prefix under `listable`: 403 AccessDenied for an object read outside `readable`, for a
+    missing key (S3 answers 404 only to a caller with an unconditional ListBucket) and for a listing of any other
+    prefix. Everything else goes to moto as it came."""
+
+    def __init__(self, upstream: str, readable: tuple[str, ...], listable: tuple[str, ...]) -> None:
+        self.upstream = urlsplit(upstream).netloc
+        self.readable, self.listable = readable, listable
+        super().__init__(("127.0.0.1", 0), PrefixPolicyHandler)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class PrefixPolicyHandler(BaseHTTPRequestHandler):
+    server: PrefixPolicyProxy
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self.relay()
+
+    def do_HEAD(self) -> None:
+        self.relay()
+
+    def do_PUT(self) -> None:
+        self.relay()
+
+    def relay(self) -> None:
+        url = urlsplit(self.path)
+        _, _, key = unquote(url.path).lstrip("/").partition("/")
+        query = parse_qs(url.query, keep_blank_values=True)
+        policy = self.server
+        if self.command in ("GET", "HEAD") and not key and "list-type" in query:
+            if not query.get("prefix", [""])[0].startswith(policy.listable):
+                return self.deny()
+        elif self.command in ("GET", "HEAD") and key and not key.startswith(policy.readable):
+            return self.deny()
+        upstream = HTTPConnection(policy.upstream, timeout=30)
+        length = int(self.headers.get("Content-Length") or 0)
+        upstream.request(self.command, self.path, self.rfile.read(length) if length else None, dict(self.headers))
+        answer = upstream.getresponse()
+        body = answer.read()
+        if self.command in ("GET", "HEAD") and key and answer.status == 404:
+            return self.deny()
+        self.send_response(answer.status)
+        for name, value in answer.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def deny(self) -> None:
+        body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+@pytest.fixture
+def prefix_policy(aws_endpoint):
+    proxy = PrefixPolicyProxy(aws_endpoint, readable=("rawdata/azure/",), listable=("rawdata/azure/", "locked/"))
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    yield proxy
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_a_missing_key_is_absent_when_s3_answers_403_for_want_of_an_unconditional_list(
+    make_store, buckets, s3_admin, prefix_policy
+):
+    """The run role's ListBucket names Azure's prefixes only, so S3 answers 403 for a missing key: the store lists
+    the key's own prefix (which the condition allows) and, the key not being there, reads it as absent."""
+    store = make_store(endpoint_url=prefix_policy.endpoint_url)
+    s3_admin.put_object(Bucket=buckets.read, Key="rawdata/azure/in-read", Body=b"prod")
+    s3_admin.put_object(Bucket=buckets.write, Key="rawdata/azure/missing-longer", Body=b"x")
+
+    assert store.get("rawdata/azure/missing") is None  # a longer key under it is listed, not this one
+    assert store.head("rawdata/azure/missing") is None
+    assert store.get_with_source("rawdata/azure/in-read") == (b"prod", buckets.read)  # the write bucket's 403: absent
+    assert store.get("rawdata/azure/missing-longer") == b"x"
+
+
+def test_a_403_on_a_listed_key_or_with_the_listing_denied_is_an_error_naming_bucket_key_and_endpoint(
+    make_store, buckets, s3_admin, prefix_policy
+):
+    store = make_store(endpoint_url=prefix_policy.endpoint_url)
+    s3_admin.put_object(Bucket=buckets.write, Key="locked/x", Body=b"x")  # listed, but not readable
+    for read, key in [(store.get, "locked/x"), (store.head, "locked/x"), (store.get, "rawdata/aws/missing")]:
+        with pytest.raises(S3StoreError) as err:
+            read(key)
+        for part in (f"s3://{buckets.write}/{key}", prefix_policy.endpoint_url, "403"):
+            assert part in str(err.value), (key, str(err.value))

@@ -79,6 +79,7 @@ output "collector" {
     admin_task   = module.collector.admin_task_definition
     operator     = module.collector.operator_policy_arn
     network      = module.collector.network
+    query_api    = module.collector.query_api_url # the web site's history query
   }
 }
 

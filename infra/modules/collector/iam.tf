@@ -40,12 +40,14 @@ locals {
         Resource = [for key in local.public_object_keys : "${local.write_bucket_arn}/${key}"]
       },
       {
-        # Not narrowed by s3:prefix: without an unconditional ListBucket, S3 answers 403 instead of 404 for a
-        # missing key, and the code's "not there yet" reads (state, markers, first partition) would fail.
-        Sid      = "ListWriteBucket"
-        Effect   = "Allow"
-        Action   = ["s3:ListBucket"]
-        Resource = [local.write_bucket_arn]
+        # Listing only Azure's keys (the buckets are shared). With no unconditional ListBucket, S3 answers 403
+        # instead of 404 for a missing key: resources/s3.py then lists that key's own prefix (allowed here) and
+        # reads "not listed" as absent, so the code's "not there yet" reads (state, markers, first partition) work.
+        Sid       = "ListWriteBucket"
+        Effect    = "Allow"
+        Action    = ["s3:ListBucket"]
+        Resource  = [local.write_bucket_arn]
+        Condition = { StringLike = { "s3:prefix" = local.azure_object_patterns } }
       },
       {
         Sid      = "ReadAzureObjectsOfReadBucket"
@@ -54,10 +56,11 @@ locals {
         Resource = [for pattern in local.azure_object_patterns : "${local.read_bucket_arn}/${pattern}"]
       },
       {
-        Sid      = "ListReadBucket"
-        Effect   = "Allow"
-        Action   = ["s3:ListBucket"]
-        Resource = [local.read_bucket_arn]
+        Sid       = "ListReadBucket"
+        Effect    = "Allow"
+        Action    = ["s3:ListBucket"]
+        Resource  = [local.read_bucket_arn]
+        Condition = { StringLike = { "s3:prefix" = local.azure_object_patterns } }
       },
       {
         Sid    = "HistoryTable"
