@@ -6,9 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test dev bench bench-collect rehearsal postgres lint validate clean lock lock-check scan query-api-zip
 
-$(STAMP): pyproject.toml
+# The venv runs the versions the image ships: first requirements.lock as the Dockerfile installs it (every file checked
+# against its hash, wheels only), then the project with its `dev` and `local` extras. pip leaves a satisfied pin where
+# it is, so that adds only what the lock lacks; an extra that excluded a pinned version would move it, and
+# tests/test_lock.py would fail.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --only-binary :all: --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 

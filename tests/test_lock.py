@@ -1,12 +1,15 @@
-"""requirements.lock: a lock that is not pyproject.toml's resolution fails.
+"""requirements.lock: what is tested is what ships, and a lock that is not pyproject.toml's resolution fails.
 
-`make lock-check` resolves pyproject.toml again with the pinned uv (network: PyPI, as `make test` needs anyway) and
-compares pins and hashes with the lock's: a tampered copy must fail, naming the package. Nothing here skips: without
-make, uv or the index these tests fail.
+The production image installs requirements.lock with hashes (tests/test_image.py checks the Dockerfile); the test venv
+installs it the same way before the `dev` and `local` extras (the Makefile's .venv/.installed), so every locked package
+must be here at exactly its locked version. `make lock-check` resolves pyproject.toml again with the pinned uv
+(network: PyPI, as `make test` needs anyway) and compares pins and hashes with the lock's: a tampered copy must fail,
+naming the package. Nothing here skips: without make, uv or the index these tests fail.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -29,6 +32,26 @@ def load_lockfile():
 lockfile = load_lockfile()
 LOCK_TEXT = lockfile.LOCK.read_text()
 PINS = lockfile.parse(LOCK_TEXT).pins
+
+
+# --- what is tested is what ships ----------------------------------------------------------------------
+
+
+def test_every_locked_package_is_installed_at_its_locked_version() -> None:
+    assert len(PINS) > 50 and "requests" in PINS
+    wrong = []
+    for key, pin in sorted(PINS.items()):
+        name = key.partition("[")[0]
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = "not installed"
+        if installed != pin.version:
+            wrong.append(f"{name}: lock {pin.version}, installed {installed}")
+    assert not wrong, (
+        "this interpreter does not run the locked versions (`touch requirements.lock && make .venv/.installed` "
+        "installs them; an extra whose requirement moves a pin shows here):\n" + "\n".join(wrong)
+    )
 
 
 # --- make lock-check -----------------------------------------------------------------------------------
@@ -113,9 +136,13 @@ def test_differences_name_what_is_not_the_resolution(lock: str, expected: str) -
     assert any(line.startswith(expected) for line in found), found
 
 
-def test_lock_check_target_runs_both_checks_on_lock_file() -> None:
+def test_makefile_checks_the_lock_and_installs_it_before_the_extras() -> None:
     makefile = (ROOT / "Makefile").read_text()
     target = re.search(r"^lock-check:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert target, "no lock-check target"
     assert "lockfile.py check $(LOCK_FILE)" in target[1]
     assert "lockfile.py verify $(LOCK_FILE) -- $(UV_COMPILE)" in target[1]
+    stamp = re.search(r"^\$\(STAMP\):(.*)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert stamp and "requirements.lock" in stamp[1]
+    hashed = stamp[2].index("--require-hashes --only-binary :all: --no-deps -r requirements.lock")
+    assert hashed < stamp[2].index("-e '.[dev,local]'")
