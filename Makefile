@@ -6,9 +6,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test dev bench bench-collect rehearsal postgres lint validate clean lock lock-check scan query-api-zip
 
-$(STAMP): pyproject.toml
+# The venv runs the versions the image ships: first requirements.lock as the Dockerfile installs it (every file checked
+# against its hash, wheels only), then the project with its `dev` and `local` extras. pip leaves a satisfied pin where
+# it is, so that adds only what the lock lacks; an extra that excluded a pinned version would move it, and
+# tests/test_lock.py would fail.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes --only-binary :all: --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
@@ -51,24 +56,30 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 ## requirements.lock: the production image's dependencies (pyproject.toml's, no extras) pinned with hashes for
-## CPython 3.11 on linux/amd64, by a pinned uv. Keeps existing pins; `make lock LOCK_ARGS=--upgrade` moves them all.
+## CPython 3.11 on linux/amd64, by a pinned uv. Keeps existing pins (every hash is taken from the index again);
+## `make lock LOCK_ARGS=--upgrade` moves them all.
 UV_VERSION := 0.13.9
 LOCK_VENV := .venv-lock
 LOCK_ARGS ?=
+LOCK_FILE ?= requirements.lock
+# One resolution for `lock` and `lock-check`; docker/lockfile.py adds the lock's pins as preferences and --output-file.
+UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile pyproject.toml --quiet --no-config --no-strip-extras --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_36 --only-binary :all: --custom-compile-command "make lock"
 $(LOCK_VENV)/.uv-$(UV_VERSION):
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 	touch $@
 
 lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
-	$(LOCK_VENV)/bin/uv pip compile pyproject.toml --quiet --no-config --no-strip-extras --generate-hashes \
-		--python-version 3.11 --python-platform x86_64-manylinux_2_36 --only-binary :all: \
-		--custom-compile-command "make lock" $(LOCK_ARGS) --output-file requirements.lock
-	$(PYTHON) docker/lockfile.py stamp requirements.lock
+	$(PYTHON) docker/lockfile.py lock $(LOCK_FILE) -- $(UV_COMPILE) $(LOCK_ARGS)
 
-## Offline and instant: fails when pyproject.toml's dependencies changed since requirements.lock was compiled.
-lock-check:
-	$(PYTHON) docker/lockfile.py check requirements.lock
+## Fails unless LOCK_FILE (requirements.lock) is exactly what `make lock` would write: first, offline and instant,
+## the stamp of pyproject.toml's dependencies; then (network: PyPI, a few seconds) pyproject.toml resolved again by the
+## pinned uv with the lock's versions preferred, and its pins and hash sets compared: a moved or edited pin or hash
+## fails, naming the package.
+lock-check: $(LOCK_VENV)/.uv-$(UV_VERSION)
+	$(PYTHON) docker/lockfile.py check $(LOCK_FILE)
+	$(PYTHON) docker/lockfile.py verify $(LOCK_FILE) -- $(UV_COMPILE)
 
 ## Static scan of infra/ (Terraform) and the Dockerfile with a pinned checkov in its own virtualenv: 0 failed checks.
 CHECKOV_VERSION := 3.3.30

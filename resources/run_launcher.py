@@ -181,6 +181,13 @@ class LaunchRules:
 class LockedEcsRunLauncher(LaunchRules, EcsRunLauncher):
     """EcsRunLauncher that refuses runs whose tags would override the ECS task, with the launch rules."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The daemon and the webserver build this from the instance without loading the code location, and
+        # EcsRunLauncher's constructor already sends a signed request (DescribeTaskDefinition): the environment's
+        # guards first, boto3's own endpoint variables included (resources/settings.py check_boto_endpoints).
+        load_settings()
+        super().__init__(*args, **kwargs)
+
     def launch_run(self, context: LaunchRunContext) -> None:
         refuse_task_overrides(context.dagster_run.tags)
         if self.apply_launch_rules(context.dagster_run):

@@ -1,7 +1,8 @@
 """Environments: `prod`, `test`, `local`, chosen by SPOTLAKE_ENV, every name and endpoint overridable.
 
-Reading settings is pure: it looks at environment variables only, never at the network, so that
-`dagster definitions validate` works for every environment without credentials.
+Reading settings is pure: it looks at environment variables (and, in `prod` and `test`, the AWS shared config file for
+boto3's own endpoint settings) only, never at the network, so that `dagster definitions validate` works for every
+environment without credentials.
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if not getattr(settings, name):
             raise SettingsError(f"setting {name} ({ENV_VARS[name]}) must not be empty")
     check_guards(settings)
+    check_boto_endpoints(settings.env, environ)
     return settings
 
 
@@ -229,6 +231,77 @@ def check_endpoints(
                 f"{ENV_VARS['aws_endpoint_url']}={aws_endpoint_url!r} is refused in SPOTLAKE_ENV={env}: leave it unset "
                 f"(AWS's own endpoints) or use an https://...{AWS_HOST_SUFFIX} endpoint"
             )
+
+
+def _refuse_aws_endpoint(env: str, value: str, where: str) -> None:
+    """The rule of SPOTLAKE_AWS_ENDPOINT_URL for any other place boto3 takes an endpoint from; the message names
+    `where` and the URL's host only (a URL may carry user info)."""
+    if env not in DEPLOYED or (env == "test" and is_loopback(value)):
+        return
+    scheme, host, _ = _host(value)
+    if scheme == "https" and host.endswith(AWS_HOST_SUFFIX):
+        return
+    try:
+        shown = urlsplit(value if "://" in value else f"https://{value}").hostname or "no host"
+    except ValueError:
+        shown = "no valid host"
+    raise SettingsError(
+        f"{where} (host {shown}) is refused in SPOTLAKE_ENV={env}: boto3 would send the task's signed requests "
+        f"there. Remove it: AWS's own endpoints are the default, and {ENV_VARS['aws_endpoint_url']} names another "
+        f"https://...{AWS_HOST_SUFFIX} one"
+    )
+
+
+# boto3's own endpoint settings, used by every client built without an endpoint_url (production's: AWS's own):
+# AWS_ENDPOINT_URL for every service, AWS_ENDPOINT_URL_<SERVICE> for one (_S3, _DYNAMODB, _SSM, _CLOUDWATCH, _ECS,
+# ...), and `endpoint_url` in the shared config file (AWS_CONFIG_FILE, else ~/.aws/config), for a profile or, under a
+# `services` section, for one service.
+BOTO_ENDPOINT_VAR = "AWS_ENDPOINT_URL"
+
+
+def shared_config_file(environ: Mapping[str, str]) -> str | None:
+    """Where boto3 reads its shared config file: AWS_CONFIG_FILE, else ~/.aws/config (variables and ~ expanded as
+    botocore does). None for a mapping that names neither the file nor a HOME (not the process's environment)."""
+    config = environ.get("AWS_CONFIG_FILE")
+    if not config:
+        home = environ.get("HOME") or (os.path.expanduser("~") if environ is os.environ else None)
+        if not home:
+            return None
+        config = os.path.join(home, ".aws", "config")
+    return os.path.expanduser(os.path.expandvars(config))
+
+
+def check_boto_endpoints(env: str, environ: Mapping[str, str]) -> None:
+    """In `prod` and `test`, boto3's own endpoint settings obey the rule of SPOTLAKE_AWS_ENDPOINT_URL (check_endpoints):
+    AWS's hosts over HTTPS, and in `test` loopback too; `local` is not checked (tests and the embedded stack point
+    boto3 at moto with AWS_ENDPOINT_URL). An audit saw `prod` send requests signed with the task's credentials to a
+    loopback listener named by AWS_ENDPOINT_URL, which the SPOTLAKE_* guard did not see.
+
+    Refused rather than neutralised by setting AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true: that would make this pure
+    reader change os.environ (and not a mapping it is given), protect only the clients built after it, and hide a
+    misconfigured deployment instead of naming the variable to remove; a refusal stops the process before any request
+    (definitions.py, every resource at run start and the ECS run launcher call load_settings)."""
+    if env not in DEPLOYED:
+        return
+    for name in sorted(environ):
+        if (name == BOTO_ENDPOINT_VAR or name.startswith(BOTO_ENDPOINT_VAR + "_")) and environ[name]:
+            _refuse_aws_endpoint(env, environ[name], name)  # an empty value is unset for boto3 too
+    path = shared_config_file(environ)
+    if path is None or not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            text = lines.read()
+    except OSError as exc:
+        raise SettingsError(
+            f"the AWS shared config file {path} cannot be read to check its endpoint_url settings "
+            f"({type(exc).__name__}); in SPOTLAKE_ENV={env} fix or remove it"
+        ) from None
+    # every `endpoint_url`, of any profile or services section: none may lead elsewhere, whichever profile is used
+    for number, line in enumerate(text.splitlines(), 1):
+        key, sep, value = line.partition("=")
+        if sep and key.strip().lower() == "endpoint_url" and value.strip():
+            _refuse_aws_endpoint(env, value.strip(), f"endpoint_url in the AWS shared config file {path}:{number}")
 
 
 def check_guards(settings: Settings) -> None:

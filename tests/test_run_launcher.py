@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 import uuid
 from datetime import timedelta
@@ -34,6 +35,7 @@ from resources.run_launcher import (
     decide,
     wait_for_exit,
 )
+from resources.settings import SettingsError
 
 
 @dg.op
@@ -119,6 +121,22 @@ def test_a_run_without_them_is_launched_with_dagsters_command(ecs):
     [container] = task["overrides"]["containerOverrides"]
     assert container["command"][:3] == ["dagster", "api", "execute_run"]
     assert "environment" not in container or container["environment"] == []
+
+
+def test_in_prod_the_ecs_launcher_refuses_boto3s_endpoint_variable_before_any_request(monkeypatch):
+    """The daemon and the webserver build the launcher from the instance without loading the code location, and
+    EcsRunLauncher's constructor sends DescribeTaskDefinition: AWS_ENDPOINT_URL is refused before it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        monkeypatch.setenv("SPOTLAKE_ENV", "prod")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+        refused = r"^AWS_ENDPOINT_URL \(host 127\.0\.0\.1\) is refused in SPOTLAKE_ENV=prod"
+        with pytest.raises(SettingsError, match=refused):
+            LockedEcsRunLauncher(task_definition="arn:aws:ecs:us-west-2:123456789012:task-definition/spotlake-run:1")
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing connected
 
 
 # --- the launch rules of the 10-minute job (resources/run_launcher.py) ---------------------------------------------

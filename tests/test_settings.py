@@ -113,6 +113,65 @@ def test_loopback_endpoints_only_in_test_and_local():
             load_settings({"SPOTLAKE_ENV": "prod", name: value})
 
 
+@pytest.mark.parametrize(
+    "name", ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_CLOUDWATCH"]
+)
+def test_boto3s_own_endpoint_variables_follow_the_same_rule(name):
+    """boto3 uses AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE> when the code passes no endpoint: an audit saw
+    `prod` sign requests with the task's credentials to a loopback listener named by AWS_ENDPOINT_URL."""
+    refused = [
+        ("prod", "http://127.0.0.1:4566", "127.0.0.1"),
+        ("prod", "https://AKIAEXAMPLE:hunter2@attacker.example.com", "attacker.example.com"),  # user info
+        ("prod", "http://s3.us-west-2.amazonaws.com", "s3.us-west-2.amazonaws.com"),  # not https
+        ("test", "https://attacker.example.com", "attacker.example.com"),
+    ]
+    for env, value, host in refused:
+        with pytest.raises(SettingsError) as raised:
+            load_settings({"SPOTLAKE_ENV": env, name: value})
+        message = str(raised.value)
+        assert message.startswith(f"{name} (host {host}) is refused in SPOTLAKE_ENV={env}"), message
+        assert "hunter2" not in message and "AKIA" not in message and "SPOTLAKE_AWS_ENDPOINT_URL" in message
+    # as SPOTLAKE_AWS_ENDPOINT_URL: AWS's own hosts over https, loopback in `test` (the suite's embedded stack),
+    # anything in `local` (tests/test_run_launcher.py points boto3 at moto so); an empty value is unset for boto3
+    vpc = "https://bucket.vpce-0a1b.s3.us-west-2.vpce.amazonaws.com"
+    assert load_settings({"SPOTLAKE_ENV": "prod", name: vpc, "AWS_ENDPOINT_URL_SSM": ""}).env == "prod"
+    assert load_settings({"SPOTLAKE_ENV": "test", name: "http://127.0.0.1:4566"}).env == "test"
+    assert load_settings({"SPOTLAKE_ENV": "local", name: "http://attacker.example.com"}).env == "local"
+
+
+def test_the_query_apis_settings_refuse_boto3s_endpoint_variable_in_prod():
+    """The query API (a Lambda, resources/history_api.py) builds its DynamoDB client from load_settings' values:
+    its settings are refused before the client exists, and its handler answers 500 "misconfigured"."""
+    from resources.history_api import QueryApiConfig
+
+    with pytest.raises(SettingsError, match=r"^AWS_ENDPOINT_URL_DYNAMODB \(host 127\.0\.0\.1\) is refused"):
+        QueryApiConfig.from_environ({"SPOTLAKE_ENV": "prod", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:4566"})
+
+
+def test_the_shared_config_files_endpoint_url_follows_the_same_rule(tmp_path):
+    """boto3 also takes an endpoint from its shared config file: a profile's `endpoint_url`, or one service's under a
+    `services` section. Every one in the file is checked, whichever profile is in use."""
+    config = tmp_path / "config"
+    config.write_text(
+        "[default]\nregion = us-west-2\nservices = here\n\n"
+        "[services here]\ndynamodb =\n  endpoint_url = http://127.0.0.1:8000\n"
+    )
+    with pytest.raises(SettingsError, match=rf"^endpoint_url in the AWS shared config file {config}:7 \(host 127"):
+        load_settings({"SPOTLAKE_ENV": "prod", "AWS_CONFIG_FILE": str(config)})
+    assert load_settings({"SPOTLAKE_ENV": "test", "AWS_CONFIG_FILE": str(config)}).env == "test"
+    # the default file, ~/.aws/config
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "config").write_text("[profile other]\nendpoint_url = https://attacker.example.com\n")
+    with pytest.raises(SettingsError, match=r"\.aws/config:2 \(host attacker\.example\.com\) .* SPOTLAKE_ENV=test"):
+        load_settings({"SPOTLAKE_ENV": "test", "HOME": str(tmp_path)})
+    assert load_settings({"SPOTLAKE_ENV": "local", "HOME": str(tmp_path)}).env == "local"
+    # AWS's own endpoint is accepted, a comment is not a setting
+    config.write_text(
+        "[default]\n# endpoint_url = http://127.0.0.1:1\nendpoint_url = https://dynamodb.us-west-2.amazonaws.com\n"
+    )
+    assert load_settings({"SPOTLAKE_ENV": "prod", "AWS_CONFIG_FILE": str(config)}).env == "prod"
+
+
 def test_sps_call_cap_is_on_in_test_only():
     assert load_settings({"SPOTLAKE_ENV": "test"}).sps_max_calls_per_run == TEST_SPS_MAX_CALLS_PER_RUN == 10
     assert load_settings({"SPOTLAKE_ENV": "prod"}).sps_max_calls_per_run is None
