@@ -240,7 +240,7 @@ def test_data_denser_than_the_budget_stops_reading(week, client, monkeypatch):
         (dict(start="2026-11-01", end="9999-12-31T23:59:59-23:59"), "End '9999-12-31T23:59:59-23:59' is out of range"),
         (dict(start="1999-12-31", end="2000-01-01"), "Start 1999-12-31 00:00:00 is out of range: dates are from"),
         (dict(start="2026-11-01", end="2100-01-01"), "End 2100-01-01 23:59:59 is out of range"),
-        (dict(region="x" * 60_000, start="2026-11-01", end="2026-11-02"), "^Region is 60000 characters long; at most 64"),
+        (dict(region="x" * 60_000, start="2026-11-01", end="2026-11-02"), "^Region is 60000 characters long; at most"),
         (dict(instance_type="D" * 65, start="2026-11-01", end="2026-11-02"), "^InstanceType is 65 characters long"),
         (dict(availability_zone="1" * 17, start="2026-11-01", end="2026-11-02"), "^AvailabilityZone is 17 characters"),
         (dict(instance_tier="t" * 33, start="2026-11-01", end="2026-11-02"), "^InstanceTier is 33 characters"),
