@@ -8,7 +8,8 @@ The production rehearsal (benchmarks/rehearsal.py) runs at its own scale (the em
 the orchestration, not the data volume) and seed; it takes 20 to 30 minutes and needs Debian's postgresql (the
 Makefile's `bench` installs it where missing).
 
-Run: `python -m benchmarks.bench [--only merge,history,partition,backfill,rehearsal] [--scale full] [--seed 0]`.
+Run: `python -m benchmarks.bench [--only merge,history,partition,backfill,query_load,rehearsal] [--scale full]
+[--seed 0]`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
         "benchmarks.backfill_memory",
         ["backfill_peak_rss_mib_6", "backfill_peak_rss_mib_144", "backfill_peak_ratio_144_to_6", "backfill_s_6",
          "backfill_s_144", "backfill_items_per_partition_144", "backfill_state_series", "backfill_drift_rate"],
+    ),
+    # the public query endpoint: a month of one type's history, the site's queries at 1, 8 and 32 clients
+    "query_load": (
+        "benchmarks.query_load",
+        ["worst_allowed_read_units_before", "worst_allowed_read_units_after", "over_budget_read_units",
+         "query_p50_s_8", "query_p95_s_8", "query_p50_s_32", "query_p95_s_32", "query_errors_8", "query_errors_32"],
     ),
     # production's instance, Postgres and processes with faults injected (its own scale and seed)
     "rehearsal": (

@@ -1,5 +1,6 @@
-"""The SpotLake web site's history query over HTTP: one handler, served by an AWS Lambda function URL in production
-(infra/modules/collector/query_api.tf) and by the embedded local stack (spotlake_assets/local/query_api.py).
+"""The SpotLake web site's history query over HTTP: one handler, served in production by an AWS Lambda function behind
+an API Gateway REST API with WAF and a stage cache (infra/modules/collector/query_api.tf) and by the embedded local
+stack (spotlake_assets/local/query_api.py).
 
 What the site sends and how it reads the answer (docs/web-site.md; ddps-lab/spotlake
 frontend/src/components/query-section.tsx, `queryCloudFront`):
@@ -15,10 +16,12 @@ So every answer to a GET is HTTP 200 by default, its outcome in the body:
     {"Status": 200, "Data": [records: the fields of latest_azure.json, numbers as JSON numbers]}
     {"Status": 400 | 413 | 500 | 502 | 504, "Error": "<code>", "Message": "<what to change>"}   (never a "Data" key)
 SPOTLAKE_QUERY_API_ERROR_STATUS=http makes the HTTP status the body's Status instead, for clients other than the
-site. Status codes: 400 BadRequest (a parameter, a date, End before Start, more than one month), 413 TooManyPoints
-(more than 20,000 points; the message has the count), 504 QueryTimeout (the query ran longer than its timeout),
-502 HistoryStoreError (DynamoDB failed), 500 InternalError. OPTIONS is the CORS preflight (204, or 403 for an origin
-not allowed); other methods get 405.
+site. Status codes: 400 BadRequest (an unknown or repeated parameter, a value over its length limit, a date, End
+before Start, more than one month), 400 OverBudget (more region-days than the read budget, docs/web-site.md "The
+read budget"), 413 TooManyPoints (more than 20,000 points) and TooMuchData (more read units than the budget), 504
+QueryTimeout (the query ran longer than its timeout), 502 HistoryStoreError (DynamoDB failed), 500 InternalError
+(a fault of ours, the only 500). OPTIONS is the CORS preflight (204, or 403 for an origin not allowed); HEAD and
+other methods get 405. Every GET answer carries its cost: X-SpotLake-Read-Requests and X-SpotLake-Read-Units.
 
 CORS is answered here, not by the function URL's own CORS setting: with both, AWS sends Access-Control-Allow-Origin
 twice and browsers refuse the answer. An allowed Origin is echoed (Vary: Origin always); any other origin gets no
@@ -92,7 +95,8 @@ MAX_QUERY_FIELDS = 64
 # A Lambda response carries at most 6 MB (function URL, API Gateway): refuse before the runtime fails.
 MAX_LAMBDA_BODY_BYTES = 5_500_000
 GZIP_MIN_BYTES = 1024
-# A CDN in front (the site calls it through CloudFront) may keep an answer a minute; errors are never kept.
+# A CDN in front (the site calls it through CloudFront) may keep an answer a minute; errors ask not to be kept
+# (API Gateway's stage cache keeps them anyway, 60 s: docs/security.md "The public query API").
 SUCCESS_CACHE = "public, max-age=60"
 
 
@@ -415,7 +419,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any = None) -> dict[str, A
     out_headers, data = encode_body(out_headers, body, headers.get("accept-encoding") if payload_v2 else None)
     if len(data) > MAX_LAMBDA_BODY_BYTES:
         too_big = ApiError(413, "TooManyPoints", f"the answer is {len(data)} bytes, more than a Lambda response "
-                           "carries; ask with Accept-Encoding: gzip or narrow the time range")  # fmt: skip
+                           "carries; narrow the time range or pick one zone")  # fmt: skip
         status, out_headers, body = api.error(too_big, origin)
         data = body.encode()
     gzipped = out_headers.get("Content-Encoding") == "gzip"
