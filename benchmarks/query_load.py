@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from resources.history_api import QueryApi, QueryApiConfig, make_client
     from resources.history_query import ReadStats, query_history
     from resources.history_table import HistoryTable
-    from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS, LOCAL_AWS_ENV, local_client, start_moto_server
+    from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS, LOCAL_AWS_ENV, start_moto_server
     from spotlake_assets.local.query_api import QueryApiServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -175,14 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         before = ReadStats()
         began = time.perf_counter()
         end = (START + timedelta(days=min(args.days - 1, 30))).date().isoformat()
-        query_history(local_client("dynamodb", local.endpoint_url, "us-west-2"), table_name=table.table_name,
+        config = QueryApiConfig(table_name=table.table_name, aws_region="us-west-2",
+                                endpoint_url=local.endpoint_url, timeout_seconds=600)  # fmt: skip
+        patient = make_client(config, read_timeout=600, **LOCAL_AWS_CREDENTIALS)  # moto scans the table per Query
+        query_history(patient, table_name=table.table_name,
                       instance_type=TYPE, start=START.date().isoformat(), end=end, max_points=10**9,
                       max_region_days=None, stats=before)  # fmt: skip
         say(f"before the budget, all regions over {START.date()}..{end}: {before.calls} requests, "
             f"{before.read_units:g} read units, {time.perf_counter() - began:.0f} s")  # fmt: skip
 
-        config = QueryApiConfig(table_name=table.table_name, aws_region="us-west-2",
-                                endpoint_url=local.endpoint_url, timeout_seconds=600)  # fmt: skip
         server = QueryApiServer(QueryApi(config, make_client(config, read_timeout=600, **LOCAL_AWS_CREDENTIALS)))
         rng = random.Random(args.seed)
         try:
