@@ -985,6 +985,40 @@ def test_waf_lets_through_only_the_sites_parameters_each_once() -> None:
         assert refused(query), query
 
 
+def test_query_api_errors_answered_without_the_function_are_json_the_site_can_read() -> None:
+    """The stage's throttle, the function's concurrency limit and an integration timeout are answered by API
+    Gateway, WAF's refusals by WAF: each in the handler's JSON shape, with the site's origin (else the page sees a
+    CORS failure, not the error), and a change to them redeploys the stage."""
+    scope = module_scope("prod")
+    resources = scope.module.resources
+    cors = scope.module.locals["query_api_error_cors"]
+    assert cors == {"Access-Control-Allow-Origin": "${var.query_api_allowed_origins[0]}", "Vary": "Origin"}
+    assert scope.variable("query_api_allowed_origins") == ["https://spotlake.ddps.cloud"]
+    condition = block(scope.module.variables["query_api_allowed_origins"], "validation")["condition"]
+    assert "length(var.query_api_allowed_origins) >= 1" in condition  # so the first one always exists
+    errors = scope.expression("local.query_api_gateway_errors")
+    assert {kind: body["Status"] for kind, body in errors.items()} == {
+        "THROTTLED": 429,  # the stage's rate
+        "INTEGRATION_FAILURE": 503,  # the function's reserved concurrency (Lambda's 429 reaches API Gateway so)
+        "INTEGRATION_TIMEOUT": 504,
+    }
+    assert all(set(body) == {"Status", "Error", "Message"} for body in errors.values())
+    response = resources["aws_api_gateway_gateway_response"]["query_api"]
+    assert response["for_each"] == "${local.query_api_gateway_errors}"
+    assert response["response_type"] == "${each.key}"
+    assert response["status_code"] == "${tostring(each.value.Status)}"
+    assert response["response_templates"] == {"application/json": "${jsonencode(each.value)}"}
+    assert "gatewayresponse.header.${name}" in response["response_parameters"]
+    assert "in local.query_api_error_cors" in response["response_parameters"]
+    deployment = resources["aws_api_gateway_deployment"]["query_api"]
+    assert "aws_api_gateway_gateway_response.query_api" in deployment["triggers"]["redeployment"]
+    for name in ("per-ip-rate", "site-parameters-only"):
+        custom = block(block(web_acl_rules(scope)[name], "action"), "block")["custom_response"][0]
+        header = custom["dynamic"][0]["response_header"]
+        assert header["for_each"] == "${local.query_api_error_cors}", name
+        assert header["content"][0] == {"name": "${response_header.key}", "value": "${response_header.value}"}
+
+
 def test_api_gateway_logging_role_is_the_accounts_setting_and_not_taken_by_default() -> None:
     """A REST stage writes logs with a role set once per account and region: created only on request."""
     scope = module_scope("prod")

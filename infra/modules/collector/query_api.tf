@@ -34,8 +34,8 @@ variable "query_api_allowed_origins" {
   type        = list(string)
   default     = ["https://spotlake.ddps.cloud"]
   validation {
-    condition     = alltrue([for origin in var.query_api_allowed_origins : can(regex("^https?://[^/]+$", origin))])
-    error_message = "query_api_allowed_origins are origins such as https://spotlake.ddps.cloud (scheme and host, no path)."
+    condition     = length(var.query_api_allowed_origins) >= 1 && alltrue([for origin in var.query_api_allowed_origins : can(regex("^https?://[^/]+$", origin))])
+    error_message = "query_api_allowed_origins are one or more origins such as https://spotlake.ddps.cloud (scheme and host, no path); the first one reads the errors WAF and API Gateway answer."
   }
 }
 
@@ -127,6 +127,17 @@ locals {
   query_api_cache_keys = {
     GET = concat([for name in local.query_api_parameters : "method.request.querystring.${name}"], ["method.request.header.Origin"])
     ANY = ["method.request.header.Origin", "method.request.header.Access-Control-Request-Method"]
+  }
+  # Errors answered before the function (WAF, API Gateway) carry the site's origin, so its page can read them; the
+  # function echoes the request's allowed origin itself.
+  query_api_error_cors = {
+    "Access-Control-Allow-Origin" = var.query_api_allowed_origins[0]
+    "Vary"                        = "Origin"
+  }
+  query_api_gateway_errors = {
+    THROTTLED           = { Status = 429, Error = "TooManyRequests", Message = "the query API is at its request rate; try again in a few seconds" }
+    INTEGRATION_FAILURE = { Status = 503, Error = "Busy", Message = "every query worker is busy; try again in a few seconds" }
+    INTEGRATION_TIMEOUT = { Status = 504, Error = "Timeout", Message = "the query took too long; ask for fewer regions or days" }
   }
   query_api_methods = {
     root_get  = { resource = "root", http_method = "GET" }
@@ -293,6 +304,20 @@ resource "aws_api_gateway_integration" "query_api" {
   cache_namespace = "query-${lower(each.value.http_method)}"
 }
 
+# Answers API Gateway gives without the function (the stage throttled, the function throttled by its reserved
+# concurrency or timed out), in the handler's JSON shape and readable by the site's page (CORS), so that a visitor
+# sees why and no error is a bare HTML or an unreadable one (docs/security.md "Sizing the query API").
+resource "aws_api_gateway_gateway_response" "query_api" {
+  for_each      = local.query_api_gateway_errors
+  rest_api_id   = aws_api_gateway_rest_api.query_api.id
+  response_type = each.key
+  status_code   = tostring(each.value.Status)
+  response_templates = {
+    "application/json" = jsonencode(each.value)
+  }
+  response_parameters = { for name, value in local.query_api_error_cors : "gatewayresponse.header.${name}" => "'${value}'" }
+}
+
 resource "aws_api_gateway_deployment" "query_api" {
   rest_api_id = aws_api_gateway_rest_api.query_api.id
 
@@ -301,6 +326,7 @@ resource "aws_api_gateway_deployment" "query_api" {
       aws_api_gateway_resource.query_api_proxy,
       aws_api_gateway_method.query_api,
       aws_api_gateway_integration.query_api,
+      aws_api_gateway_gateway_response.query_api,
     ]))
   }
 
@@ -448,6 +474,13 @@ resource "aws_wafv2_web_acl" "query_api" {
         custom_response {
           response_code            = 429
           custom_response_body_key = "too-many-requests"
+          dynamic "response_header" {
+            for_each = local.query_api_error_cors
+            content {
+              name  = response_header.key
+              value = response_header.value
+            }
+          }
         }
       }
     }
@@ -477,6 +510,13 @@ resource "aws_wafv2_web_acl" "query_api" {
         custom_response {
           response_code            = 400
           custom_response_body_key = "bad-query"
+          dynamic "response_header" {
+            for_each = local.query_api_error_cors
+            content {
+              name  = response_header.key
+              value = response_header.value
+            }
+          }
         }
       }
     }
