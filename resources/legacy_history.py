@@ -58,6 +58,7 @@ def conform(frame: Any, asset: str, where: str) -> pd.DataFrame:
 class ImportReport:
     written: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # legacy objects looked for and not found
+    partition: str | None = None  # the last partition converted in full
 
 
 def _read_pickle(client: Any, bucket: str, key: str) -> Any | None:
@@ -78,10 +79,17 @@ def _legacy_sps_keys(client: Any, bucket: str, partition_key: str) -> list[str]:
     return sorted(key for key in keys if key.endswith(layout.LEGACY_PICKLE))
 
 
-def import_partitions(client: Any, legacy_bucket: str, store: S3Store, partition_keys: Iterable[str]) -> ImportReport:
+def import_partitions(
+    client: Any,
+    legacy_bucket: str,
+    store: S3Store,
+    partition_keys: Iterable[str],
+    report: ImportReport | None = None,
+) -> ImportReport:
     """Convert the legacy price, IF and SPS pickles of each partition (legacy keys, data time = the partition's
-    end) to Parquet in `store`'s write bucket. `client` is a boto3 S3 client that can read `legacy_bucket`."""
-    report = ImportReport()
+    end) to Parquet in `store`'s write bucket. `client` is a boto3 S3 client that can read `legacy_bucket`.
+    Progress goes into `report` (a new one if None) as it is made, so an interrupted caller knows how far it got."""
+    report = ImportReport() if report is None else report
     for partition_key in partition_keys:
         sources = [
             (asset, layout.legacy_pickle_key(asset, partition_key)) for asset in (names.PRICE_RAW, names.EVICTION_RAW)
@@ -106,4 +114,5 @@ def import_partitions(client: Any, legacy_bucket: str, store: S3Store, partition
             )
             store.put(target, frame_to_parquet(frame), content_type=PARQUET_CONTENT_TYPE)
             report.written.append(target)
+        report.partition = partition_key
     return report

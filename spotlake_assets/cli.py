@@ -4,7 +4,8 @@ the history, import legacy snapshots.
 Every command checks SPOTLAKE_ENV (and the other SPOTLAKE_* settings) and its arguments before doing anything.
 A wrong one is reported in one line on stderr, naming what is wrong and what is valid, with exit status 2; when
 something the command needs is not there (no local stack running, a port taken, AWS failing) it says so in one
-line with exit status 1; Ctrl-C ends a command with exit status 130 and no traceback.
+line with exit status 1. Ctrl-C ends a command with exit status 130 and one line saying what was done and what was
+not, never a traceback; `local-stack` and `dev`, which serve until interrupted, end that way too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -45,6 +47,15 @@ class UsageError(Exception):
 
 class Unavailable(Exception):
     """Something the command needs is missing or failed (no local stack, a taken port, AWS): one line, exit 1."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C (or SIGTERM, SIGHUP): one line saying what was done and what was not, exit 128 + the signal's number
+    (130 for Ctrl-C)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.status = 128 + signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,6 +147,7 @@ class _StopSignals:
     def __init__(self, command: str) -> None:
         self.command = command
         self.received = 0
+        self.signum: int = signal.SIGINT  # the last signal received
         self.event = threading.Event()
         self.child: subprocess.Popen | None = None
         self._forwarded = 0
@@ -156,6 +168,7 @@ class _StopSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
+        self.signum = signum
         self.event.set()
         self._forward()
 
@@ -177,24 +190,57 @@ class _StopSignals:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    """Run the whole graph for consecutive partitions on a fresh local stack and print a summary."""
+    """Run the whole graph for consecutive partitions on a fresh local stack and print a summary; a line per
+    partition as it finishes unless --quiet."""
     _local_settings("run-local")
     _count(args.partitions, RUN_LOCAL_MAX_PARTITIONS)
     end = _closed_partition(args.end) if args.end is not None else newest_closed_partition(datetime.now(UTC))
     keys = partitions_ending_at(end, args.partitions)
-    from .local.run import run_partitions, summary_lines
+    from .local.interrupts import InterruptWatch, quiet_stderr_once_interrupted
+    from .local.run import RunInterrupted, run_partitions, summary_lines
     from .local.stack import use_stack_environment
 
-    # the definitions start at the first partition run here, so any range can be replayed
-    with _start_stack(args, fixed_ports=False, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
-        use_stack_environment(stack)
-        print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
-        print(
-            f"partitions {keys[0]} .. {keys[-1]} (env {stack.settings.env}, write bucket {stack.settings.write_bucket})"
-        )
-        report = run_partitions(stack, keys)
-        print("\n".join(summary_lines(report, stack.settings.write_bucket)))
-        return 0 if report.success else 1
+    done: list[str] = []
+    started = time.monotonic()
+
+    def progress(summary: Any, seconds: float) -> None:
+        done.append(summary.partition)
+        if not args.quiet:
+            elapsed = time.monotonic() - started
+            print(f"{summary.partition} done ({len(done)}/{len(keys)}) in {seconds:.1f} s, {elapsed:.0f} s elapsed")
+            sys.stdout.flush()
+
+    try:
+        # Ctrl-C: Dagster's logging of the interrupted step is dropped; the one line below says what happened
+        with InterruptWatch() as watch, quiet_stderr_once_interrupted(watch):
+            # the definitions start at the first partition run here, so any range can be replayed
+            with _start_stack(args, fixed_ports=False, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
+                use_stack_environment(stack)
+                print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
+                print(
+                    f"partitions {keys[0]} .. {keys[-1]} "
+                    f"(env {stack.settings.env}, write bucket {stack.settings.write_bucket})",
+                    flush=True,
+                )
+                started = time.monotonic()
+                report = run_partitions(stack, keys, on_partition=progress, interrupts=watch)
+    except (KeyboardInterrupt, RunInterrupted):
+        raise Interrupted(_run_local_interrupted(keys, done)) from None
+    print("\n".join(summary_lines(report, stack.settings.write_bucket)))
+    return 0 if report.success else 1
+
+
+def _span(keys: list[str]) -> str:
+    return keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]}"
+
+
+def _run_local_interrupted(keys: list[str], done: list[str]) -> str:
+    """What an interrupted run-local did: the partitions run in full (a prefix of `keys`) and the rest. Its stack
+    lived in this process and is gone, so a re-run replays the whole range from scratch, exactly."""
+    rest = keys[len(done) :]
+    finished = f"{len(done)} of {len(keys)} partitions done ({_span(done)})" if done else "no partition done"
+    not_done = f"not done: {_span(rest)}" if rest else "all done, the summary was not printed"
+    return f"interrupted; {finished}, {not_done}; the local stack is discarded: run the same command to replay them"
 
 
 def import_legacy(args: argparse.Namespace) -> int:
@@ -208,16 +254,23 @@ def import_legacy(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from resources.aws import make_client
-    from resources.legacy_history import LegacyImportError, import_partitions
+    from resources.legacy_history import ImportReport, LegacyImportError, import_partitions
     from resources.s3 import S3StoreError
 
     from .defs import build_resources
 
     client = make_client("s3", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region)
+    report = ImportReport()
     try:
-        report = import_partitions(client, bucket, build_resources(settings)["store"], keys)  # type: ignore[arg-type]
+        import_partitions(client, bucket, build_resources(settings)["store"], keys, report)  # type: ignore[arg-type]
     except (LegacyImportError, S3StoreError, BotoCoreError, ClientError) as exc:
         raise Unavailable(str(exc)) from None
+    except KeyboardInterrupt:
+        # each Parquet file is one S3 put, there whole or not at all; converting again overwrites it the same
+        raise Interrupted(
+            f"interrupted; {len(report.written)} snapshots converted to s3://{settings.write_bucket}, up to "
+            f"{report.partition or 'no partition'}; run the same command again to convert the whole range"
+        ) from None
     print(f"converted {len(report.written)} legacy snapshots of {len(keys)} partitions to s3://{settings.write_bucket}")
     for where in report.missing:
         print(f"  not found: {where}")
@@ -232,7 +285,11 @@ def local_stack(args: argparse.Namespace) -> int:
         with published(env_file, stack.env):
             print(f"local stack up; environment in {env_file}; history query API {stack.query_api_url}", flush=True)
             stop.event.wait()
-    return 0
+    # serving until interrupted is its whole job, and its data lived in this process
+    raise Interrupted(
+        f"interrupted; the local stack has stopped (its S3 and DynamoDB data is gone) and {env_file} is removed",
+        stop.signum,
+    )
 
 
 def dev(args: argparse.Namespace) -> int:
@@ -259,16 +316,24 @@ def dev(args: argparse.Namespace) -> int:
         scope.enter_context(published(env_file, stack.env))
         print(f"history query API (the web site's endpoint): {stack.query_api_url}", flush=True)
         print(f"fresh Dagster instance in {home}; local stack environment in {env_file}", flush=True)
-        if stop.received:
-            return EXIT_INTERRUPTED
-        env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(home)}
-        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *passthrough]
-        # its own process group: Ctrl-C reaches only this process, which forwards it once (see _StopSignals)
-        child = subprocess.Popen(cmd, env=env, cwd=home, stdin=subprocess.DEVNULL, process_group=0)
-        stop.attach(child)
-        # Ctrl-C is how one stops it: like dagster dev, exit 0 once it has shut down cleanly
-        code = child.wait()
-        return 128 - code if code < 0 else code  # killed by a signal: 128 + its number, as a shell reports it
+        code = None
+        if not stop.received:
+            env = {**stack_environ(stack, os.environ), "DAGSTER_HOME": str(home)}
+            cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), *passthrough]
+            # its own process group: Ctrl-C reaches only this process, which forwards it once (see _StopSignals)
+            child = subprocess.Popen(cmd, env=env, cwd=home, stdin=subprocess.DEVNULL, process_group=0)
+            stop.attach(child)
+            code = child.wait()
+    if code is not None and code < 0:
+        return 128 - code  # killed (a second Ctrl-C): 128 + its number, as a shell reports it
+    if stop.received:
+        # Ctrl-C is how one stops it; by now dagster dev has shut down and the stack with it
+        started = "dagster dev has shut down" if code is not None else "dagster dev was not started"
+        raise Interrupted(
+            f"interrupted; {started}, the local stack has stopped (its data is gone) and {env_file} is removed",
+            stop.signum,
+        )
+    return code or 0
 
 
 def history(args: argparse.Namespace) -> int:
@@ -299,6 +364,8 @@ def history(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     except HistoryQueryError as exc:
         raise Unavailable(str(exc)) from None
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before the answer came; nothing was printed (a query only reads)") from None
     sys.stdout.write(render_json(records) + "\n" if args.format == "json" else render_csv(records))
     return 0
 
@@ -349,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--partitions", type=int, default=3, help=f"how many consecutive partitions, 1..{RUN_LOCAL_MAX_PARTITIONS}"
     )
     _stack_args(p)
+    p.add_argument("--quiet", action="store_true", help="no line per partition as it finishes, only the summary")
     p.set_defaults(func=run_local)
 
     p = sub.add_parser(
@@ -409,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     except Unavailable as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except Interrupted as exc:
+        print(f"{prog}: {one_line(exc)}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

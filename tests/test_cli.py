@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -157,13 +158,14 @@ def test_history_says_when_no_local_stack_is_running(tmp_path):
 
 def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, monkeypatch):
     """`spotlake local-stack` in the background, then `spotlake history` from a shell with no AWS variable: it
-    finds the stack through the env file and answers from its table; Ctrl-C stops the stack and removes the file."""
+    finds the stack through the env file and answers from its table; Ctrl-C stops the stack and removes the file,
+    with exit status 130 and one line on stderr."""
     env_file = tmp_path / "stack.env"
-    log = tmp_path / "local-stack.log"
-    with log.open("wb") as out:
+    log, errors = tmp_path / "local-stack.log", tmp_path / "local-stack.err"
+    with log.open("wb") as out, errors.open("wb") as err:
         stack = subprocess.Popen(
             [*SPOTLAKE, "local-stack", "--free-ports", "--env-file", str(env_file)],
-            cwd=ROOT, env=clean_environ(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=clean_environ(), stdout=out, stderr=err,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + STACK_SECONDS
@@ -192,13 +194,17 @@ def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, mo
         assert len(in_range) <= len(rows) <= len(in_range) + 11  # plus each series' value as of start
 
         stack.send_signal(signal.SIGINT)
-        assert stack.wait(timeout=30) == 0
+        assert stack.wait(timeout=30) == 130, errors.read_text()
     finally:
         if stack.poll() is None:
             stack.kill()
             stack.wait()
-    output = log.read_text()
+    output = log.read_text() + errors.read_text()
     assert "Traceback" not in output, output
+    assert errors.read_text().splitlines() == [
+        "spotlake local-stack: interrupted; the local stack has stopped (its S3 and DynamoDB data is gone) and "
+        f"{env_file} is removed"
+    ]
     assert not env_file.exists()
 
 
@@ -251,3 +257,57 @@ def test_a_taken_fixed_port_is_named_before_anything_starts():
         with pytest.raises(PortInUseError, match=rf"^port {port} \(the thing\) is already in use$"):
             check_fixed_ports_free(ports={port: "the thing"})
     check_fixed_ports_free(ports={port: "the thing"})
+
+
+# ---- Ctrl-C and progress in run-local ----
+
+PROGRESS = r"(?P<key>\d{4}-\d\d-\d\d-\d\d:\d0) done \((?P<n>\d+)/(?P<of>\d+)\) in \d+\.\d s, \d+ s elapsed"
+
+
+def test_ctrl_c_during_run_local_says_what_was_done_and_a_rerun_completes(tmp_path):
+    """Ctrl-C while the second of two partitions runs: exit status 130, one line on stderr naming the partition done
+    and the one not done, no traceback and none of Dagster's failure logging. Run again (--quiet): it completes."""
+    errors = tmp_path / "run-local.err"
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [*SPOTLAKE, "run-local", "--partitions", "2"],
+            cwd=ROOT, env=clean_environ(), stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+    try:
+        out = []
+        while not (out and re.fullmatch(PROGRESS, out[-1])):  # the first partition's line: the second one is running
+            line = proc.stdout.readline()
+            assert line, f"run-local ended before a partition finished: {''.join(out)}{errors.read_text()}"
+            out.append(line.rstrip("\n"))
+        proc.send_signal(signal.SIGINT)
+        out += proc.stdout.read().splitlines()
+        assert proc.wait(timeout=120) == 130, errors.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    first, second = re.fullmatch(r"partitions (\S+) \.\. (\S+) .*", out[1]).groups()
+    assert re.fullmatch(PROGRESS, out[2])["key"] == first and len(out) == 3, out  # no summary
+    stderr = errors.read_text()
+    assert "Traceback" not in stderr + "\n".join(out)
+    assert stderr.splitlines() == [
+        f"spotlake run-local: interrupted; 1 of 2 partitions done ({first}), not done: {second}; the local stack is "
+        "discarded: run the same command to replay them"
+    ]
+
+    again = spotlake("run-local", "--partitions", "2", "--end", second, "--quiet", timeout=300)
+    assert (again.returncode, again.stderr) == (0, ""), again.stderr
+    assert not [line for line in again.stdout.splitlines() if re.fullmatch(PROGRESS, line)]
+    rows = [line.split()[0] for line in again.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d-\d\d:\d0 ", line)]
+    assert rows == [first, second] and "FAILED" not in again.stdout
+
+
+def test_run_local_prints_a_line_per_partition_as_it_finishes(tmp_path):
+    proc = spotlake("run-local", "--partitions", "2", timeout=300)
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stderr
+    lines = proc.stdout.splitlines()
+    first, second = re.fullmatch(r"partitions (\S+) \.\. (\S+) .*", lines[1]).groups()
+    progress = [re.fullmatch(PROGRESS, line) for line in lines[2:4]]
+    assert [(m["key"], m["n"], m["of"]) for m in progress] == [(first, "1", "2"), (second, "2", "2")], lines
+    assert lines[4:6] == ["", "partition         count  price     IF    SPS  merged  changes written  missing"]
+

@@ -350,14 +350,16 @@ def test_fresh_dev_catalog_materialize_partition_and_job_then_stop(
     run_id, partition, snapshot_rows = _materialize_job_from_its_page(page, base, tmp_path)
     _published_and_queryable(dagster_ui, partition, snapshot_rows)
 
-    # Ctrl-C: dagster dev shuts down, then the stack; no traceback, nothing left running, the env file removed
+    # Ctrl-C: dagster dev shuts down, then the stack; exit 130 and a line saying so, no traceback, nothing left
+    # running, the env file removed
     _keep_final(page, tmp_path)  # the job's run page
     page.close()
     logged = dagster_ui.log.stat().st_size
     code, alive = _stop(dagster_ui.proc)
     shutdown = dagster_ui.log.read_bytes()[logged:].decode(errors="replace")
-    assert code == 0, f"`spotlake dev` ended {code} after Ctrl-C:\n{shutdown}"
+    assert code == 130, f"`spotlake dev` ended {code} after Ctrl-C:\n{shutdown}"
     assert "Traceback" not in shutdown, shutdown
+    assert "spotlake dev: interrupted; dagster dev has shut down, the local stack has stopped" in shutdown, shutdown
     assert alive == [], f"still running after `spotlake dev` ended: {alive}"
     assert not dagster_ui.env_file.exists()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dagster import DagsterInstance, Definitions
+from dagster import DagsterExecutionInterruptedError, DagsterInstance, Definitions
 
 from resources.clock import Clock
 
@@ -13,6 +15,7 @@ from ..core import names
 from ..core.timekeys import data_time, desired_count
 from ..defs import build_definitions, build_resources
 from ..sensors import failed_error_checks
+from .interrupts import InterruptWatch
 from .stack import LocalStack
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -41,6 +44,16 @@ class RunReport:
         return not self.failures
 
 
+class RunInterrupted(Exception):
+    """Ctrl-C during `run_partitions`: `report.partitions` holds the partitions whose runs finished; `current` is the
+    one that was running (None: none was)."""
+
+    def __init__(self, report: RunReport, current: str | None) -> None:
+        super().__init__(f"interrupted during {current}" if current else "interrupted")
+        self.report = report
+        self.current = current
+
+
 def _metadata(result, asset: str) -> dict:
     """The metadata of the asset's materialization in this run ({} when it did not materialize)."""
     for event in result.get_asset_materialization_events():
@@ -51,47 +64,67 @@ def _metadata(result, asset: str) -> dict:
 
 
 def run_partitions(
-    stack: LocalStack, keys: list[str], request_pools: bool = True, at: dict[str, datetime] | None = None
+    stack: LocalStack,
+    keys: list[str],
+    request_pools: bool = True,
+    at: dict[str, datetime] | None = None,
+    on_partition: Callable[[PartitionSummary, float], None] | None = None,
+    interrupts: InterruptWatch | None = None,
 ) -> RunReport:
     """Materialize `azure_collect_10min` for each partition, as the schedule would at its data time (or at
     `at[key]`), and the day's request pool after the day's first partition (as its 00:15 schedule does; until then
-    the first run builds one from its own prices) unless `request_pools` is False."""
+    the first run builds one from its own prices) unless `request_pools` is False. `on_partition(summary, seconds)`
+    is called as each partition finishes. With `interrupts`, Ctrl-C stops after the running step and raises
+    RunInterrupted instead of going on with the next partition (Dagster's runs swallow it)."""
     report = RunReport()
     pools: set[str] = set()
-    with DagsterInstance.ephemeral() as instance:
-        for key in keys:
-            t = (at or {}).get(key, data_time(key))
-            stack.emulator.set_time(t)
-            defs = build_definitions(stack.settings, clock=Clock(frozen_at=t.isoformat()))
+    current: str | None = None
+    try:
+        with DagsterInstance.ephemeral() as instance:
+            for current in keys:
+                started = time.monotonic()
+                t = (at or {}).get(current, data_time(current))
+                stack.emulator.set_time(t)
+                defs = build_definitions(stack.settings, clock=Clock(frozen_at=t.isoformat()))
 
-            def run(job: str, partition: str, defs: Definitions = defs):
-                result = defs.resolve_job_def(job).execute_in_process(
-                    partition_key=partition, instance=instance, raise_on_error=False, run_config=QUIET
-                )
-                report.failures += [f"{partition} {e.step_key}" for e in result.all_events if e.is_step_failure]
-                return result
+                def run(job: str, partition: str, defs: Definitions = defs):
+                    result = defs.resolve_job_def(job).execute_in_process(
+                        partition_key=partition, instance=instance, raise_on_error=False, run_config=QUIET
+                    )
+                    if interrupts is not None and interrupts.interrupted:
+                        raise KeyboardInterrupt  # its failed steps are the interrupt, not the partition's
+                    report.failures += [f"{partition} {e.step_key}" for e in result.all_events if e.is_step_failure]
+                    return result
 
-            result = run(names.COLLECT_JOB, key)
-            day = f"{data_time(key):%Y-%m-%d}"
-            if request_pools and day not in pools:
-                run(names.REQUEST_POOL_JOB, day)
-                pools.add(day)
-            snapshot = _metadata(result, names.SNAPSHOT)
-            written = _metadata(result, names.HISTORY).get("items_written", 0)
-            report.items_written += written
-            report.partitions.append(
-                PartitionSummary(
-                    partition=key,
-                    desired_count=desired_count(key),
-                    rows={a: _metadata(result, a).get("rows", 0) for a in (*names.RAW_SOURCES, names.SNAPSHOT)},
-                    changes_written=written,
-                    missing_sources=list(snapshot.get("missing_sources", [])),
-                    failed_checks=sorted(name for name, _ in failed_error_checks(instance, result.run_id)),
-                    lost_partitions=list(snapshot.get("lost_partitions", [])),
-                )
-            )
-    report.output_keys = sorted(build_resources(stack.settings)["store"].list_keys(""))  # type: ignore[attr-defined]
+                result = run(names.COLLECT_JOB, current)
+                day = f"{data_time(current):%Y-%m-%d}"
+                if request_pools and day not in pools:
+                    run(names.REQUEST_POOL_JOB, day)
+                    pools.add(day)
+                summary = _summary(current, result, instance)
+                report.items_written += summary.changes_written
+                report.partitions.append(summary)
+                if on_partition:
+                    on_partition(summary, time.monotonic() - started)
+            current = None
+            store = build_resources(stack.settings)["store"]
+            report.output_keys = sorted(store.list_keys(""))  # type: ignore[attr-defined]
+    except (KeyboardInterrupt, DagsterExecutionInterruptedError):
+        raise RunInterrupted(report, current) from None
     return report
+
+
+def _summary(key: str, result, instance: DagsterInstance) -> PartitionSummary:
+    snapshot = _metadata(result, names.SNAPSHOT)
+    return PartitionSummary(
+        partition=key,
+        desired_count=desired_count(key),
+        rows={a: _metadata(result, a).get("rows", 0) for a in (*names.RAW_SOURCES, names.SNAPSHOT)},
+        changes_written=_metadata(result, names.HISTORY).get("items_written", 0),
+        missing_sources=list(snapshot.get("missing_sources", [])),
+        failed_checks=sorted(name for name, _ in failed_error_checks(instance, result.run_id)),
+        lost_partitions=list(snapshot.get("lost_partitions", [])),
+    )
 
 
 def run_range(stack: LocalStack, keys: list[str], now: datetime, instance: DagsterInstance):
