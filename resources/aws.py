@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
 
 
 def make_client(
@@ -48,3 +48,26 @@ def describe_error(exc: Exception) -> str:
         message = exc.response.get("Error", {}).get("Message", "")
         return f"HTTP {http_status(exc)} {error_code(exc)}: {message}".strip()
     return f"{type(exc).__name__}: {exc}"
+
+
+HOW_TO_PROVIDE_CREDENTIALS = (
+    "provide them with AWS_PROFILE (a profile in ~/.aws/config or ~/.aws/credentials), or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run where an instance or task role applies"
+)
+
+
+def missing_credentials(exc: BaseException, who: str) -> str | None:
+    """One line for `who` (e.g. "SPOTLAKE_ENV=prod") when `exc`, or an error it was raised from, is boto3 finding no
+    AWS credentials or only part of them: which, and how to provide them. None for any other error. (The failed
+    call's own text names the table and item keys, which say nothing useful here.)"""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, NoCredentialsError):
+            return f"no AWS credentials found for {who}: {HOW_TO_PROVIDE_CREDENTIALS}"
+        if isinstance(cause, PartialCredentialsError):
+            # botocore's text names the provider and the missing variable, never a value
+            return f"incomplete AWS credentials for {who} ({cause}): {HOW_TO_PROVIDE_CREDENTIALS}"
+        cause = cause.__cause__ or cause.__context__
+    return None

@@ -264,7 +264,7 @@ def import_legacy(args: argparse.Namespace) -> int:
     try:
         import_partitions(client, bucket, build_resources(settings)["store"], keys, report)  # type: ignore[arg-type]
     except (LegacyImportError, S3StoreError, BotoCoreError, ClientError) as exc:
-        raise Unavailable(str(exc)) from None
+        raise Unavailable(_aws_error(exc, settings)) from None
     except KeyboardInterrupt:
         # each Parquet file is one S3 put, there whole or not at all; converting again overwrites it the same
         raise Interrupted(
@@ -363,11 +363,26 @@ def history(args: argparse.Namespace) -> int:
     except ValueError as exc:  # too many points
         raise UsageError(str(exc)) from None
     except HistoryQueryError as exc:
-        raise Unavailable(str(exc)) from None
+        raise Unavailable(_aws_error(exc, settings)) from None
     except KeyboardInterrupt:
         raise Interrupted("interrupted before the answer came; nothing was printed (a query only reads)") from None
     sys.stdout.write(render_json(records) + "\n" if args.format == "json" else render_csv(records))
     return 0
+
+
+def _aws_error(exc: BaseException, settings: Any) -> str:
+    """The message of a failed AWS call, or what `_missing_credentials` says when that was the cause."""
+    return _missing_credentials(exc, settings.env) or str(exc)
+
+
+def _missing_credentials(exc: BaseException, env: str) -> str | None:
+    """When boto3 found no AWS credentials (or half of them) behind `exc`: which ones, and how to provide them,
+    instead of the failed call's details (its table and item keys). None for any other error."""
+    if "botocore" not in sys.modules:
+        return None
+    from resources.aws import missing_credentials
+
+    return missing_credentials(exc, f"SPOTLAKE_ENV={env}")
 
 
 def _history_endpoint(settings: Any, args: argparse.Namespace) -> tuple[str | None, dict[str, str] | None]:
@@ -483,6 +498,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        # boto3 checks credentials when a client is made, outside the commands' handling of failed calls
+        env = os.environ.get("SPOTLAKE_ENV", "").strip() or "local"
+        line = _missing_credentials(exc, env)
+        if line is None:
+            raise
+        print(f"{prog}: error: {line}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
 
 
 if __name__ == "__main__":

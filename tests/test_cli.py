@@ -311,3 +311,34 @@ def test_run_local_prints_a_line_per_partition_as_it_finishes(tmp_path):
     assert [(m["key"], m["n"], m["of"]) for m in progress] == [(first, "1", "2"), (second, "2", "2")], lines
     assert lines[4:6] == ["", "partition         count  price     IF    SPS  merged  changes written  missing"]
 
+
+# ---- AWS credentials outside local ----
+
+NO_AWS_CONFIG = {
+    "AWS_CONFIG_FILE": "/nonexistent/aws/config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws/credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",  # no instance role either
+}
+HOW_TO_PROVIDE = (
+    "provide them with AWS_PROFILE (a profile in ~/.aws/config or ~/.aws/credentials), or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run where an instance or task role applies"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "extra", "command", "said"),
+    [
+        ("prod", {}, HISTORY_ARGS, "no AWS credentials found for SPOTLAKE_ENV=prod"),
+        ("test", {}, HISTORY_ARGS, "no AWS credentials found for SPOTLAKE_ENV=test"),
+        ("prod", {}, ["import-legacy", "--bucket", "legacy", "--end", "2026-11-28-08:40"],
+         "no AWS credentials found for SPOTLAKE_ENV=prod"),
+        ("test", {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"}, HISTORY_ARGS,
+         "incomplete AWS credentials for SPOTLAKE_ENV=test (Partial credentials found in env, missing: "
+         "AWS_SECRET_ACCESS_KEY)"),
+    ],
+    ids=["history-prod", "history-test", "import-legacy-prod", "history-partial"],
+)  # fmt: skip
+def test_missing_aws_credentials_are_one_line_saying_how_to_provide_them(env, extra, command, said):
+    """Not boto3's text about the failed call (the table and item keys), but what is missing and how to provide it."""
+    proc = spotlake(*command, env=clean_environ(SPOTLAKE_ENV=env, **NO_AWS_CONFIG, **extra))
+    assert one_error_line(proc, 1) == f"spotlake {command[0]}: error: {said}: {HOW_TO_PROVIDE}"
