@@ -267,9 +267,10 @@ def import_legacy(args: argparse.Namespace) -> int:
         raise Unavailable(_aws_error(exc, settings)) from None
     except KeyboardInterrupt:
         # each Parquet file is one S3 put, there whole or not at all; converting again overwrites it the same
+        whole = f"partitions up to {report.partition} in full" if report.partition else "no partition in full"
         raise Interrupted(
-            f"interrupted; {len(report.written)} snapshots converted to s3://{settings.write_bucket}, up to "
-            f"{report.partition or 'no partition'}; run the same command again to convert the whole range"
+            f"interrupted; {len(report.written)} snapshots converted to s3://{settings.write_bucket} ({whole}); "
+            "run the same command again to convert the whole range"
         ) from None
     print(f"converted {len(report.written)} legacy snapshots of {len(keys)} partitions to s3://{settings.write_bucket}")
     for where in report.missing:
