@@ -28,6 +28,7 @@ from spotlake_assets.core.timekeys import data_time, newest_closed_partition
 from spotlake_assets.local import dagster_home
 from spotlake_assets.local.aws import LOCAL_AWS_ENV
 from spotlake_assets.local.envfile import read_env_file, write_env_file
+from spotlake_assets.local.interrupts import InterruptWatch, quiet_stderr_once_interrupted
 from spotlake_assets.local.stack import PortInUseError, check_fixed_ports_free
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,6 +301,25 @@ def test_ctrl_c_during_run_local_says_what_was_done_and_a_rerun_completes(tmp_pa
     assert not [line for line in again.stdout.splitlines() if re.fullmatch(PROGRESS, line)]
     rows = [line.split()[0] for line in again.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d-\d\d:\d0 ", line)]
     assert rows == [first, second] and "FAILED" not in again.stdout
+
+
+def test_the_interrupt_watch_sees_ctrl_c_that_another_handler_swallowed(capsys):
+    """As Dagster's runs do: their SIGINT handler only records the signal; the watch still knows, and from then
+    on stderr is dropped while stdout is not."""
+    swallowed = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: swallowed.append(signum))
+    try:
+        with InterruptWatch() as watch, quiet_stderr_once_interrupted(watch):
+            print("before", file=sys.stderr)
+            assert not watch.interrupted
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs between bytecodes of the main thread
+            assert swallowed == [signal.SIGINT] and watch.interrupted
+            print("after", file=sys.stderr)
+            print("stdout still")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert capsys.readouterr() == ("stdout still\n", "before\n")
 
 
 def test_run_local_prints_a_line_per_partition_as_it_finishes(tmp_path):
