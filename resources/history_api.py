@@ -14,14 +14,15 @@ frontend/src/components/query-section.tsx, `queryCloudFront`):
 
 So every answer to a GET is HTTP 200 by default, its outcome in the body:
     {"Status": 200, "Data": [records: the fields of latest_azure.json, numbers as JSON numbers]}
+    {"Status": 200, "Data": [], "Hint": "<why it may be empty>"}   (resources/history_hints.py; the site ignores it)
     {"Status": 400 | 413 | 500 | 502 | 504, "Error": "<code>", "Message": "<what to change>"}   (never a "Data" key)
-SPOTLAKE_QUERY_API_ERROR_STATUS=http makes the HTTP status the body's Status instead, for clients other than the
-site. Status codes: 400 BadRequest (an unknown or repeated parameter, a value over its length limit, a date, End
-before Start, more than one month), 400 OverBudget (more region-days than the read budget, docs/web-site.md "The
-read budget"), 413 TooManyPoints (more than 20,000 points) and TooMuchData (more read units than the budget), 504
-QueryTimeout (the query ran longer than its timeout), 502 HistoryStoreError (DynamoDB failed), 500 InternalError
-(a fault of ours, the only 500). OPTIONS is the CORS preflight (204, or 403 for an origin not allowed); HEAD and
-other methods get 405. Every GET answer carries its cost: X-SpotLake-Read-Requests and X-SpotLake-Read-Units.
+SPOTLAKE_QUERY_API_ERROR_STATUS=http makes the HTTP status the body's Status instead, for clients other than the site.
+Status codes: 400 BadRequest (an unknown or repeated parameter, a value over its length limit, a date, End before Start,
+more than one month, a zone other than *, 1, 2, 3, Single), 400 OverBudget (more region-days than the read budget,
+docs/web-site.md "The read budget"), 413 TooManyPoints (more than 20,000 points) and TooMuchData (more read units than
+the budget), 504 QueryTimeout (the query ran longer than its timeout), 502 HistoryStoreError (DynamoDB failed), 500
+InternalError (a fault of ours, the only 500). OPTIONS is the CORS preflight (204, or 403 for an origin not allowed);
+HEAD and other methods get 405. Every GET answer carries its cost: X-SpotLake-Read-Requests and X-SpotLake-Read-Units.
 
 CORS is answered here, not by the function URL's own CORS setting: with both, AWS sends Access-Control-Allow-Origin
 twice and browsers refuse the answer. An allowed Origin is echoed (Vary: Origin always); any other origin gets no
@@ -35,8 +36,9 @@ SPOTLAKE_QUERY_API_TIMEOUT_SECONDS (default 20); SPOTLAKE_QUERY_API_ERROR_STATUS
 environment's table name itself.
 
 Imports: the standard library, boto3/botocore (the Lambda Python runtime has them), resources.history_query,
-resources.settings and the pandas-free core modules they use; never pandas or Dagster (tests/test_query_api.py
-imports this module with both blocked), so the Lambda package is those few files (query_api.tf lists them).
+resources.history_hints, resources.settings and the pandas-free core modules they use (and azure_regions.csv); never
+pandas or Dagster (tests/test_query_api.py imports this module with both blocked), so the Lambda package is those few
+files (query_api.tf lists them).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from urllib.parse import parse_qsl
 import boto3
 from botocore.config import Config
 
+from resources.history_hints import query_with_hint
 from resources.history_query import (
     ALL,
     MAX_POINTS,
@@ -68,7 +71,6 @@ from resources.history_query import (
     ReadStats,
     TooManyPointsError,
     check_length,
-    query_history,
 )
 from resources.settings import SettingsError, load_settings
 
@@ -216,12 +218,14 @@ class QueryApi:
             return status, {**headers, "Allow": METHODS}, body
         stats = ReadStats()
         try:
-            records = self._query(params, stats)
+            records, hint = self._query(params, stats)
         except ApiError as exc:
             self._log(method, params, exc.status, None, began, stats, exc.message)
             status, headers, body = self.error(exc, origin)
             return status, {**headers, **cost_headers(stats)}, body
-        body = json.dumps({"Status": 200, "Data": records}, separators=(",", ":"), allow_nan=False)
+        # an empty answer says why it may be empty (a key the site does not read: it reads Status and Data only)
+        answer = {"Status": 200, "Data": records, **({"Hint": hint} if hint else {})}
+        body = json.dumps(answer, separators=(",", ":"), allow_nan=False)
         headers = {**self.cors_headers(origin), "Content-Type": "application/json", "Cache-Control": SUCCESS_CACHE,
                    **cost_headers(stats)}  # fmt: skip
         self._log(method, params, 200, len(records), began, stats)
@@ -249,7 +253,8 @@ class QueryApi:
             return origin.strip()
         return None
 
-    def _query(self, params: Mapping[str, str], stats: ReadStats) -> list[dict[str, Any]]:
+    def _query(self, params: Mapping[str, str], stats: ReadStats) -> tuple[list[dict[str, Any]], str | None]:
+        """(records, hint for an empty answer) of a GET's parameters; ApiError for every refusal."""
         unknown = [name for name in params if name not in PARAMETERS]
         if unknown:
             raise ApiError(400, "BadRequest", f"unknown parameter {safe_text(unknown[0])!r}; the parameters are "
@@ -282,7 +287,7 @@ class QueryApi:
         # The query stops itself between requests after `timeout`; the worker thread bounds a request that hangs.
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-query")
         future = worker.submit(
-            lambda: query_history(
+            lambda: query_with_hint(
                 self.client, table_name=self.config.table_name, max_points=MAX_POINTS, timeout=timeout, stats=stats,
                 **request,
             )

@@ -4,7 +4,8 @@ from this repository (the Lambda Python runtime provides boto3 and botocore; not
     python3 -m resources.history_api_package [build/spotlake-query-api.zip]      (or: make query-api-zip)
 
 The zip is deterministic (sorted entries, fixed timestamps and modes), so Terraform's source_code_hash changes only
-when one of these files does. tests/test_infra.py checks that FILES is the handler's import closure.
+when one of these files does. tests/test_infra.py checks that FILES is the handler's import closure plus the data
+files it reads (DATA_FILES).
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ HANDLER = "resources.history_api.lambda_handler"
 FILES = (
     "resources/__init__.py",
     "resources/history_api.py",
+    "resources/history_hints.py",
     "resources/history_query.py",
     "resources/settings.py",
     "spotlake_assets/__init__.py",
     "spotlake_assets/core/__init__.py",
+    "spotlake_assets/core/azure_regions.py",
+    "spotlake_assets/core/azure_regions.csv",  # data, not an import: the hints' region display names
     "spotlake_assets/core/columns.py",
     "spotlake_assets/core/history_keys.py",
     "spotlake_assets/core/item_size.py",
     "spotlake_assets/core/timekeys.py",
 )
+DATA_FILES = tuple(name for name in FILES if not name.endswith(".py"))
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 

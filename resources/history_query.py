@@ -27,6 +27,10 @@ Limits, so that the cost of a request is known before it is read (docs/web-site.
 An optional `timeout` (seconds) stops the query before its next request once it has run that long. `ReadStats`
 counts the requests and read units of one query.
 
+Parameters as both callers spell them (`instance_type_name`, `check_zone`): Azure's `Standard_D2s_v3` is the stored
+`D2s_v3`; a zone other than `*` and ZONES is refused, as it could only answer nothing. Why an empty answer is empty
+is resources/history_hints.py's (`answer_history` keeps what it needs).
+
 The command line is `spotlake history` (spotlake_assets/cli.py).
 """
 
@@ -67,6 +71,12 @@ READ_UNITS_PER_REGION_DAY = 32
 PARAMETER_LIMITS = {
     "InstanceType": 64, "Region": 64, "AvailabilityZone": 16, "InstanceTier": 32, "Start": 32, "End": 32,
 }  # fmt: skip
+# The zones a point can have (docs/contract.md, the SPS answer's zone or `Single`); any other value matches nothing,
+# so it is refused rather than answered with nothing (issue 17). A zone Azure adds must be added here.
+ZONES = ("1", "2", "3", "Single")
+# Azure's own size names (armSkuName, SPS `Standard_D2s_v3`) start with the tier; the history stores the size
+# without it (docs/contract.md, price step 7), so the prefix is dropped: `Standard_D2s_v3` asks for `D2s_v3`.
+TIER_PREFIXES = ("standard_", "basic_")
 EARLIEST_DAY = date(2000, 1, 1)
 LATEST_DAY = date(2099, 12, 31)
 # botocore keeps 10 connections per client by default; more threads would only wait for one
@@ -180,6 +190,25 @@ def check_length(value: Any, name: str) -> None:
         raise ValueError(f"{name} is {len(text)} characters long; at most {PARAMETER_LIMITS[name]} are accepted")
 
 
+def instance_type_name(value: Any) -> str:
+    """The size name the history stores for `value`: stripped, without Azure's tier prefix (`Standard_D2s_v3` and
+    `standard_d2s_v3` -> `D2s_v3` / `d2s_v3`; keys are case-folded anyway). The one place both `spotlake history`
+    and the query API spell a size; the tier is chosen by InstanceTier, not by the prefix."""
+    text = "" if value is None else str(value).strip()
+    for prefix in TIER_PREFIXES:
+        if text.casefold().startswith(prefix) and len(text) > len(prefix):
+            return text[len(prefix) :]
+    return text
+
+
+def check_zone(value: Any, name: str = "AvailabilityZone") -> None:
+    """Refuse a zone other than `*` and ZONES (any case), naming `name` and the values accepted."""
+    text = "" if value is None else str(value).strip()
+    if text != ALL and text.casefold() not in {zone.casefold() for zone in ZONES}:
+        allowed = ", ".join(repr(v) for v in (ALL, *ZONES))
+        raise ValueError(f"{name} {text!r} is not a zone; use one of {allowed}")
+
+
 def _validate(
     instance_type: Any,
     region: Any,
@@ -196,7 +225,8 @@ def _validate(
             check_length(value, name)
     if instance_type is None or not str(instance_type).strip():
         raise ValueError("InstanceType is required")
-    if str(instance_type).strip() == ALL:
+    instance_type = instance_type_name(instance_type)
+    if instance_type == ALL:
         raise ValueError("InstanceType must be one instance type ('*', every type at once, is not served)")
     if start is None or end is None:
         raise ValueError("Start and End are required")
@@ -215,6 +245,8 @@ def _validate(
         raise ValueError(f"max_points {max_points!r} is not an integer") from exc
     if cap < 1:
         raise ValueError(f"max_points must be positive, got {cap}")
+    if availability_zone is not None:
+        check_zone(availability_zone)
 
     def one_or_all(value: Any, name: str) -> str | None:
         return None if value is None or str(value).strip() == ALL else keys.key_part(value, name=name)
@@ -281,6 +313,7 @@ class _Reader:
         self.deadline = deadline  # time.monotonic() after which no request is sent
         self.stats = stats if stats is not None else ReadStats()
         self.max_read_units = max_read_units
+        self.index_regions: list[str] | None = None  # the type's regions index, once read
 
     @property
     def stopped(self) -> bool:
@@ -329,6 +362,13 @@ class _Reader:
         """The region key parts to read: the asked one, or all of the type's from its regions index item."""
         if self.request.region_key is not None:
             return [self.request.region_key]
+        return self.type_regions()
+
+    def type_regions(self) -> list[str]:
+        """The region key parts of the type's regions index item ([] when it has none), read once: a `GetItem`
+        of one small item."""
+        if self.index_regions is not None:
+            return self.index_regions
         key = keys.regions_index_key(self.request.type_key)
         self._check_deadline()
         try:
@@ -341,7 +381,8 @@ class _Reader:
             raise HistoryQueryError(f"GetItem of {key} in table {self.table!r} failed: {exc}") from exc
         item = response.get("Item")
         self.stats.add(response, [item] if item else [])
-        return sorted(item[keys.REGIONS_ATTRIBUTE]["SS"]) if item else []
+        self.index_regions = sorted(item[keys.REGIONS_ATTRIBUTE]["SS"]) if item else []
+        return self.index_regions
 
     def _in_zone(self, series: str) -> bool:
         return self.request.zone_key is None or keys.zone_of_series(series) == self.request.zone_key
@@ -450,6 +491,39 @@ def query_history(
     for more than `max_points` points, ReadLimitError past the read units of the budget; HistoryQueryError when
     DynamoDB fails and HistoryQueryTimeout once `timeout` seconds have passed. `stats`, when given, counts the
     requests and read units."""
+    return answer_history(
+        client_or_resource, instance_type=instance_type, region=region, availability_zone=availability_zone,
+        instance_tier=instance_tier, start=start, end=end, max_points=max_points, max_region_days=max_region_days,
+        table_name=table_name, timeout=timeout, stats=stats,
+    ).records  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HistoryAnswer:
+    """What `answer_history` found: the records, and what resources/history_hints.py needs to say why they may
+    be none without reading again (the validated request; the reader, holding the regions index if it was read)."""
+
+    records: list[dict[str, Any]]
+    request: _Request
+    reader: _Reader
+
+
+def answer_history(
+    client_or_resource: Any,
+    *,
+    instance_type: str,
+    region: str = ALL,
+    availability_zone: str = ALL,
+    instance_tier: str = ALL,
+    start: str | date | datetime,
+    end: str | date | datetime,
+    max_points: int | str = MAX_POINTS,
+    max_region_days: int | None = MAX_REGION_DAYS,
+    table_name: str | None = None,
+    timeout: float | None = None,
+    stats: ReadStats | None = None,
+) -> HistoryAnswer:
+    """`query_history`, answered as a HistoryAnswer (same arguments, same errors)."""
     request = _validate(instance_type, region, availability_zone, instance_tier, start, end, max_points)
     client, table = _target(client_or_resource, table_name)
     max_units = None if max_region_days is None else max_region_days * READ_UNITS_PER_REGION_DAY
@@ -475,7 +549,8 @@ def query_history(
         key=lambda r: (r["Time"], r["Region"].casefold(), r["AvailabilityZone"].casefold(), r["DesiredCount"],
                        r["InstanceTier"].casefold()),
     )  # fmt: skip
-    return [{"id": i, **{f: r[f] for f in RECORD_FIELDS[1:]}} for i, r in enumerate(records, start=1)]
+    numbered = [{"id": i, **{f: r[f] for f in RECORD_FIELDS[1:]}} for i, r in enumerate(records, start=1)]
+    return HistoryAnswer(numbered, request, reader)
 
 
 def over_budget_message(regions: int, days: int, limit: int) -> str:

@@ -340,7 +340,8 @@ def dev(args: argparse.Namespace) -> int:
 def history(args: argparse.Namespace) -> int:
     """Query the DynamoDB history; in `local`, the running local stack's (from its env file)."""
     settings = _settings()
-    from resources.history_query import HistoryQueryError, check_request, query_history, render_csv, render_json
+    from resources.history_hints import query_with_hint
+    from resources.history_query import HistoryQueryError, check_request, check_zone, render_csv, render_json
 
     request = dict(
         instance_type=args.instance_type,
@@ -352,6 +353,7 @@ def history(args: argparse.Namespace) -> int:
         max_points=args.max_points,
     )
     try:
+        check_zone(args.zone, name="--zone")
         check_request(**request)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -359,8 +361,17 @@ def history(args: argparse.Namespace) -> int:
     from resources.aws import make_client
 
     client = make_client("dynamodb", endpoint_url=endpoint, region_name=settings.aws_region, credentials=credentials)
+
+    def known_types() -> list[str]:  # only for a type without data: one GetObject of the site's type list
+        from resources.known_types import association_types
+
+        s3 = make_client("s3", endpoint_url=endpoint, region_name=settings.aws_region, credentials=credentials)
+        return association_types(s3, settings.write_bucket)
+
     try:
-        records = query_history(client, table_name=args.table or settings.dynamodb_table, **request)
+        records, hint = query_with_hint(
+            client, table_name=args.table or settings.dynamodb_table, known_types=known_types, **request
+        )
     except ValueError as exc:  # too many points
         raise UsageError(str(exc)) from None
     except HistoryQueryError as exc:
@@ -368,6 +379,8 @@ def history(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         raise Interrupted("interrupted before the answer came; nothing was printed (a query only reads)") from None
     sys.stdout.write(render_json(records) + "\n" if args.format == "json" else render_csv(records))
+    if hint:  # an empty answer is still an answer (exit 0, the header on stdout); stderr says why it is empty
+        print(f"spotlake history: {hint}", file=sys.stderr)
     return 0
 
 
@@ -462,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=dev)
 
     p = sub.add_parser("history", help="query the DynamoDB history (in local: the running local stack's)")
-    p.add_argument("--instance-type", required=True, help="one instance type, e.g. D2s_v3")
+    p.add_argument("--instance-type", required=True, help="one instance type, e.g. D2s_v3 (or Standard_D2s_v3)")
     p.add_argument("--region", default=ALL, help="display name, e.g. 'US East', or '*' (default)")
     p.add_argument("--zone", default=ALL, help="'1', '2', '3', 'Single' or '*' (default)")
     p.add_argument("--tier", default=ALL, help="'Standard', 'Basic' or '*' (default)")

@@ -110,6 +110,8 @@ def test_every_command_refuses_an_unknown_environment_first(command):
          "is before Start"),
         (["history", "--instance-type", "*", "--start", "2026-11-01", "--end", "2026-11-02"],
          "must be one instance type"),
+        (["history", "--instance-type", "D2s_v3", "--zone", "7", "--start", "2026-11-01", "--end", "2026-11-02"],
+         "--zone '7' is not a zone; use one of '*', '1', '2', '3', 'Single'"),
         (["history", "--instance-type", "D2s_v3", "--start", "2026-11-01"], "arguments are required: --end"),
         ([], "the following arguments are required: command"),
     ],

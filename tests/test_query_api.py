@@ -168,8 +168,54 @@ def test_all_regions_and_zones_with_the_sites_wildcards(server, client, table):
 def test_the_issues_literal_query_string_and_an_instance_without_history(server):
     query = "TableName=azure&InstanceType=A1&Region=*&InstanceTier=*&AvailabilityZone=*&Start=2026-11-28&End=2026-11-28"
     response = get(server, query)
-    assert (response.status_code, response.text) == (200, '{"Status":200,"Data":[]}')
+    hint = "no such instance type 'A1': the history holds nothing for it"
+    assert (response.status_code, response.json()) == (200, {"Status": 200, "Data": [], "Hint": hint})
     assert_site_cors(response)
+
+
+# --- mistyped queries (issue 17): Azure's spelling served, a zone the form never sends refused, empty answers hinted
+
+
+@pytest.mark.parametrize("spelling", ["Standard_D2s_v3", "standard_d2s_v3"])
+def test_azures_standard_spelling_answers_like_the_stored_size(server, spelling):
+    ours = body_of(get(server, site_query(TYPE, "KR Central", "ALL", "2026-11-02", "2026-11-02")))
+    azures = body_of(get(server, site_query(spelling, "KR Central", "ALL", "2026-11-02", "2026-11-02")))
+    assert ours["Data"] and azures == ours
+
+
+@pytest.mark.parametrize("zone", ["7", "0", "Zone 1"])
+def test_a_zone_the_form_never_sends_is_one_400_naming_the_parameter(server, zone):
+    response = get(server, site_query(TYPE, "US East", zone, "2026-11-02", "2026-11-02"))
+    message = f"AvailabilityZone {zone!r} is not a zone; use one of '*', '1', '2', '3', 'Single'"
+    body = assert_refused(response, 400, "BadRequest", message)
+    assert body["Message"] == message
+    assert response.headers.get(CALLS_HEADER, "0") == "0"  # refused before any request to the store
+
+
+@pytest.mark.parametrize("zone", ["1", "single", "Single", "", "ALL"])
+def test_the_forms_zones_are_served_in_any_case(server, zone):
+    assert body_of(get(server, site_query(TYPE, "US East", zone, "2026-11-02", "2026-11-02")))["Data"]
+
+
+def test_an_empty_answer_hints_why_at_the_cost_of_one_small_read(server):
+    """The site reads only Status and Data: the hint is a key beside them, on empty answers only. Region=* has read
+    the type's regions index already; one region reads it once more (one GetItem, half a unit), nothing else."""
+    body = body_of(get(server, site_query("NoSuchType_v9", "ALL", "ALL", "2026-11-02", "2026-11-02")))
+    assert body == {"Status": 200, "Data": [],
+                    "Hint": "no such instance type 'NoSuchType_v9': the history holds nothing for it"}  # fmt: skip
+
+    response = get(server, site_query(TYPE, "Mars North", "ALL", "2026-11-02", "2026-11-02"))
+    body = body_of(response)
+    assert (body["Status"], body["Data"]) == (200, [])
+    assert body["Hint"] == "no such region 'Mars North'; nearest known for D2s_v3: KR Central"
+    alone = get(server, site_query(TYPE, "Mars North", "ALL", "2026-11-02", "2026-11-02").replace("Mars+North", "Qq"))
+    calls_without_hint = 3  # the points, the newest checkpoint before Start, the changes after it
+    assert int(response.headers[CALLS_HEADER]) == int(alone.headers[CALLS_HEADER]) == calls_without_hint + 1
+
+    body = body_of(get(server, site_query(TYPE, "US East", "Single", "2026-10-01", "2026-10-02")))
+    assert body == {"Status": 200, "Data": [], "Hint": "no data for D2s_v3 in US East for zone Single between "
+                    "2026-10-01 00:00:00 and 2026-10-02 23:59:59"}  # fmt: skip
+    assert "Hint" not in body_of(get(server, site_query(TYPE, "US East", "ALL", "2026-11-02", "2026-11-02")))
 
 
 @pytest.mark.parametrize("encoded", ["US+East", "US%20East", "us%20east"])
@@ -609,7 +655,8 @@ def test_the_local_stack_serves_the_endpoint_and_exports_its_url():
             f"{stack.query_api_url}?{site_query(TYPE, 'US East', '', '2026-11-28', '2026-11-28')}",
             headers=BROWSER, timeout=30,
         )  # fmt: skip
-        assert (response.status_code, response.json()) == (200, {"Status": 200, "Data": []})
+        hint = f"no such instance type {TYPE!r}: the history holds nothing for it"  # the stack starts empty
+        assert (response.status_code, response.json()) == (200, {"Status": 200, "Data": [], "Hint": hint})
         assert response.headers["Access-Control-Allow-Origin"] == SITE
     with pytest.raises(requests.ConnectionError):
         requests.get(stack.query_api_url, timeout=5)
