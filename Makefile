@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
-## Start the embedded local stack and materialize the newest closed partition; prints a summary.
+## Start the embedded local stack and run the real jobs for the 3 newest closed partitions (`spotlake run-local`'s
+## default --partitions); prints a summary.
 run: $(STAMP)
 	$(BIN)/spotlake run-local
 
@@ -93,7 +94,8 @@ scan: $(SCAN_VENV)/.checkov-$(CHECKOV_VERSION)
 	$(SCAN_VENV)/bin/checkov --directory infra --framework terraform --quiet --compact --skip-download
 	$(SCAN_VENV)/bin/checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
 
-## The history query API's Lambda package (infra/modules/collector/query_api.tf deploys it); standard library only.
+## The history query API's Lambda package (infra/modules/collector/query_api.tf deploys it): the handler's own modules
+## (resources/history_api_package.py); boto3 and botocore, which they import, come with the Lambda Python runtime.
 query-api-zip:
 	$(PYTHON) -m resources.history_api_package build/spotlake-query-api.zip
 

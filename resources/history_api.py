@@ -8,7 +8,8 @@ frontend/src/components/query-section.tsx, `queryCloudFront`):
     GET {endpoint}?TableName=azure&Region=US+East&InstanceType=D2s_v3&InstanceTier=*&AvailabilityZone=*
         &Start=2026-11-28&End=2026-11-28
     axios encodes spaces as '+'; '*' means all; AvailabilityZone is empty when the form's AZ list was not touched;
-    Start/End are dates (YYYY-MM-DD, the browser's local date, read here as UTC days, End inclusive).
+    Start/End are dates (YYYY-MM-DD: the UTC date of the picked day's local midnight, a day early east of UTC;
+    read here as UTC days, End inclusive).
     if (res.data.Data || res.data.Status === 200) show res.data.Data else alert("Error fetching data: " + Status)
     and any HTTP status outside 2xx makes axios throw: the site then shows only "Network error".
 
@@ -38,7 +39,7 @@ environment's table name itself.
 Imports: the standard library, boto3/botocore (the Lambda Python runtime has them), resources.history_query,
 resources.history_hints, resources.settings and the pandas-free core modules they use (and azure_regions.csv); never
 pandas or Dagster (tests/test_query_api.py imports this module with both blocked), so the Lambda package is those few
-files (query_api.tf lists them).
+files (resources/history_api_package.py lists them; query_api.tf deploys it).
 """
 
 from __future__ import annotations
