@@ -103,3 +103,13 @@ class StateChain:
             if partition is not None and (commit := self.commit_of(partition)) is not None:
                 return commit
         return None
+
+    def newest_committed_from(self, partition_key: str) -> Commit | None:
+        """The newest committed partition at or after `partition_key` (None: there is none). One listing from it on,
+        then a HEAD per stored state, newest first, until a committed one."""
+        start = layout.frame_key(names.STATE, previous_partition_key(partition_key))
+        keys = self.store.iter_keys(layout.asset_prefix(names.STATE), self.store.write_bucket, start_after=start)
+        for partition in sorted(filter(None, map(self._state_partition, keys)), reverse=True):
+            if partition >= partition_key and (commit := self.commit_of(partition)) is not None:
+                return commit
+        return None

@@ -190,15 +190,21 @@ class _StopSignals:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    """Run the whole graph for consecutive partitions on a fresh local stack and print a summary; a line per
-    partition as it finishes unless --quiet."""
+    """Run the whole graph for consecutive partitions on a fresh local stack, or with --stack on a running one (left
+    running), and print a summary; a line per partition as it finishes unless --quiet."""
     _local_settings("run-local")
     _count(args.partitions, RUN_LOCAL_MAX_PARTITIONS)
     end = _closed_partition(args.end) if args.end is not None else newest_closed_partition(datetime.now(UTC))
     keys = partitions_ending_at(end, args.partitions)
+    # the definitions start at the first partition run here, so any range can be replayed
+    extra_env = {"SPOTLAKE_PARTITION_START": keys[0]}
+    standing = _standing_stack_env(args) if args.stack is not None else None
+    stack_file = standing[0] if standing else None
+    import requests
+
     from .local.interrupts import InterruptWatch, quiet_stderr_once_interrupted
     from .local.run import RunInterrupted, run_partitions, summary_lines
-    from .local.stack import use_stack_environment
+    from .local.stack import standing_stack, use_stack_environment
 
     done: list[str] = []
     started = time.monotonic()
@@ -213,33 +219,94 @@ def run_local(args: argparse.Namespace) -> int:
     try:
         # Ctrl-C: Dagster's logging of the interrupted step is dropped; the one line below says what happened
         with InterruptWatch() as watch, quiet_stderr_once_interrupted(watch):
-            # the definitions start at the first partition run here, so any range can be replayed
-            with _start_stack(args, fixed_ports=False, extra_env={"SPOTLAKE_PARTITION_START": keys[0]}) as stack:
-                use_stack_environment(stack)
-                print(f"local stack: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
+            if standing is None:
+                stack = _start_stack(args, fixed_ports=False, extra_env=extra_env)
+                where = "local stack"
+            else:
+                stack = standing_stack(standing[1], extra_env)
+                where = f"local stack of {standing[0]} (left running)"
+            with stack:
+                use_stack_environment(stack)  # type: ignore[arg-type]
+                print(f"{where}: S3/DynamoDB {stack.aws.endpoint_url}, Azure emulator {stack.emulator.base_url}")
                 print(
                     f"partitions {keys[0]} .. {keys[-1]} "
                     f"(env {stack.settings.env}, write bucket {stack.settings.write_bucket})",
                     flush=True,
                 )
+                if standing is not None:
+                    keys = _after_newest_committed(stack, keys)
+                    if not keys:
+                        return 0
                 started = time.monotonic()
                 report = run_partitions(stack, keys, on_partition=progress, interrupts=watch)
     except (KeyboardInterrupt, RunInterrupted):
-        raise Interrupted(_run_local_interrupted(keys, done)) from None
+        raise Interrupted(_run_local_interrupted(keys, done, stack_file)) from None
+    except requests.RequestException as exc:  # only a standing stack's clock is set over HTTP
+        raise Unavailable(
+            f"the local stack of {stack_file} stopped answering ({type(exc).__name__}) after {len(done)} of "
+            f"{len(keys)} partitions; {START_A_STACK}"
+        ) from None
     print("\n".join(summary_lines(report, stack.settings.write_bucket)))
     return 0 if report.success else 1
+
+
+def _standing_stack_env(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
+    """(file, variables) of the running local stack that --stack names; it must answer."""
+    if args.seed != 0 or args.scale != "small":
+        raise UsageError("--seed and --scale set up a new stack; with --stack, the running stack's are used")
+    env_file = _file_option(args.stack, "--stack")
+    env = read_env_file(env_file)
+    if env is None:
+        raise Unavailable(f"no local stack is running: no {env_file}; {START_A_STACK}")
+    from .local.stack import AWS_ENDPOINT_ENV, EMULATOR_URL_ENV
+
+    for name in (AWS_ENDPOINT_ENV, EMULATOR_URL_ENV):
+        if not env.get(name):
+            raise UsageError(
+                f"--stack {env_file}: no {name} in it; it is not the environment file of `spotlake local-stack`"
+            )
+    if env.get("SPOTLAKE_ENV", "local") != "local":
+        raise UsageError(f"--stack {env_file}: its SPOTLAKE_ENV is {env['SPOTLAKE_ENV']}, not local")
+    import requests
+
+    for url in (env[AWS_ENDPOINT_ENV], f"{env[EMULATOR_URL_ENV]}/_emulator/clock"):
+        try:
+            requests.get(url, timeout=(1, 3))
+        except requests.RequestException:
+            endpoint = url.removesuffix("/_emulator/clock")
+            raise Unavailable(f"no local stack is running at {endpoint} (from {env_file}); {START_A_STACK}") from None
+    return env_file, env
+
+
+def _after_newest_committed(stack: Any, keys: list[str]) -> list[str]:
+    """The partitions of `keys` after the standing stack's newest committed one: the others are in it already (a
+    re-run skips them) or cannot run one at a time after it (only a backfill up to the newest fills them)."""
+    from .local.run import newest_committed
+
+    newest = newest_committed(stack, keys[0])
+    skipped = [key for key in keys if newest is not None and key <= newest]
+    if skipped:
+        nothing = "; nothing to run" if len(skipped) == len(keys) else ""
+        print(f"skipped {_span(skipped)}: the stack already holds partitions up to {newest}{nothing}", flush=True)
+    return keys[len(skipped) :]
 
 
 def _span(keys: list[str]) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]}"
 
 
-def _run_local_interrupted(keys: list[str], done: list[str]) -> str:
-    """What an interrupted run-local did: the partitions run in full (a prefix of `keys`) and the rest. Its stack
-    lived in this process and is gone, so a re-run replays the whole range from scratch, exactly."""
+def _run_local_interrupted(keys: list[str], done: list[str], stack_file: Path | None = None) -> str:
+    """What an interrupted run-local did: the partitions run in full (a prefix of `keys`) and the rest. Its own
+    stack lived in this process and is gone, so a re-run replays the whole range from scratch, exactly; a standing
+    stack (--stack) keeps what was done, and a re-run of the range is exact too (the continuity rules)."""
     rest = keys[len(done) :]
     finished = f"{len(done)} of {len(keys)} partitions done ({_span(done)})" if done else "no partition done"
     not_done = f"not done: {_span(rest)}" if rest else "all done, the summary was not printed"
+    if stack_file is not None:
+        return (
+            f"interrupted; {finished}, {not_done}; the local stack of {stack_file} is still running and keeps the "
+            "partitions done: run the same command to run the rest (it skips them)"
+        )
     return f"interrupted; {finished}, {not_done}; the local stack is discarded: run the same command to replay them"
 
 
@@ -445,6 +512,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--partitions", type=int, default=3, help=f"how many consecutive partitions, 1..{RUN_LOCAL_MAX_PARTITIONS}"
     )
     _stack_args(p)
+    p.add_argument(
+        "--stack",
+        nargs="?",
+        const=str(DEFAULT_ENV_FILE),
+        metavar="ENV_FILE",
+        help="run on the running local stack (`spotlake local-stack`) this environment file describes, and leave it "
+        f"running, instead of starting a new one (default file: {DEFAULT_ENV_FILE})",
+    )
     p.add_argument("--quiet", action="store_true", help="no line per partition as it finishes, only the summary")
     p.set_defaults(func=run_local)
 

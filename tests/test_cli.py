@@ -1,19 +1,23 @@
 """The installed `spotlake` command, run as a user runs it (a subprocess): a wrong argument or SPOTLAKE_ENV is one
 line on stderr with exit status 2 and never a traceback; `spotlake history` finds the running local stack by
 itself and says so in one line when none is running; `spotlake local-stack` publishes its environment file while
-it runs and removes it when interrupted; `spotlake dev` starts from a fresh Dagster instance."""
+it runs and removes it when interrupted; `spotlake run-local --stack` fills that standing stack, so the README's
+`history` example prints rows; `spotlake dev` starts from a fresh Dagster instance."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -159,10 +163,10 @@ def test_history_says_when_no_local_stack_is_running(tmp_path):
     assert time.monotonic() - started < 20
 
 
-def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, monkeypatch):
-    """`spotlake local-stack` in the background, then `spotlake history` from a shell with no AWS variable: it
-    finds the stack through the env file and answers from its table; Ctrl-C stops the stack and removes the file,
-    with exit status 130 and one line on stderr."""
+@contextlib.contextmanager
+def standing_local_stack(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path, Path]]:
+    """`spotlake local-stack --free-ports` in the background, as in a first terminal: (process, its env file, its
+    stderr file) once the env file is there; killed afterwards if it still runs."""
     env_file = tmp_path / "stack.env"
     log, errors = tmp_path / "local-stack.log", tmp_path / "local-stack.err"
     with log.open("wb") as out, errors.open("wb") as err:
@@ -176,6 +180,20 @@ def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, mo
             assert stack.poll() is None, log.read_text()
             assert time.monotonic() < deadline, f"no {env_file} after {STACK_SECONDS} s: {log.read_text()}"
             time.sleep(0.2)
+        yield stack, env_file, errors
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+            stack.wait()
+    output = log.read_text() + errors.read_text()
+    assert "Traceback" not in output, output
+
+
+def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, monkeypatch):
+    """`spotlake local-stack` in the background, then `spotlake history` from a shell with no AWS variable: it
+    finds the stack through the env file and answers from its table; Ctrl-C stops the stack and removes the file,
+    with exit status 130 and one line on stderr."""
+    with standing_local_stack(tmp_path) as (stack, env_file, errors):
         stack_env = read_env_file(env_file)
         assert stack_env and stack_env["SPOTLAKE_ENV"] == "local"
 
@@ -198,17 +216,90 @@ def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, mo
 
         stack.send_signal(signal.SIGINT)
         assert stack.wait(timeout=30) == 130, errors.read_text()
-    finally:
-        if stack.poll() is None:
-            stack.kill()
-            stack.wait()
-    output = log.read_text() + errors.read_text()
-    assert "Traceback" not in output, output
     assert errors.read_text().splitlines() == [
         "spotlake local-stack: interrupted; the local stack has stopped (its S3 and DynamoDB data is gone) and "
         f"{env_file} is removed"
     ]
     assert not env_file.exists()
+
+
+def readme_block(containing: str) -> list[str]:
+    """The lines of the README's one ```bash block that contains `containing`."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    [block] = [b for b in blocks if containing in b]
+    return block.splitlines()
+
+
+def test_a_standing_stack_is_filled_and_queried_as_the_readme_says(tmp_path):
+    """The README's order, its commands as written: `spotlake local-stack` in a first terminal; in a second,
+    `spotlake run-local --stack .spotlake-local/stack.env --partitions 1`, then the `history` example, which prints
+    data rows, not only the header. (Here the stack's ports are free ones and its env file is the test's own.)
+    Run again, run-local skips the partition the stack has; the stack is still running."""
+    assert readme_block("spotlake local-stack\n") == [".venv/bin/spotlake local-stack"]
+    fill, query = readme_block("run-local --stack")
+    assert ".spotlake-local/stack.env" in fill and query.startswith(".venv/bin/spotlake history ")
+
+    with standing_local_stack(tmp_path) as (stack, env_file, errors):
+
+        def as_written(line: str) -> subprocess.CompletedProcess:
+            line = line.replace(".venv/bin/spotlake", shlex.join(SPOTLAKE), 1)
+            line = line.replace(".spotlake-local/stack.env", shlex.quote(str(env_file)))
+            if " history " in line:
+                line += f" --env-file {shlex.quote(str(env_file))}"  # history's option for a stack's env file
+            return subprocess.run(
+                ["bash", "-c", line], cwd=ROOT, env=clean_environ(), capture_output=True, text=True, timeout=300
+            )
+
+        filled = as_written(fill)
+        assert (filled.returncode, filled.stderr) == (0, ""), filled.stderr
+        lines = filled.stdout.splitlines()
+        assert lines[0].startswith(f"local stack of {env_file} (left running): S3/DynamoDB http://127.0.0.1:")
+        key = re.fullmatch(r"partitions (\S+) \.\. \1 .*", lines[1])[1]
+        progress = re.fullmatch(PROGRESS, lines[2])
+        assert (progress["key"], progress["n"], progress["of"]) == (key, "1", "1"), lines
+        assert any(line.startswith(f"{key}  ") for line in lines[4:]) and "FAILED" not in filled.stdout
+
+        answer = as_written(query)
+        assert (answer.returncode, answer.stderr) == (0, ""), answer.stderr
+        rows = list(csv.DictReader(io.StringIO(answer.stdout)))
+        assert rows and list(rows[0]) == RECORD_FIELDS
+        assert {r["InstanceType"] for r in rows} == {"D2s_v3"}
+        assert {r["Time"] for r in rows} == {f"{data_time(key):%Y-%m-%d %H:%M:%S}"}
+
+        again = as_written(fill)
+        assert (again.returncode, again.stderr) == (0, ""), again.stderr
+        assert again.stdout.splitlines()[2:] == [f"skipped {key}: the stack already holds partitions up to {key}; "
+                                                 "nothing to run"]  # fmt: skip
+        assert stack.poll() is None and env_file.exists()
+        stack.send_signal(signal.SIGINT)
+        assert stack.wait(timeout=30) == 130, errors.read_text()
+
+
+def test_run_local_says_when_the_stack_it_is_given_is_not_running(tmp_path):
+    missing = tmp_path / "stack.env"
+    line = one_error_line(spotlake("run-local", "--stack", str(missing)), 1)
+    assert line == (
+        f"spotlake run-local: error: no local stack is running: no {missing}; "
+        "start one with `make dev` or `spotlake local-stack`"
+    )
+    with socket.socket() as s:  # a stack that has gone away: nothing listens at its endpoints any more
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    urls = {"SPOTLAKE_AWS_ENDPOINT_URL": gone, "SPOTLAKE_AZURE_MANAGEMENT_URL": gone}
+    write_env_file(missing, {"SPOTLAKE_ENV": "local", **urls})
+    line = one_error_line(spotlake("run-local", "--stack", str(missing)), 1)
+    assert line == (
+        f"spotlake run-local: error: no local stack is running at {gone} (from {missing}); "
+        "start one with `make dev` or `spotlake local-stack`"
+    )
+    write_env_file(missing, {"SPOTLAKE_ENV": "local"})
+    line = one_error_line(spotlake("run-local", "--stack", str(missing)), 2)
+    assert line == (
+        f"spotlake run-local: error: --stack {missing}: no SPOTLAKE_AWS_ENDPOINT_URL in it; it is not the "
+        "environment file of `spotlake local-stack`"
+    )
+    line = one_error_line(spotlake("run-local", "--stack", str(missing), "--scale", "full"), 2)
+    assert line.endswith("--seed and --scale set up a new stack; with --stack, the running stack's are used")
 
 
 def test_dev_starts_from_a_fresh_dagster_instance(tmp_path):

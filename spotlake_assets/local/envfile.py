@@ -1,9 +1,9 @@
 """The running local stack's environment file, `.spotlake-local/stack.env` by default.
 
 `spotlake local-stack` and `spotlake dev` write it once their stack is up and remove it when the stack stops;
-`spotlake history` reads it to find the stack. Lines are `export NAME=value` (values shell-quoted), so
-`source .spotlake-local/stack.env` points a shell at the stack. Standard library only: the command line reads it
-without loading the stack.
+`spotlake history` and `spotlake run-local --stack` read it to find the stack. Lines are `export NAME=value`
+(values shell-quoted), so `source .spotlake-local/stack.env` points a shell at the stack. Standard library only: the
+command line reads it without loading the stack.
 """
 
 from __future__ import annotations

@@ -10,13 +10,14 @@ from datetime import datetime
 from dagster import DagsterExecutionInterruptedError, DagsterInstance, Definitions
 
 from resources.clock import Clock
+from resources.state_chain import StateChain
 
 from ..core import names
 from ..core.timekeys import data_time, desired_count
 from ..defs import build_definitions, build_resources
 from ..sensors import failed_error_checks
 from .interrupts import InterruptWatch
-from .stack import LocalStack
+from .stack import LocalStack, StandingStack
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -64,14 +65,15 @@ def _metadata(result, asset: str) -> dict:
 
 
 def run_partitions(
-    stack: LocalStack,
+    stack: LocalStack | StandingStack,
     keys: list[str],
     request_pools: bool = True,
     at: dict[str, datetime] | None = None,
     on_partition: Callable[[PartitionSummary, float], None] | None = None,
     interrupts: InterruptWatch | None = None,
 ) -> RunReport:
-    """Materialize `azure_collect_10min` for each partition, as the schedule would at its data time (or at
+    """Materialize `azure_collect_10min` for each partition, on an embedded stack or a standing one (another
+    process's, `run-local --stack`), as the schedule would at its data time (or at
     `at[key]`), and the day's request pool after the day's first partition (as its 00:15 schedule does; until then
     the first run builds one from its own prices) unless `request_pools` is False. `on_partition(summary, seconds)`
     is called as each partition finishes. With `interrupts`, Ctrl-C stops after the running step and raises
@@ -112,6 +114,14 @@ def run_partitions(
     except (KeyboardInterrupt, DagsterExecutionInterruptedError):
         raise RunInterrupted(report, current) from None
     return report
+
+
+def newest_committed(stack: LocalStack | StandingStack, since: str) -> str | None:
+    """The stack's newest committed partition at or after `since` (None: none). A partition before it cannot run on
+    its own (docs/design.md "Continuity": only a range up to the newest fills a gap), and it and the partitions
+    before it are in the stack already or never will be one at a time."""
+    commit = StateChain(build_resources(stack.settings)["store"]).newest_committed_from(since)  # type: ignore[arg-type]
+    return commit.partition if commit else None
 
 
 def _summary(key: str, result, instance: DagsterInstance) -> PartitionSummary:

@@ -3,12 +3,14 @@ legacy credentials item, wired to the collector through SPOTLAKE_* environment v
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -148,3 +150,57 @@ def use_stack_environment(stack: LocalStack) -> None:
     for name in SHELL_CREDENTIALS:
         os.environ.pop(name, None)
     os.environ.update(stack.env)
+
+
+# ---- a stack served by another process ----
+
+AWS_ENDPOINT_ENV = "SPOTLAKE_AWS_ENDPOINT_URL"
+EMULATOR_URL_ENV = "SPOTLAKE_AZURE_MANAGEMENT_URL"  # the emulator's base URL (its /_emulator/... admin routes too)
+
+
+@dataclass
+class RemoteAws:
+    """The S3/DynamoDB endpoint of a stack another process serves."""
+
+    endpoint_url: str
+
+
+@dataclass
+class RemoteEmulator:
+    """The Azure emulator of a stack another process serves, its clock set over HTTP (`/_emulator/clock`)."""
+
+    base_url: str
+
+    def set_time(self, t: datetime | None) -> None:
+        """Freeze its clock at `t`; None returns it to the wall clock."""
+        body = {"now": t.isoformat() if t else None}
+        requests.post(f"{self.base_url}/_emulator/clock", json=body, timeout=10).raise_for_status()
+
+
+@dataclass
+class StandingStack:
+    """A running `spotlake local-stack` (or `spotlake dev`), found through its environment file: `run_partitions`
+    drives it as it does an embedded stack. Leaving `with` returns the emulator's clock to the wall clock (the
+    runs freeze it at each partition's data time) and leaves the stack running."""
+
+    aws: RemoteAws
+    emulator: RemoteEmulator
+    env: dict[str, str]  # the file's variables (and `extra_env`): they point the collector at the stack
+    settings: Settings
+
+    def __enter__(self) -> StandingStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(requests.RequestException):
+            self.emulator.set_time(None)
+
+
+def standing_stack(file_env: Mapping[str, str], extra_env: Mapping[str, str] | None = None) -> StandingStack:
+    """The stack an environment file describes (its AWS_ENDPOINT_ENV and EMULATOR_URL_ENV are set: the caller checks
+    that, and that both answer)."""
+    env = {**file_env, **(extra_env or {})}
+    settings = load_settings({**{k: v for k, v in os.environ.items() if k not in SHELL_CREDENTIALS}, **env})
+    return StandingStack(
+        aws=RemoteAws(env[AWS_ENDPOINT_ENV]), emulator=RemoteEmulator(env[EMULATOR_URL_ENV]), env=env, settings=settings
+    )
