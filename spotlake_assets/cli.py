@@ -5,7 +5,8 @@ Every command checks SPOTLAKE_ENV (and the other SPOTLAKE_* settings) and its ar
 A wrong one is reported in one line on stderr, naming what is wrong and what is valid, with exit status 2; when
 something the command needs is not there (no local stack running, a port taken, AWS failing) it says so in one
 line with exit status 1. Ctrl-C ends a command with exit status 130 and one line saying what was done and what was
-not, never a traceback; `local-stack` and `dev`, which serve until interrupted, end that way too.
+not, never a traceback; `local-stack` and `dev`, which serve until interrupted, end that way too. Output into a
+pipe whose reader has gone (`| head`) ends with status 141, as SIGPIPE would, and nothing on stderr.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ RUN_LOCAL_MAX_PARTITIONS = 7 * PARTITIONS_PER_DAY  # a week, replayed one partit
 IMPORT_MAX_PARTITIONS = 366 * PARTITIONS_PER_DAY  # a year
 START_A_STACK = "start one with `make dev` or `spotlake local-stack`"
 EXIT_UNAVAILABLE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a program ended by SIGPIPE
 
 
 class UsageError(Exception):
@@ -574,7 +576,14 @@ def main(argv: list[str] | None = None) -> int:
         return " ".join(str(exc).split())
 
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a reader that has gone (`| head`) shows here, in our handling, not at the exit
+        return status
+    except BrokenPipeError:
+        # whoever read the output stopped reading: not an error to report; stdout goes nowhere from now on so
+        # that Python's own flush at exit does not print a traceback either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

@@ -214,6 +214,18 @@ def test_history_queries_the_running_local_stack_with_no_extra_step(tmp_path, mo
         assert {(r["Region"], r["AvailabilityZone"]) for r in rows} == {("US East", "1")}
         assert len(in_range) <= len(rows) <= len(in_range) + 11  # plus each series' value as of start
 
+        # `| head`: the reader is gone before the answer is written; exit 141 as a shell's SIGPIPE, no traceback
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            gone = subprocess.run(
+                [*SPOTLAKE, "history", "--instance-type", "D2s_v3", *args, "--env-file", str(env_file)],
+                cwd=ROOT, env=clean_environ(), stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+            )  # fmt: skip
+        finally:
+            os.close(write)
+        assert (gone.returncode, gone.stderr) == (141, "")
+
         stack.send_signal(signal.SIGINT)
         assert stack.wait(timeout=30) == 130, errors.read_text()
     assert errors.read_text().splitlines() == [
