@@ -15,6 +15,7 @@ from spotlake_assets.local.stack import LocalStack
 from .stack import (
     bucket_state,
     check_evaluations,
+    failure_messages,
     graph,
     load_frame,
     metadata,
@@ -130,15 +131,18 @@ def test_always_failing_azure_gives_a_clear_error_and_writes_nothing(monkeypatch
         ]
 
 
-def test_a_past_partition_is_not_collected_live(stack, monkeypatch):
-    """Two hours late, with nothing stored: no request to Azure, each source reported failed, nothing stored."""
+def test_a_past_partition_with_nothing_stored_is_refused_before_any_request_or_write(stack, monkeypatch):
+    """Two hours late, with nothing stored: no request to Azure, each source's step fails saying the partition can
+    no longer be collected (the run is not green), and nothing is stored, not even a failure marker."""
     stack.emulator.reset_stats()
     result = collect(stack, monkeypatch, now=T.replace(hour=12))
-    assert result.success
-    for asset in ("azure_price_raw", "azure_eviction_raw"):
-        evaluation = check_evaluations(result)[(asset, "collected")]
-        assert not evaluation.passed and "Azure serves only the present" in evaluation.metadata["error"].value
-        assert stored(stack, asset) is None
+    assert not result.success
+    failures = failure_messages(result)
+    assert len(failures) == 2
+    for failure in failures:
+        assert f"partition {PARTITION} can no longer be collected" in failure
+        assert "Azure serves only the present" in failure and "spotlake import-legacy" in failure
+    assert bucket_state(stack, stack.settings.write_bucket) == {}
     assert stack.emulator.stats()["requests"] == {}
 
 
