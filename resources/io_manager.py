@@ -133,6 +133,22 @@ class PartitionStore:
             for key in (layout.frame_key(asset, partition_key), layout.failure_marker_key(asset, partition_key))
         )
 
+    def anything_to_import(self, partition_key: str) -> bool:
+        """Whether a run of this partition, once its window is past, has anything to import: a frame or a failure
+        marker of any raw source, in the write or the read bucket (SPS at any desired count, as imported legacy
+        history has). Legacy pickles do not count: runs never read them (docs/operations.md)."""
+        prefixes = (
+            layout.raw_key_stem(names.PRICE_RAW, partition_key),
+            layout.raw_key_stem(names.EVICTION_RAW, partition_key),
+            layout.raw_stems_any_count(partition_key),
+        )
+        return any(
+            key.endswith((layout.PARQUET, layout.FAILURE_MARKER))
+            for bucket in self.store.read_order
+            for prefix in prefixes
+            for key in self.store.iter_keys(prefix, bucket)
+        )
+
     def frame_metadata(self, asset: str, partition_key: str) -> Mapping[str, str] | None:
         """The user metadata of the partition's stored frame (write bucket), None when no frame is stored."""
         head = self.store.head(layout.frame_key(asset, partition_key))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from dagster import DagsterInstance
 
+from resources.clock import Clock
 from resources.s3 import S3Store, WriteRefusedError
 from spotlake_assets.core.layout import frame_key
 from spotlake_assets.core.timekeys import data_time
@@ -15,12 +17,15 @@ from spotlake_assets.local.stack import LocalStack
 from .stack import (
     bucket_state,
     check_evaluations,
+    failure_messages,
     graph,
     load_frame,
+    materialize_only,
     metadata,
     run_assets,
     s3_client,
     start,
+    use_stack,
 )
 
 PARTITION = "2026-11-27-10:10"
@@ -130,16 +135,42 @@ def test_always_failing_azure_gives_a_clear_error_and_writes_nothing(monkeypatch
         ]
 
 
-def test_a_past_partition_is_not_collected_live(stack, monkeypatch):
-    """Two hours late, with nothing stored: no request to Azure, each source reported failed, nothing stored."""
+def test_a_past_partition_with_nothing_stored_is_refused_before_any_request_or_write(stack, monkeypatch):
+    """Two hours late, with nothing stored: no request to Azure, each source's step fails saying the partition can
+    no longer be collected (the run is not green), and nothing is stored, not even a failure marker."""
     stack.emulator.reset_stats()
     result = collect(stack, monkeypatch, now=T.replace(hour=12))
-    assert result.success
-    for asset in ("azure_price_raw", "azure_eviction_raw"):
-        evaluation = check_evaluations(result)[(asset, "collected")]
-        assert not evaluation.passed and "Azure serves only the present" in evaluation.metadata["error"].value
-        assert stored(stack, asset) is None
+    assert not result.success
+    failures = failure_messages(result)
+    assert len(failures) == 2
+    for failure in failures:
+        assert f"partition {PARTITION} can no longer be collected" in failure
+        assert "Azure serves only the present" in failure and "spotlake import-legacy" in failure
+    assert bucket_state(stack, stack.settings.write_bucket) == {}
     assert stack.emulator.stats()["requests"] == {}
+
+
+def test_a_past_range_with_nothing_stored_is_refused_but_one_with_something_stored_goes_on(stack, monkeypatch):
+    """A backfill range none of whose partitions has anything stored is refused as a whole; once one of them was
+    collected, the range imports it and its `collected` check names the ones never collected."""
+    later = "2026-11-27-10:20"
+    ranged = {"dagster/asset_partition_range_start": PARTITION, "dagster/asset_partition_range_end": later}
+    resources = use_stack(stack, monkeypatch)
+    resources["clock"] = Clock(frozen_at=T.replace(hour=12).isoformat())
+    with DagsterInstance.ephemeral() as instance:
+        refused = materialize_only(SOURCES, resources, instance, tags=ranged, raise_on_error=False)
+    assert not refused.success
+    assert all(f"partitions {PARTITION} to {later} can no longer be collected" in f for f in failure_messages(refused))
+    assert bucket_state(stack, stack.settings.write_bucket) == {}
+
+    stack.emulator.set_time(data_time(later))
+    assert collect(stack, monkeypatch, partition=later).success  # collected live in its window
+    resources["clock"] = Clock(frozen_at=T.replace(hour=12).isoformat())
+    with DagsterInstance.ephemeral() as instance:
+        imported = materialize_only(SOURCES, resources, instance, tags=ranged, raise_on_error=False)
+    assert imported.success
+    evaluation = check_evaluations(imported)[("azure_price_raw", "collected")]
+    assert not evaluation.passed and evaluation.metadata["never_collected"].value == PARTITION
 
 
 def test_test_environment_writes_only_the_test_bucket(monkeypatch):

@@ -24,6 +24,7 @@ from spotlake_assets.local.run import run_partitions, run_range
 from .stack import (
     assert_history_is_change_only,
     bucket_state,
+    failure_messages,
     graph,
     kill_when,
     load_frame,
@@ -135,14 +136,18 @@ def test_a_lost_partition_is_a_visible_gap_and_a_range_fills_it_once_its_snapsho
 
 
 def test_a_late_partition_is_lost_and_the_next_one_goes_on(monkeypatch):
-    """A run that starts more than 10 minutes late finds nothing stored: its sources are reported failed, nothing is
-    merged or published for it, and the next partition continues the one before."""
+    """A run that starts more than 10 minutes late finds nothing stored: its raw steps refuse it (the run fails,
+    "can no longer be collected"), nothing is stored, merged or published for it, and the next partition continues
+    the one before and names it lost."""
     with start(seed=SEED) as stack:
         use_stack(stack, monkeypatch)
         assert run_partitions(stack, [P0]).success
+        before = bucket_state(stack, stack.settings.write_bucket)
         late = graph(*names.TEN_MINUTE_ASSETS)
         result = run_assets(stack, monkeypatch, late, P1, data_time(P1) + timedelta(minutes=30))
-        assert result.success
+        assert not result.success
+        assert all(f"partition {P1} can no longer be collected" in f for f in failure_messages(result))
+        assert bucket_state(stack, stack.settings.write_bucket) == before
         store = use_stack_store(stack)
         assert store.get(layout.frame_key(names.STATE, P1)) is None
         assert store.get(layout.public_csv_key(P1)) is None

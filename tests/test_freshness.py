@@ -9,10 +9,11 @@ from datetime import timedelta
 import dagster as dg
 
 from resources.clock import Clock
+from resources.io_manager import PartitionStore
 from resources.settings import load_settings
 from spotlake_assets.core import names
 from spotlake_assets.core.timekeys import data_time
-from spotlake_assets.defs import build_definitions
+from spotlake_assets.defs import build_definitions, build_resources
 from spotlake_assets.freshness import FRESH_ASSETS, FRESHNESS_BOUND, SENSOR_NAME, build_freshness_checks
 from spotlake_assets.sensors import RESOURCE_KEY, failed_check_alert
 
@@ -74,8 +75,13 @@ def test_nothing_new_published_fails_the_check_and_the_alert_posts_it(monkeypatc
         published = latest(instance, names.PUBLIC_OUTPUTS)
         assert all(e.passed for e in evaluations(run_checks(instance, FRESHNESS_BOUND)).values())
 
-        # P1's run starts 30 minutes late: nothing can be collected, nothing is published, and the public files
-        # record no materialization (the merge still ran, and says so)
+        # P1's sources all failed while it was live (their failure markers are stored) and its run is re-run 30
+        # minutes late: nothing is collected, nothing is published, and the public files record no
+        # materialization (the merge still ran, and says so). (With nothing stored at all the run would be refused:
+        # docs/operations.md "Past partitions".)
+        store = PartitionStore(build_resources(stack.settings)["store"])
+        for source in names.RAW_SOURCES:
+            store.save(source, P1, None, "an earlier run of P1")
         time.sleep(1.0)
         late = collect(P1, data_time(P1) + timedelta(minutes=30))
         assert late.success

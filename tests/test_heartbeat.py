@@ -57,9 +57,9 @@ def test_the_heartbeat_is_put_when_partitions_commit_and_only_then(monkeypatch):
         use_stack(stack, monkeypatch)
         assert run_partitions(stack, [P0]).success
         assert totals(stack) == (1.0, 1.0)
-        # a partition collected too late: nothing merged, nothing committed, no beat
+        # a partition collected too late, with nothing stored: refused, nothing merged, nothing committed, no beat
         late = run_partitions(stack, [P1], at={P1: datetime(2026, 11, 26, 11, 0, tzinfo=UTC)})
-        assert late.success and late.partitions[0].changes_written == 0
+        assert not late.success and sorted(late.failures) == [f"{P1} {names.EVICTION_RAW}", f"{P1} {names.PRICE_RAW}"]
         assert totals(stack) == (1.0, 1.0)
         # a run whose DynamoDB load fails before its commit: no beat
         resources = use_stack(stack, monkeypatch)

@@ -6,10 +6,17 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from dagster import AssetKey, DagsterInstance, build_schedule_context
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    build_schedule_context,
+    instance_for_test,
+)
 
 from resources.aws import make_client
 from resources.clock import Clock
@@ -24,6 +31,7 @@ from spotlake_assets.local.run import run_partitions
 from spotlake_assets.partitions import Partitions
 
 from .stack import (
+    bucket_state,
     fail_sps_source,
     forget_merged,
     graph,
@@ -92,6 +100,41 @@ def legacy_frames(monkeypatch, key: str) -> dict[str, pd.DataFrame]:
         return {a: load_frame(store, a, key) for a in ("azure_price_raw", "azure_eviction_raw")}
 
 
+def import_legacy(stack, frames: dict[str, dict[str, pd.DataFrame]], legacy_counts: dict[str, int]):
+    """Put legacy pickles of `frames` (price and IF per partition, and a small SPS snapshot at the legacy's own
+    desired count) in a trusted legacy bucket, then convert them with the offline import; returns its report."""
+    provision(stack.aws.endpoint_url, ["spotlake-legacy"], "us-west-2")
+    s3 = s3_client(stack)
+    for key, count in legacy_counts.items():
+        t = data_time(key)
+        price = frames[key]["azure_price_raw"]
+        scored = price[price["InstanceTier"] == "Standard"].head(4)
+        sps = pd.DataFrame(
+            {
+                "DesiredCount": count,
+                "RegionCodeSPS": scored["armRegionName"].to_list(),
+                "Region": scored["Region"].to_list(),
+                "InstanceTypeSPS": ("Standard_" + scored["InstanceType"]).to_list(),
+                "InstanceTier": "Standard",
+                "InstanceType": scored["InstanceType"].to_list(),
+                "AvailabilityZone": "1",
+                "Score": 3,
+                "T3": count,
+                "T2": count,
+            }
+        )
+        objects = {
+            f"rawdata/azure/spot_price/{t:%Y/%m/%d}/{t:%H-%M}_spot_price.pkl.gz": price,
+            f"rawdata/azure/spot_if/{t:%Y/%m/%d}/{t:%H-%M}_spot_if.pkl.gz": frames[key]["azure_eviction_raw"],
+            f"rawdata/azure/sps/{t:%Y/%m/%d}/{t:%H-%M}_sps_{count}.pkl.gz": sps,
+        }
+        for k, frame in objects.items():
+            s3.put_object(Bucket="spotlake-legacy", Key=k, Body=gzip.compress(pickle.dumps(frame)))
+    client = make_client("s3", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2")
+    store = build_resources(stack.settings)["store"]
+    return import_partitions(client, "spotlake-legacy", store, list(legacy_counts))
+
+
 def test_legacy_pickles_are_converted_offline_then_backfilled(monkeypatch):
     """Legacy history (gzip pickles at the legacy keys, legacy columns, SPS at the legacy's own desired count) in a
     trusted bucket is converted to Parquet by the offline import, then backfilled through the whole graph and
@@ -100,39 +143,10 @@ def test_legacy_pickles_are_converted_offline_then_backfilled(monkeypatch):
     frames = {key: legacy_frames(monkeypatch, key) for key in keys}
     with start() as stack:
         use_stack(stack, monkeypatch)
-        provision(stack.aws.endpoint_url, ["spotlake-legacy"], "us-west-2")
-        s3 = s3_client(stack)
         legacy_counts = {keys[0]: 5, keys[1]: 10}  # not what this collector would ask at those times
-        for key in keys:
-            t = data_time(key)
-            price = frames[key]["azure_price_raw"]
-            scored = price[price["InstanceTier"] == "Standard"].head(4)
-            sps = pd.DataFrame(
-                {
-                    "DesiredCount": legacy_counts[key],
-                    "RegionCodeSPS": scored["armRegionName"].to_list(),
-                    "Region": scored["Region"].to_list(),
-                    "InstanceTypeSPS": ("Standard_" + scored["InstanceType"]).to_list(),
-                    "InstanceTier": "Standard",
-                    "InstanceType": scored["InstanceType"].to_list(),
-                    "AvailabilityZone": "1",
-                    "Score": 3,
-                    "T3": legacy_counts[key],
-                    "T2": legacy_counts[key],
-                }
-            )
-            objects = {
-                f"rawdata/azure/spot_price/{t:%Y/%m/%d}/{t:%H-%M}_spot_price.pkl.gz": price,
-                f"rawdata/azure/spot_if/{t:%Y/%m/%d}/{t:%H-%M}_spot_if.pkl.gz": frames[key]["azure_eviction_raw"],
-                f"rawdata/azure/sps/{t:%Y/%m/%d}/{t:%H-%M}_sps_{legacy_counts[key]}.pkl.gz": sps,
-            }
-            for k, frame in objects.items():
-                s3.put_object(Bucket="spotlake-legacy", Key=k, Body=gzip.compress(pickle.dumps(frame)))
-
-        resources = build_resources(stack.settings)
-        client = make_client("s3", endpoint_url=stack.aws.endpoint_url, region_name="us-west-2")
-        report = import_partitions(client, "spotlake-legacy", resources["store"], keys)
+        report = import_legacy(stack, frames, legacy_counts)
         assert len(report.written) == 6 and report.missing == []
+        resources = build_resources(stack.settings)
         with DagsterInstance.ephemeral() as instance:
             result = materialize_only(GRAPH, resources, instance, tags=ranged(keys))
         assert result.success
@@ -180,3 +194,89 @@ def test_a_backfill_over_a_partition_whose_source_failed_live_remakes_its_partia
         ]
         assert sorted(e.partition for e in merged) == RANGE[:2]
         assert table_items(stack) == live_items
+
+
+# ---- a past partition launched as the UI launches it: the instance's run launcher, a run worker process -------
+
+
+def collect_job_of_the_environment():
+    """The 10-minute job of the definitions `dagster dev` loads (the environment's settings, the deployment's
+    clock: in `local`, the Azure emulator's)."""
+    from resources.settings import load_settings
+    from spotlake_assets.defs import build_definitions
+
+    return build_definitions(load_settings()).resolve_job_def(names.COLLECT_JOB)
+
+
+def launch_as_the_ui_does(instance, partition: str, timeout: float = 300.0):
+    """Create a run of the 10-minute job for `partition` with the operator's tags (no schedule) and hand it to the
+    instance's run launcher, as the UI's Materialize does once the run queue lets it go; wait for its end."""
+    import time
+
+    from dagster import reconstructable
+    from dagster._core.launcher import LaunchRunContext
+
+    job = collect_job_of_the_environment()
+    run = instance.create_run_for_job(
+        job,
+        job_code_origin=reconstructable(collect_job_of_the_environment).get_python_origin(),
+        tags={"dagster/partition": partition},
+    )
+    instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    deadline = time.monotonic() + timeout
+    while not (run := instance.get_run_by_id(run.run_id)).is_finished:
+        assert time.monotonic() < deadline, f"run {run.run_id} still {run.status} after {timeout} s"
+        time.sleep(0.5)
+    return run
+
+
+def step_failures(instance, run_id: str) -> dict[str, str]:
+    """Each failed step's error with its causes."""
+    out = {}
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        error, text = event.event_specific_data.error, []
+        while error is not None:
+            text.append(error.message)
+            error = error.cause
+        out[event.step_key] = " | ".join(text)
+    return out
+
+
+def test_a_past_partition_launched_from_the_ui_is_refused_until_its_legacy_snapshot_is_imported(monkeypatch, tmp_path):
+    """A past partition with nothing stored, launched as the UI launches it (the instance's run launcher, a worker
+    process, the deployment's clock two hours after its window): the run FAILS, its raw steps saying it can no
+    longer be collected, and nothing is written. Once its legacy snapshot is imported, the same launch succeeds
+    and publishes it."""
+    key = RANGE[0]
+    frames = {key: legacy_frames(monkeypatch, key)}
+    with start() as stack:
+        use_stack(stack, monkeypatch)
+        stack.emulator.set_time(data_time(key) + timedelta(hours=2))
+        monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+        launcher = {"module": "resources.run_launcher", "class": "LocalRunLauncher", "config": {}}
+        with instance_for_test(overrides={"run_launcher": launcher}, temp_dir=str(tmp_path)) as instance:
+            refused = launch_as_the_ui_does(instance, key)
+            assert refused.status == DagsterRunStatus.FAILURE
+            failures = step_failures(instance, refused.run_id)
+            assert set(failures) == {names.PRICE_RAW, names.EVICTION_RAW}  # the steps after them never ran
+            for text in failures.values():
+                assert f"partition {key} can no longer be collected" in text
+                assert "only the newest partition can be collected" in text and "spotlake import-legacy" in text
+            assert bucket_state(stack, stack.settings.write_bucket) == {}
+
+            report = import_legacy(stack, frames, {key: 5})
+            assert len(report.written) == 3
+            backfilled = launch_as_the_ui_does(instance, key)
+            assert backfilled.status == DagsterRunStatus.SUCCESS, step_failures(instance, backfilled.run_id)
+        store = build_resources(stack.settings)["store"]
+        csv = pd.read_csv(io.BytesIO(gzip.decompress(store.get(public_csv_key(key)))))
+        assert len(csv) == 4 and set(csv["DesiredCount"]) == {5}
+
+
+def test_the_raw_assets_say_only_the_newest_partition_is_collectable():
+    """What the UI shows of each raw asset: only the newest partition is collected live, past ones import."""
+    for asset in graph(*names.RAW_SOURCES):
+        description = asset.descriptions_by_key[asset.key]
+        assert "Only the newest partition can be collected live" in description
+        assert "spotlake import-legacy" in description

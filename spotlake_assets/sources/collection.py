@@ -4,11 +4,18 @@ storage for past partitions (and for a range of them in one run, in a backfill).
 A failed source must not stop the partition (a partial snapshot is still merged and published, docs/design.md
 "Missing sources"), so errors from Azure are caught here, logged, shown in metadata and reported by the asset's
 `collected` check; the IO manager stores a failure marker and the merge sees the source as missing. Errors of our
-own side (S3, a past partition with nothing stored, a partition that has not closed yet) still fail the step.
+own side (S3, a partition that has not closed yet) still fail the step.
+
+**Only the newest partition can be collected.** A run of a past partition (an operator's, from the UI or the CLI)
+imports what was stored for it. When nothing at all is stored for it (no snapshot, no failure marker of any source,
+no imported legacy snapshot), there is nothing to import and Azure cannot be asked about the past: the raw assets
+refuse it with a Failure before they write anything, so its run ends FAILED, not green with nothing collected, and
+the partition stays a visible gap that an import can still fill (docs/operations.md "Past partitions").
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 from typing import Any
@@ -19,6 +26,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Failure,
     Output,
     asset,
 )
@@ -45,6 +53,12 @@ SOURCE_ERRORS = (
     SpsCollectionError,
 )
 CHECK = "collected"
+# What every raw asset's description says (the UI shows it): which partitions a run can collect.
+COLLECTABLE = (
+    "Only the newest partition can be collected live, while its window is open (Azure serves only the present); "
+    "a past partition imports its stored snapshot, for example one imported from legacy history (spotlake "
+    "import-legacy), and a run of a past partition with nothing stored fails: it can no longer be collected."
+)
 
 Collect = Callable[[datetime], tuple[pd.DataFrame, dict[str, Any]]]
 Events = Generator[Output | AssetCheckResult, None, str]
@@ -53,15 +67,22 @@ Events = Generator[Output | AssetCheckResult, None, str]
 def source_asset(name: str, partitions: Partitions, check_specs: tuple[AssetCheckSpec, ...] = (), **kwargs: Any):
     """The decorator of a raw snapshot asset: 10-minute partitions, its `collected` check, one run per backfill."""
     collected = AssetCheckSpec(CHECK, asset=name, description="The source answered and gave at least one row")
-    return asset(
-        name=name,
-        partitions_def=partitions.ten_minutes,
-        group_name="collect",
-        kinds={"azure", "pandas"},
-        check_specs=[collected, *check_specs],
-        backfill_policy=ONE_RUN,
-        **kwargs,
-    )
+
+    def decorate(fn: Callable[..., Any]):
+        # the description the UI shows: the function's docstring, then which partitions can be collected
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        return asset(
+            name=name,
+            partitions_def=partitions.ten_minutes,
+            group_name="collect",
+            kinds={"azure", "pandas"},
+            check_specs=[collected, *check_specs],
+            backfill_policy=ONE_RUN,
+            description=f"{doc}\n\n{COLLECTABLE}",
+            **kwargs,
+        )(fn)
+
+    return decorate
 
 
 def raw_snapshot(context: AssetExecutionContext, asset: str, store: S3Store, clock: Clock, collect: Collect) -> Events:
@@ -72,8 +93,32 @@ def raw_snapshot(context: AssetExecutionContext, asset: str, store: S3Store, clo
         clock.check_closed(keys[0], t)
         if clock.is_live(t):
             return (yield from live_snapshot(context, keys[0], lambda: collect(t)))
+    refuse_if_nothing_to_import(store, clock, keys)
     yield from stored_snapshots(context, asset, store, keys)
     return "imported"
+
+
+def refuse_if_nothing_to_import(store: S3Store, clock: Clock, keys: list[str]) -> None:
+    """Fail a run of past partitions none of which has anything stored (of any raw source, in any bucket this
+    environment reads): Azure cannot be asked about the past and there is nothing to import. Raised before any
+    write, by each raw asset alike (they ask the same question), so the run ends FAILED and leaves nothing behind.
+    A range with some partitions stored goes on: its never-collected ones are reported by the `collected` check."""
+    partitions = PartitionStore(store)
+    if any(partitions.anything_to_import(key) for key in keys):
+        return
+    first, last = keys[0], keys[-1]
+    closed = clock.live_until(data_time(last))
+    late = (clock.now() - closed).total_seconds() / 60
+    one = first == last
+    what, it = (f"partition {first}", "it") if one else (f"partitions {first} to {last}", "them")
+    raise Failure(
+        description=f"{what} can no longer be collected: {'its' if one else 'the last'} window closed at "
+        f"{closed:%Y-%m-%d %H:%M} UTC ({late:.0f} min ago) and Azure serves only the present, so only the newest "
+        f"partition can be collected, while its window is open; nothing of {it} is stored to import. To backfill "
+        f"{it}, import {'its legacy snapshot' if one else 'their legacy snapshots'} first (spotlake import-legacy), "
+        "then materialize again.",
+        allow_retries=False,
+    )
 
 
 def live_snapshot(

@@ -21,7 +21,6 @@ def build_eviction_asset(partitions: Partitions) -> AssetsDefinition:
 
         Tier and type keep Azure Resource Graph's lower-case spelling; joins elsewhere are case-insensitive.
         Sovereign clouds are left out; unknown rate strings are dropped and counted in `unknown_rates`.
-        Collected live for the partition that has just closed; past partitions import their stored snapshot.
         """
 
         def collect(t):

@@ -21,7 +21,6 @@ def build_price_asset(partitions: Partitions) -> AssetsDefinition:
 
         Windows, Low Priority, Expired meters and sovereign clouds are left out; the spot price is joined to
         the on-demand price of the same meter case-insensitively; Savings is the spot discount in percent.
-        Collected live for the partition that has just closed; past partitions import their stored snapshot.
         """
 
         def collect(t):

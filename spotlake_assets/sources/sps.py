@@ -130,7 +130,7 @@ def build_sps_assets(partitions: Partitions) -> list[AssetsDefinition]:
     ):
         """Spot Placement Scores of every pool pair at the partition's desired count (1, 5, ..., 50, a pure
         function of the partition key, restarting at 1 at 00:00 UTC), one row per (DesiredCount, region, size,
-        zone). Past partitions import their stored snapshot.
+        zone).
 
         The pool is the day's, else the day before's; a deployment with no pool yet builds one from the
         partition's own price snapshot. Calls are spread round-robin over (subscription, URL location) pairs, at
