@@ -132,7 +132,10 @@ def _start_stack(args: argparse.Namespace, fixed_ports: bool, **kwargs: Any) -> 
     from .local.stack import PortInUseError, start_local_stack
 
     try:
-        return start_local_stack(seed=args.seed, scale=args.scale, fixed_ports=fixed_ports, **kwargs)
+        # moto in a child process: it holds the stack's data in memory, which is then not the collector's
+        return start_local_stack(
+            seed=args.seed, scale=args.scale, fixed_ports=fixed_ports, separate_moto=True, **kwargs
+        )
     except PortInUseError as exc:
         raise Unavailable(
             f"{exc}: is another `make dev` or `spotlake local-stack` running? Stop it, or pass --free-ports"
@@ -249,7 +252,26 @@ def run_local(args: argparse.Namespace) -> int:
             f"{len(keys)} partitions; {START_A_STACK}"
         ) from None
     print("\n".join(summary_lines(report, stack.settings.write_bucket)))
+    print(_peak_rss_line(stack))
     return 0 if report.success else 1
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB"
+
+
+def _peak_rss_line(stack: Any) -> str:
+    """The peak resident memory of this process (the collector: Dagster and the graph, the Azure emulator) and of
+    the stack's moto server, a child process (its S3 objects and DynamoDB items: it grows with every partition)."""
+    import resource
+
+    ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    ours *= 1 if sys.platform == "darwin" else 1024  # bytes there, KiB elsewhere
+    line = f"peak RSS: collector {_mib(ours)}"
+    moto = getattr(stack.aws, "peak_rss", None)
+    if moto is not None:
+        line += f", local stack (moto) {_mib(moto)}"
+    return line
 
 
 def _standing_stack_env(args: argparse.Namespace) -> tuple[Path, dict[str, str]]:
@@ -299,8 +321,8 @@ def _span(keys: list[str]) -> str:
 
 def _run_local_interrupted(keys: list[str], done: list[str], stack_file: Path | None = None) -> str:
     """What an interrupted run-local did: the partitions run in full (a prefix of `keys`) and the rest. Its own
-    stack lived in this process and is gone, so a re-run replays the whole range from scratch, exactly; a standing
-    stack (--stack) keeps what was done, and a re-run of the range is exact too (the continuity rules)."""
+    stack (this process and its moto child) is gone, so a re-run replays the whole range from scratch, exactly; a
+    standing stack (--stack) keeps what was done, and a re-run of the range is exact too (the continuity rules)."""
     rest = keys[len(done) :]
     finished = f"{len(done)} of {len(keys)} partitions done ({_span(done)})" if done else "no partition done"
     not_done = f"not done: {_span(rest)}" if rest else "all done, the summary was not printed"
@@ -355,7 +377,7 @@ def local_stack(args: argparse.Namespace) -> int:
         with published(env_file, stack.env):
             print(f"local stack up; environment in {env_file}; history query API {stack.query_api_url}", flush=True)
             stop.event.wait()
-    # serving until interrupted is its whole job, and its data lived in this process
+    # serving until interrupted is its whole job, and its data lived in this process and its moto child
     raise Interrupted(
         f"interrupted; the local stack has stopped (its S3 and DynamoDB data is gone) and {env_file} is removed",
         stop.signum,
@@ -363,8 +385,8 @@ def local_stack(args: argparse.Namespace) -> int:
 
 
 def dev(args: argparse.Namespace) -> int:
-    """`dagster dev` on the embedded local stack (the stack runs in this process, dagster as a child), with a
-    fresh Dagster instance: the stack's S3 and DynamoDB start empty, so its run history must too."""
+    """`dagster dev` on the embedded local stack (the stack runs in this process and a moto child, dagster as another
+    child), with a fresh Dagster instance: the stack's S3 and DynamoDB start empty, so its run history must too."""
     _local_settings("dev")
     env_file = _file_option(args.env_file, "--env-file")
     home = Path(args.dagster_home).resolve()

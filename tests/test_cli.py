@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psutil
 import pytest
+import requests
 from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
@@ -435,6 +437,58 @@ def test_run_local_prints_a_line_per_partition_as_it_finishes(tmp_path):
     progress = [re.fullmatch(PROGRESS, line) for line in lines[2:4]]
     assert [(m["key"], m["n"], m["of"]) for m in progress] == [(first, "1", "2"), (second, "2", "2")], lines
     assert lines[4:6] == ["", "partition         count  price     IF    SPS  merged  changes written  missing"]
+
+
+# ---- the local stack's moto server: a child process that ends with the command ----
+
+PEAK_RSS = r"peak RSS: collector (?P<ours>\d+) MiB, local stack \(moto\) (?P<moto>\d+) MiB"
+
+
+def moto_child(parent: psutil.Process, endpoint: str) -> psutil.Process:
+    """The child of `parent` that serves the stack's S3 and DynamoDB at `endpoint`."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    [child] = [c for c in parent.children() if any("moto_child.py" in part for part in c.cmdline())]
+    assert any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in child.net_connections("tcp"))
+    return child
+
+
+def test_run_local_serves_s3_and_dynamodb_from_a_child_and_reports_both_peak_rss(tmp_path):
+    """moto (which holds the stack's data in memory) runs in a process of its own, gone when run-local ends; the
+    summary's last line gives the peak RSS of the collector's process and of moto's."""
+    proc = subprocess.Popen(
+        [*SPOTLAKE, "run-local", "--partitions", "1", "--quiet"],
+        cwd=ROOT, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        header = proc.stdout.readline()
+        endpoint = re.match(r"local stack: S3/DynamoDB (\S+),", header)[1]
+        child = moto_child(psutil.Process(proc.pid), endpoint)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, err) == (0, ""), err
+    assert not child.is_running()
+    peak = re.fullmatch(PEAK_RSS, out.splitlines()[-1])
+    assert peak and 100 < int(peak["ours"]) < 1536 and 30 < int(peak["moto"]) < 1536, out
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_the_stack_moto_child_ends_with_local_stack_even_when_it_is_killed(tmp_path, how):
+    """Ctrl-C stops `spotlake local-stack` and its moto child, with the usual one line (nothing from the child);
+    SIGKILL, which the command cannot handle, leaves no orphan serving the port either."""
+    with standing_local_stack(tmp_path) as (stack, env_file, errors):
+        endpoint = read_env_file(env_file)["SPOTLAKE_AWS_ENDPOINT_URL"]
+        child = moto_child(psutil.Process(stack.pid), endpoint)
+        stack.send_signal(getattr(signal, how))
+        assert stack.wait(timeout=30) == (130 if how == "SIGINT" else -signal.SIGKILL), errors.read_text()
+        gone, alive = psutil.wait_procs([child], timeout=10)
+        assert not alive, f"moto's child {child.pid} outlived `spotlake local-stack`"
+    if how == "SIGINT":
+        assert len(errors.read_text().splitlines()) == 1, errors.read_text()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(endpoint, timeout=5)
 
 
 # ---- AWS credentials outside local ----

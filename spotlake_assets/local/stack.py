@@ -93,10 +93,15 @@ def start_local_stack(
     scale: str = "small",
     fixed_ports: bool = False,
     extra_env: Mapping[str, str] | None = None,
+    separate_moto: bool = False,
     **emulator_knobs: Any,
 ) -> LocalStack:
     """Start both servers (free ports, or the documented fixed ones for `dagster dev`), create the
     environment's buckets and the AzureAuth item holding the emulator's service principal.
+
+    `separate_moto` runs moto's server in a child process (the CLI's commands: moto holds every S3 object and
+    DynamoDB item in memory, about 200 MiB more per full-scale partition, and that is then not the collector's
+    memory); without it moto runs in this process, where tests and benchmarks reach into its backends.
 
     `env_name` may be `test` too: a test then runs the test environment's code against local servers.
     """
@@ -104,10 +109,14 @@ def start_local_stack(
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if fixed_ports:
         check_fixed_ports_free()
-    aws = start_moto_server(port=LOCAL_AWS_PORT if fixed_ports else 0)
-    # moto keeps its data per process, not per server: a new stack starts from nothing.
-    requests.post(f"{aws.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-    emulator = AzureEmulator(EmulatorConfig(seed=seed, scale=scale, **emulator_knobs))
+    aws = start_moto_server(port=LOCAL_AWS_PORT if fixed_ports else 0, separate_process=separate_moto)
+    try:
+        # moto keeps its data per process, not per server: a new stack starts from nothing.
+        requests.post(f"{aws.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+        emulator = AzureEmulator(EmulatorConfig(seed=seed, scale=scale, **emulator_knobs))
+    except BaseException:
+        aws.stop()
+        raise
     try:
         emulator.start(
             port=LOCAL_AZURE_PORT if fixed_ports else 0, login_port=LOCAL_AZURE_LOGIN_PORT if fixed_ports else 0
