@@ -135,6 +135,36 @@ def test_concurrent_updates_lose_nothing_and_start_from_the_read_bucket(make_sto
     assert s3_admin.get_object(Bucket=buckets.read, Key="sps/learned.json")["Body"].read() == b"prod"
 
 
+def test_two_conditional_puts_racing_in_the_local_s3_one_wins_as_in_s3(make_store, monkeypatch):
+    """S3 checks a precondition and stores as one step; moto did not (a lost update in CI under load). Here moto is
+    made slow between its check and its store, so both writers pass the check unless the local stack's fidelity
+    lock (spotlake_assets/local/moto_fidelity.py) holds: exactly one of the two wins."""
+    from moto.s3.models import S3Backend
+
+    store = make_store()
+    etag = store.put("race.json", b"v0")
+    looked_up = S3Backend.get_object
+
+    def slow_get_object(self, bucket_name, key_name, *args, **kwargs):
+        found = looked_up(self, bucket_name, key_name, *args, **kwargs)
+        if key_name == "race.json":
+            time.sleep(0.3)  # the window between moto's precondition check and its write
+        return found
+
+    monkeypatch.setattr(S3Backend, "get_object", slow_get_object)
+
+    def write(body: bytes) -> str:
+        try:
+            make_store().put("race.json", body, if_match=etag)
+            return "won"
+        except PreconditionFailed:
+            return "refused"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(write, [b"a", b"b"]))
+    assert outcomes == ["refused", "won"]
+
+
 def test_an_update_that_changes_nothing_writes_nothing(make_store):
     store = make_store()
     store.put("k.json", b"same")

@@ -24,6 +24,8 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
+from .moto_fidelity import atomic_conditional_puts
+
 # moto accepts any key; these make requests signable without touching a real account
 LOCAL_AWS_CREDENTIALS: dict[str, str] = {
     "aws_access_key_id": "spotlake-local",
@@ -75,6 +77,7 @@ def start_moto_server(host: str = "127.0.0.1", port: int = 0, *, separate_proces
     a free port (no race between picking and binding)."""
     if separate_process:
         return _start_moto_process(host, port)
+    atomic_conditional_puts()  # as S3: a conditional PUT's check and write are one step (moto_fidelity.py)
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
