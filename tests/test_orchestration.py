@@ -124,8 +124,13 @@ def test_a_run_killed_mid_merge_with_the_next_partition_queued_is_recovered_exac
     chain = StateChain(use_stack(stack, monkeypatch)["store"])
     assert chain.commit_of(P1).continues == P0 and chain.commit_of(P2).continues == P1
     # the daemon's retry of P1 came after P2 (queued first) and ended at once: nothing was left for it to do
-    retries = [r for r in runs_of(deployment, P1) if r.dagster_run.tags.get("dagster/retry_number")]
-    retry = wait_until(lambda: retries and finished(deployment, retries[0].dagster_run.run_id), "P1's retry to end")
+
+    def retry_ended():
+        # asked anew each time: under load the daemon may create the retry only after P2 has finished
+        retries = [r for r in runs_of(deployment, P1) if r.dagster_run.tags.get("dagster/retry_number")]
+        return retries and finished(deployment, retries[0].dagster_run.run_id)
+
+    retry = wait_until(retry_ended, "P1's retry to end")
     assert retry.dagster_run.status == DagsterRunStatus.CANCELED
     assert retry.start_time is None or retry.start_time >= run_of(deployment, queued).end_time
 
