@@ -470,32 +470,14 @@ def _target(client_or_resource: Any, table_name: str | None) -> tuple[Any, str]:
     return client_or_resource, table_name
 
 
-def query_history(
-    client_or_resource: Any,
-    *,
-    instance_type: str,
-    region: str = ALL,
-    availability_zone: str = ALL,
-    instance_tier: str = ALL,
-    start: str | date | datetime,
-    end: str | date | datetime,
-    max_points: int | str = MAX_POINTS,
-    max_region_days: int | None = MAX_REGION_DAYS,
-    table_name: str | None = None,
-    timeout: float | None = None,
-    stats: ReadStats | None = None,
-) -> list[dict[str, Any]]:
+def query_history(client_or_resource: Any, **request: Any) -> list[dict[str, Any]]:
     """Records (fields RECORD_FIELDS, `id` from 1) of the points in [start, end] and the as-of-start value of
     every matching series, ordered by Time, region, zone, desired count, tier. Raises ValueError for a bad
     request: OverBudgetError past `max_region_days` (None: no budget, for benchmarks and tests), TooManyPointsError
     for more than `max_points` points, ReadLimitError past the read units of the budget; HistoryQueryError when
     DynamoDB fails and HistoryQueryTimeout once `timeout` seconds have passed. `stats`, when given, counts the
-    requests and read units."""
-    return answer_history(
-        client_or_resource, instance_type=instance_type, region=region, availability_zone=availability_zone,
-        instance_tier=instance_tier, start=start, end=end, max_points=max_points, max_region_days=max_region_days,
-        table_name=table_name, timeout=timeout, stats=stats,
-    ).records  # fmt: skip
+    requests and read units. Its keywords are `answer_history`'s."""
+    return answer_history(client_or_resource, **request).records
 
 
 @dataclass(frozen=True)

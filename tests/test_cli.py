@@ -146,6 +146,13 @@ def test_local_commands_refuse_another_environment_and_bad_settings():
     assert line.startswith("spotlake dev: error: SPOTLAKE_PARTITION_START: ") and "10-minute boundary" in line
 
 
+def endpoint_nobody_listens_at() -> str:
+    """A loopback URL whose port was just free: what a stack that has gone away leaves in its env file."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def test_history_says_when_no_local_stack_is_running(tmp_path):
     missing = tmp_path / "stack.env"
     line = one_error_line(spotlake(*HISTORY_ARGS, "--env-file", str(missing)), 1)
@@ -153,9 +160,7 @@ def test_history_says_when_no_local_stack_is_running(tmp_path):
         f"spotlake history: error: no local stack is running at http://127.0.0.1:4566 (no {missing}); "
         "start one with `make dev` or `spotlake local-stack`"
     )
-    with socket.socket() as s:  # a stack that has gone away: nothing listens at its endpoint any more
-        s.bind(("127.0.0.1", 0))
-        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    gone = endpoint_nobody_listens_at()  # a stack that has gone away
     write_env_file(missing, {"SPOTLAKE_ENV": "local", "SPOTLAKE_AWS_ENDPOINT_URL": gone})
     started = time.monotonic()
     line = one_error_line(spotlake(*HISTORY_ARGS, "--env-file", str(missing)), 1)
@@ -296,9 +301,7 @@ def test_run_local_says_when_the_stack_it_is_given_is_not_running(tmp_path):
         f"spotlake run-local: error: no local stack is running: no {missing}; "
         "start one with `make dev` or `spotlake local-stack`"
     )
-    with socket.socket() as s:  # a stack that has gone away: nothing listens at its endpoints any more
-        s.bind(("127.0.0.1", 0))
-        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    gone = endpoint_nobody_listens_at()  # a stack that has gone away
     urls = {"SPOTLAKE_AWS_ENDPOINT_URL": gone, "SPOTLAKE_AZURE_MANAGEMENT_URL": gone}
     write_env_file(missing, {"SPOTLAKE_ENV": "local", **urls})
     line = one_error_line(spotlake("run-local", "--stack", str(missing)), 1)
