@@ -60,6 +60,7 @@ from urllib.parse import parse_qsl
 import boto3
 from botocore.config import Config
 
+from resources.history_archive import ArchiveReadError, ArchiveSource
 from resources.history_hints import query_with_hint
 from resources.history_query import (
     ALL,
@@ -85,6 +86,7 @@ HARD_DEADLINE_GRACE_SECONDS = 2.0
 ALLOWED_ORIGINS_ENV = "SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"
 TIMEOUT_ENV = "SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"
 ERROR_STATUS_ENV = "SPOTLAKE_QUERY_API_ERROR_STATUS"
+ARCHIVE_BUCKET_ENV = "SPOTLAKE_ARCHIVE_BUCKET"  # the bucket of the archive (archive/azure/history/); unset: none
 METHODS = "GET, OPTIONS"  # HEAD would cost a full query for no answer: refused like every other method
 # The site's parameters (docs/web-site.md "The query"); any other name is refused, so that no extra parameter can
 # make a new cache entry (the REST stage caches by these names) or a query that is not the site's.
@@ -111,6 +113,7 @@ class QueryApiConfig:
     allowed_origins: tuple[str, ...] = (SITE_ORIGIN,)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     errors_in_body: bool = True  # HTTP 200 with the outcome in the body: the only errors the site can display
+    archive_bucket: str | None = None  # where months past the retention are read (docs/design.md "Hot and cold")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> QueryApiConfig:
@@ -135,6 +138,7 @@ class QueryApiConfig:
             allowed_origins=origins,
             timeout_seconds=timeout,
             errors_in_body=mode == "body",
+            archive_bucket=environ.get(ARCHIVE_BUCKET_ENV, "").strip() or None,
         )
 
 
@@ -156,7 +160,9 @@ def parse_origins(text: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def make_client(config: QueryApiConfig, *, read_timeout: float = 5.0, **credentials: str) -> Any:
+def make_client(
+    config: QueryApiConfig, *, read_timeout: float = 5.0, service: str = "dynamodb", **credentials: str
+) -> Any:
     """A DynamoDB client with short timeouts and few retries: the whole query has `timeout_seconds` (a DynamoDB
     Query page takes milliseconds; moto's, on a big local table, can take seconds: the local stack waits longer)."""
     boto_config = Config(
@@ -168,7 +174,7 @@ def make_client(config: QueryApiConfig, *, read_timeout: float = 5.0, **credenti
     )
     # a session of its own: boto3's default session is not safe to share between threads
     return boto3.session.Session().client(
-        "dynamodb", endpoint_url=config.endpoint_url, config=boto_config, **credentials
+        service, endpoint_url=config.endpoint_url, config=boto_config, **credentials
     )
 
 
@@ -185,10 +191,20 @@ class ApiError(Exception):
 class QueryApi:
     """The handler: `handle(params, origin, method)` -> (HTTP status, headers, body text)."""
 
-    def __init__(self, config: QueryApiConfig, client: Any = None) -> None:
+    def __init__(self, config: QueryApiConfig, client: Any = None, s3_client: Any = None) -> None:
         self.config = config
         self._client = client
+        self._s3_client = s3_client
         self._lock = threading.Lock()
+
+    def archive(self) -> ArchiveSource | None:
+        """A reader of the archive for one request (None when this deployment has none)."""
+        if self.config.archive_bucket is None:
+            return None
+        with self._lock:
+            if self._s3_client is None:
+                self._s3_client = make_client(self.config, service="s3")
+        return ArchiveSource(self._s3_client, self.config.archive_bucket)
 
     @property
     def client(self) -> Any:
@@ -290,7 +306,7 @@ class QueryApi:
         future = worker.submit(
             lambda: query_with_hint(
                 self.client, table_name=self.config.table_name, max_points=MAX_POINTS, timeout=timeout, stats=stats,
-                **request,
+                archive=self.archive(), **request,
             )
         )  # fmt: skip
         try:
@@ -306,7 +322,7 @@ class QueryApi:
         except (HistoryQueryTimeout, TimeoutError) as exc:
             raise ApiError(504, "QueryTimeout", f"the query did not finish within {timeout:g} s; narrow the time "
                            "range or pick one region or zone") from exc  # fmt: skip
-        except HistoryQueryError as exc:
+        except (HistoryQueryError, ArchiveReadError) as exc:
             log.error("history query failed: %s", exc)
             raise ApiError(502, "HistoryStoreError", "reading the history store failed; try again later") from exc
         except Exception as exc:

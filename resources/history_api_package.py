@@ -20,11 +20,13 @@ HANDLER = "resources.history_api.lambda_handler"
 FILES = (
     "resources/__init__.py",
     "resources/history_api.py",
+    "resources/history_archive.py",
     "resources/history_hints.py",
     "resources/history_query.py",
     "resources/settings.py",
     "spotlake_assets/__init__.py",
     "spotlake_assets/core/__init__.py",
+    "spotlake_assets/core/archive_keys.py",
     "spotlake_assets/core/azure_regions.py",
     "spotlake_assets/core/azure_regions.csv",  # data, not an import: the hints' region display names
     "spotlake_assets/core/columns.py",

@@ -41,6 +41,7 @@ import io
 import json
 import threading
 import time as clock
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -52,6 +53,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core.columns import FLOAT_COLUMNS, INT_COLUMNS
 from spotlake_assets.core.item_size import item_size, read_units
+
+from .history_archive import ArchiveSource
 
 # The record fields, in the order of docs/contract.md "Stored objects".
 RECORD_FIELDS = [
@@ -305,8 +308,13 @@ class _Reader:
         deadline: float | None = None,
         stats: ReadStats | None = None,
         max_read_units: float | None = None,
+        archive: ArchiveSource | None = None,
+        hot_from: str | None = None,
     ) -> None:
         self.client = client
+        self.archive = archive
+        # Times before this are read from the archive, the rest from DynamoDB (None: DynamoDB only)
+        self.hot_from = hot_from if archive is not None else None
         self.table = table
         self.request = request
         self.budget = _Budget(request.max_points)
@@ -387,15 +395,53 @@ class _Reader:
     def _in_zone(self, series: str) -> bool:
         return self.request.zone_key is None or keys.zone_of_series(series) == self.request.zone_key
 
+    def _archived(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """An archive read, counted like a Query page of the same items (read units from their sizes)."""
+        self._check_deadline()
+        self.stats.add({}, items)
+        return items
+
+    def _point_pages(self, pk: str, first: str | None, last: str) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the point items of `pk` with first <= Time <= last (`first` None: from the beginning),
+        ascending: from the archive before hot_from, from DynamoDB from it on."""
+        boundary = self.hot_from
+        if boundary is not None and (first is None or first < boundary):
+            archive_last = min(last, keys.shift(boundary, -keys.ONE_SECOND))
+            lo, hi = (None, keys.points_between(archive_last, archive_last)[1]) if first is None else \
+                keys.points_between(first, archive_last)  # fmt: skip
+            yield self._archived(self.archive.points(pk, lo, hi))
+        if boundary is not None and last < boundary:
+            return
+        start = boundary if boundary is not None and (first is None or first < boundary) else first
+        if start is None:
+            pages = self._query(pk, "sk <= :hi", {":hi": keys.points_between(last, last)[1]})
+        else:
+            lo, hi = keys.points_between(start, last)
+            pages = self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi})
+        for page in pages:
+            yield page.get("Items", [])
+
+    def _newest_checkpoint(self, pk: str, before: str) -> dict[str, Any] | None:
+        """The checkpoint of `pk` with the greatest AsOf <= before: DynamoDB's from hot_from on, else the archive's."""
+        boundary = self.hot_from
+        if boundary is None or before >= boundary:
+            lo = keys.checkpoint_sort_key(boundary) if boundary is not None else keys.CHECKPOINT_PREFIX
+            found = next(self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": keys.checkpoint_sort_key(before)},
+                                     newest_only=True))["Items"]  # fmt: skip
+            if found or boundary is None:
+                return found[0] if found else None
+            before = keys.shift(boundary, -keys.ONE_SECOND)
+        item = self.archive.newest_checkpoint(pk, before)
+        self._archived([item] if item else [])
+        return item
+
     def points(self, pk: str) -> list[dict[str, Any]]:
         """Points of `pk` in [first, last]; stops at the first page past the shared point cap."""
-        lo, hi = keys.points_between(self.request.first, self.request.last)
         # (Time, series id) -> point: a re-run converting an old partition briefly holds both shapes of a point
         found: dict[tuple[str, str], dict[str, Any]] = {}
         if self.stopped:
             return []
-        for page in self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi}):
-            items = page.get("Items", [])
+        for items in self._point_pages(pk, self.request.first, self.request.last):
             points = [(sid, p) for item in items for sid, p in points_of_item(item) if self._in_zone(sid)]
             self.budget.add(len(points))
             if self.stopped:  # the query fails: stop reading, in every region thread
@@ -409,26 +455,15 @@ class _Reader:
         before = keys.shift(self.request.first, -keys.ONE_SECOND)
         latest: dict[str, dict[str, Any]] = {}
         first_change: str | None = None
-        checkpoint = next(
-            self._query(
-                pk,
-                "sk BETWEEN :lo AND :hi",
-                {":lo": keys.CHECKPOINT_PREFIX, ":hi": keys.checkpoint_sort_key(before)},
-                newest_only=True,
-            )
-        )["Items"]
+        checkpoint = self._newest_checkpoint(pk, before)
         if checkpoint:
-            latest = {sid: member["M"] for sid, member in checkpoint[0][keys.SERIES_ATTRIBUTE]["M"].items()}
-            first_change = keys.shift(checkpoint[0]["AsOf"]["S"], keys.ONE_SECOND)
-        if first_change is None:  # none before start: all of it (short, as checkpoints start with the data)
-            changes = self._query(pk, "sk <= :hi", {":hi": keys.points_between(before, before)[1]})
-        elif first_change <= before:
-            lo, hi = keys.points_between(first_change, before)
-            changes = self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi})
-        else:
-            changes = iter(())
-        for page in changes:  # ascending Time: a later point replaces an earlier one of the same series
-            latest.update(point for item in page["Items"] for point in points_of_item(item))
+            latest = {sid: member["M"] for sid, member in checkpoint[keys.SERIES_ATTRIBUTE]["M"].items()}
+            first_change = keys.shift(checkpoint["AsOf"]["S"], keys.ONE_SECOND)
+        # none before start: all of it (short, as checkpoints start with the data)
+        changes = self._point_pages(pk, first_change, before) if first_change is None or first_change <= before \
+            else iter(())  # fmt: skip
+        for items in changes:  # ascending Time: a later point replaces an earlier one of the same series
+            latest.update(point for item in items for point in points_of_item(item))
         return [point for sid, point in latest.items() if self._in_zone(sid)]
 
     def region(self, region_key: str) -> list[dict[str, Any]]:
@@ -504,13 +539,17 @@ def answer_history(
     table_name: str | None = None,
     timeout: float | None = None,
     stats: ReadStats | None = None,
+    archive: ArchiveSource | None = None,
+    now: datetime | None = None,
 ) -> HistoryAnswer:
-    """`query_history`, answered as a HistoryAnswer (same arguments, same errors)."""
+    """`query_history`, answered as a HistoryAnswer (same arguments, same errors). `archive`: where months past the
+    retention are read (docs/design.md "Hot and cold"); `now` pins the time that decides it (default: the clock)."""
     request = _validate(instance_type, region, availability_zone, instance_tier, start, end, max_points)
     client, table = _target(client_or_resource, table_name)
     max_units = None if max_region_days is None else max_region_days * READ_UNITS_PER_REGION_DAY
     deadline = None if timeout is None else clock.monotonic() + timeout
-    reader = _Reader(client, table, request, deadline, stats, max_units)
+    hot_from = archive.hot_from(now or datetime.now(UTC), request.first) if archive is not None else None
+    reader = _Reader(client, table, request, deadline, stats, max_units, archive, hot_from)
     regions = reader.region_keys()
     region_days = len(regions) * (request.days + 1)  # + 1: the as-of-start read, at most a day of changes
     if max_region_days is not None and region_days > max_region_days:

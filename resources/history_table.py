@@ -31,8 +31,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
+from spotlake_assets.core import archive_keys, layout
 from spotlake_assets.core import history_keys as keys
-from spotlake_assets.core import layout
 from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.core.transforms.state import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
 
@@ -128,6 +128,7 @@ def point_items(rows: pd.DataFrame) -> list[dict[str, Any]]:
                 "InstanceType": single["InstanceType"],
                 "Region": single["Region"],
                 keys.SERIES_ATTRIBUTE: {"M": {}},
+                archive_keys.EXPIRY_ATTRIBUTE: {"N": str(archive_keys.expires_at(time))},
             }
         # an attribute the item states is left out of the member only where the member agrees with it
         omit = POINT_MEMBER_OMITS - {name for name in ("InstanceType", "Region") if single[name] != item[name]}
@@ -190,6 +191,30 @@ def _as_of_time(as_of: str | date | datetime) -> str:
     if isinstance(as_of, date):
         return f"{as_of.isoformat()} 00:00:00"
     return keys.check_time(as_of)
+
+
+def checkpoint_items(state_rows: pd.DataFrame, as_of: str | date | datetime) -> list[dict[str, Any]]:
+    """One checkpoint item per (type, region) holding the last stored row of each of its series.
+
+    `state_rows` must be complete up to `as_of` inclusive and hold nothing later: the state after the
+    partition whose data time is `as_of` (a date means its 00:00:00, i.e. the day's first collection).
+    """
+    as_of_time = _state_ends_at(state_rows, as_of)
+    series: dict[str, dict[str, Any]] = defaultdict(dict)
+    for item in row_items(state_rows):
+        series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = series_member(
+            item, CHECKPOINT_MEMBER_OMITS
+        )
+    return [
+        {
+            "pk": {"S": pk},
+            "sk": {"S": keys.checkpoint_sort_key(as_of_time)},
+            "AsOf": {"S": as_of_time},
+            keys.SERIES_ATTRIBUTE: {"M": members},
+            archive_keys.EXPIRY_ATTRIBUTE: {"N": str(archive_keys.expires_at(as_of_time))},
+        }
+        for pk, members in series.items()
+    ]
 
 
 class CheckpointChunks:
@@ -427,29 +452,27 @@ class HistoryTable(EnvironmentBound):
 
     def _write_checkpoint(self, checkpoint: CheckpointChunks) -> int:
         """Build and write the checkpoint's items a chunk of markets at a time; returns how many were written."""
-        return sum(self._write_items(self.checkpoint_items(rows, checkpoint.as_of)) for rows in checkpoint.rows())
+        return sum(self._write_items(checkpoint_items(rows, checkpoint.as_of)) for rows in checkpoint.rows())
 
     def checkpoint_items(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> list[dict[str, Any]]:
-        """One checkpoint item per (type, region) holding the last stored row of each of its series.
+        """checkpoint_items of `state_rows` (kept as a method for its callers)."""
+        return checkpoint_items(state_rows, as_of)
 
-        `state_rows` must be complete up to `as_of` inclusive and hold nothing later: the state after the
-        partition whose data time is `as_of` (a date means its 00:00:00, i.e. the day's first collection).
-        """
-        as_of_time = _state_ends_at(state_rows, as_of)
-        series: dict[str, dict[str, Any]] = defaultdict(dict)
-        for item in row_items(state_rows):
-            series[item["pk"]["S"]][keys.series_of_sort_key(item["sk"]["S"])] = series_member(
-                item, CHECKPOINT_MEMBER_OMITS
-            )
-        return [
-            {
-                "pk": {"S": pk},
-                "sk": {"S": keys.checkpoint_sort_key(as_of_time)},
-                "AsOf": {"S": as_of_time},
-                keys.SERIES_ATTRIBUTE: {"M": members},
-            }
-            for pk, members in series.items()
-        ]
+    def time_to_live_enabled(self) -> bool:
+        """Whether DynamoDB's TTL deletes expired items of the table now (ENABLED, or ENABLING)."""
+        try:
+            description = self.client.describe_time_to_live(TableName=self.table_name)["TimeToLiveDescription"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("DescribeTimeToLive", exc) from exc
+        return description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+
+    def set_time_to_live(self, enabled: bool) -> None:
+        """Switch DynamoDB's TTL on `expires_at` on or off (resources/archive_expiry.py decides which)."""
+        spec = {"Enabled": enabled, "AttributeName": archive_keys.EXPIRY_ATTRIBUTE}
+        try:
+            self.client.update_time_to_live(TableName=self.table_name, TimeToLiveSpecification=spec)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"UpdateTimeToLive (Enabled={enabled})", exc) from exc
 
     def count_items(self) -> int:
         """Every item of the table (a `Scan` with Select=COUNT: for tests and operators, not queries)."""

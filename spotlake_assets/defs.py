@@ -15,6 +15,7 @@ from resources.s3 import S3Store
 from resources.settings import Settings
 from resources.slack import SlackWebhook
 
+from .dataset.archive import build_archive_asset
 from .dataset.history import build_history_asset
 from .dataset.outputs import build_outputs_asset
 from .dataset.snapshot import build_snapshot_asset
@@ -36,6 +37,7 @@ def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
             build_snapshot_asset(partitions),
             build_history_asset(partitions),
             build_outputs_asset(partitions),
+            build_archive_asset(partitions),
         ]
 
 

@@ -14,11 +14,12 @@ from dagster import (
     BackfillPolicy,
     BetaWarning,
     DailyPartitionsDefinition,
+    MonthlyPartitionsDefinition,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
 )
 
-from .core.timekeys import PARTITION_FMT, parse_partition_key
+from .core.timekeys import PARTITION_FMT, data_time, parse_partition_key
 
 
 @contextmanager
@@ -48,6 +49,8 @@ with quiet_beta_notices():
 class Partitions:
     ten_minutes: TimeWindowPartitionsDefinition
     days: DailyPartitionsDefinition
+    months: MonthlyPartitionsDefinition  # the archive's, by data time (a month's first partition ends at 00:10)
+    first_key: str  # the first 10-minute partition: the history begins with it
 
     @classmethod
     def starting_at(cls, start: str) -> Partitions:
@@ -60,4 +63,6 @@ class Partitions:
             days=DailyPartitionsDefinition(
                 start_date=parse_partition_key(start).strftime("%Y-%m-%d"), timezone="UTC", end_offset=1
             ),
+            months=MonthlyPartitionsDefinition(start_date=data_time(start).strftime("%Y-%m-01"), timezone="UTC"),
+            first_key=start,
         )

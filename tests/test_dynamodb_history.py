@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -84,7 +84,9 @@ def test_a_point_item_holds_its_markets_series_at_that_time_as_checkpoint_member
     assert store.write_points(rows) == [("d2s_v3#us east", "2026-11-01 00:10:00"),
                                         ("d2s_v3#us east", "2026-11-01 00:20:00")]  # fmt: skip
     item = point_item(admin, store.table_name, "d2s_v3#us east", "2026-11-01 00:10:00")
-    assert set(item) == {"pk", "sk", "InstanceType", "Region", "series"}  # no zk, no Time: the sort key is the Time
+    # no zk, no Time: the sort key is the Time; `expires_at`: TTL may delete it 40 days later (once archived)
+    assert set(item) == {"pk", "sk", "InstanceType", "Region", "series", "expires_at"}
+    assert int(item["expires_at"]["N"]) == int(datetime(2026, 12, 11, 0, 10, tzinfo=UTC).timestamp())
     assert (item["InstanceType"], item["Region"]) == ({"S": "D2s_v3"}, {"S": "US East"})
     members = item["series"]["M"]
     assert sorted(members) == ["1#01#standard", "2#05#standard"]

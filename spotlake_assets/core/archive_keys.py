@@ -28,6 +28,9 @@ READ_MARGIN = timedelta(days=1)
 # The guard disables TTL this long before an unverified month's first item could expire (it runs every 10 minutes;
 # a TTL change takes up to an hour to apply).
 GUARD_MARGIN = timedelta(days=2)
+# A month is checked again this long before it becomes due (first_expiry - GUARD_MARGIN): a check older than that
+# does not let its items expire.
+RECHECK_BEFORE_DUE = timedelta(days=1)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 MONTH_FORMAT = "%Y-%m"
 

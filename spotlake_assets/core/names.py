@@ -9,6 +9,8 @@ CHANGES = "azure_spot_changes"
 STATE = "azure_spot_state"
 HISTORY = "azure_dynamodb_history"
 PUBLIC_OUTPUTS = "azure_public_outputs"
+# Monthly: the history of a month as Parquet on S3 (docs/contract.md "The archive").
+ARCHIVE = "azure_history_archive"
 
 RAW_SOURCES = (PRICE_RAW, EVICTION_RAW, SPS_RAW)
 # Every asset of the 10-minute graph, in the order a run materializes them.
@@ -16,3 +18,4 @@ TEN_MINUTE_ASSETS = (*RAW_SOURCES, SNAPSHOT, CHANGES, STATE, HISTORY, PUBLIC_OUT
 
 COLLECT_JOB = "azure_collect_10min"
 REQUEST_POOL_JOB = "azure_sps_request_pool_daily"
+ARCHIVE_JOB = "azure_history_archive_monthly"

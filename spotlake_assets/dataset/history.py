@@ -12,10 +12,13 @@ from dagster import (
     asset,
 )
 
+from resources.archive import ArchiveError, MonthArchive
+from resources.archive_expiry import ExpiryGuard
+from resources.clock import Clock
 from resources.heartbeat import Heartbeat, HeartbeatError
-from resources.history_table import HistoryTable
+from resources.history_table import HistoryTable, HistoryTableError
 from resources.io_manager import PartitionStore, StoredPartitions
-from resources.s3 import S3Store
+from resources.s3 import S3Store, S3StoreError
 from resources.state_chain import StateChain
 
 from ..core import names
@@ -49,17 +52,17 @@ def check_still_continuous(chain: StateChain, partition_key: str, continues: str
         )
 
 
-def build_history_asset(partitions: Partitions) -> AssetsDefinition:
+def build_history_asset(partitions_def: Partitions) -> AssetsDefinition:
     @asset(
         name=names.HISTORY,
-        partitions_def=partitions.ten_minutes,
+        partitions_def=partitions_def.ten_minutes,
         group_name="dataset",
         kinds={"dynamodb"},
         ins={"changes": AssetIn(names.CHANGES), "states": AssetIn(names.STATE)},
         backfill_policy=ONE_RUN,
     )
     def azure_dynamodb_history(
-        context: AssetExecutionContext, history: HistoryTable, store: S3Store, heartbeat: Heartbeat,
+        context: AssetExecutionContext, history: HistoryTable, store: S3Store, heartbeat: Heartbeat, clock: Clock,
         changes: StoredPartitions, states: StoredPartitions,
     ) -> MaterializeResult:  # fmt: skip
         """Writes the partition's changed rows (new series, or a changed OndemandPrice, SpotPrice, IF, Score, T2 or
@@ -70,7 +73,8 @@ def build_history_asset(partitions: Partitions) -> AssetsDefinition:
         states are continued by later partitions (docs/design.md "Continuity"). Partitions the merge recovered
         before the run's own are loaded and committed first. A range is loaded oldest first, one partition in memory
         at a time. After the last commit the run puts its heartbeat, the CloudWatch metric an alarm outside Dagster
-        watches."""
+        watches, and runs the TTL guard: DynamoDB may delete items past their retention only while every month they
+        can come from is archived and verified (docs/design.md "Hot and cold")."""
         chain = StateChain(store)
         partitions = PartitionStore(store)
         totals = [0, 0, 0]  # points written, stale items deleted, checkpoint items
@@ -131,6 +135,11 @@ def build_history_asset(partitions: Partitions) -> AssetsDefinition:
                 # the partitions are committed; the alarm outside Dagster will say that its heartbeat is missing
                 context.log.error(f"heartbeat not sent: {exc}")
                 beat = f"not sent: {exc}"
+        try:
+            guard = ExpiryGuard(MonthArchive(store, partitions_def.first_key), history).reconcile(clock.now())
+        except (ArchiveError, HistoryTableError, S3StoreError) as exc:
+            # committed; failing the run raises the alert, and the next run's guard tries again
+            raise Failure(f"partitions {committed} are committed, but the TTL guard failed: {exc}") from exc
         return MaterializeResult(
             metadata={
                 "rows": written,
@@ -140,6 +149,7 @@ def build_history_asset(partitions: Partitions) -> AssetsDefinition:
                 "partitions_skipped": MetadataValue.json(skipped[:20]),
                 "recovered_partitions": MetadataValue.json(recovered),
                 "heartbeat": beat,
+                "ttl": f"{'enabled' if guard.enabled else 'disabled'}: {guard.reason}",
                 "table": history.table_name,
                 **run_metadata(m),
             }
