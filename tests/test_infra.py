@@ -100,7 +100,13 @@ ACL_GRANT_HEADERS = (
     "s3:x-amz-grant-write-acp",
     "s3:x-amz-grant-full-control",
 )
-DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+DYNAMODB_READS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive",
+}
 S3_WRITE = re.compile(r"^s3:(Put|Delete|Restore|Replicate|Abort|Create|Update|Bypass)", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 FOR_EXPRESSION = re.compile(r'\[for (\w+) in ([\w.]+) : "(.*)"\]', re.DOTALL)
@@ -574,6 +580,26 @@ def test_history_table_shape() -> None:
     assert block(table, "point_in_time_recovery")["enabled"] is True
 
 
+def test_history_table_ttl_names_expires_at_and_leaves_the_switch_to_the_collector() -> None:
+    """Items expire on `expires_at`, but only once their month is archived and verified: the collector's guard turns
+    TTL on and off at run time, so Terraform declares the attribute disabled and never plans a TTL change."""
+    table = Module.load(MODULE).resources["aws_dynamodb_table"]["history"]
+    assert block(table, "ttl") == {"attribute_name": "expires_at", "enabled": False}
+    lifecycle = block(table, "lifecycle")
+    assert "ttl" in lifecycle["ignore_changes"]  # an apply neither disables the guard's TTL nor enables it early
+    assert lifecycle["prevent_destroy"] is True
+
+
+TTL_ACTIONS = {"dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"}
+
+
+@pytest.mark.parametrize(("env", "table"), [("prod", "azure"), ("test", "azure-test")])
+def test_only_the_run_role_switches_ttl_and_only_on_its_table(env: str, table: str) -> None:
+    table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
+    ttl = {(g.role, g.action, g.resource) for g in grants(env) if "TimeToLive" in g.action}
+    assert ttl == {("run", action, table_arn) for action in TTL_ACTIONS}
+
+
 def test_webhook_value_never_enters_terraform_state() -> None:
     """A managed parameter (even a placeholder with ignore_changes) or a data source would copy the decrypted URL
     into the state on refresh: the module must have neither, only the parameter's name for the daemon's IAM."""
@@ -783,8 +809,6 @@ def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_
     assert settings["SPOTLAKE_ENV"] == "test" and settings["SPOTLAKE_DYNAMODB_TABLE"] == "azure-test"
     assert raw["SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"] == "${tostring(var.query_api_timeout_seconds)}"
     assert raw["SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"] == '${join(",", var.query_api_allowed_origins)}'
-    assert variables["query_api_allowed_origins"]["default"] == ["https://spotlake.ddps.cloud"]
-    assert "build/spotlake-query-api.zip" in scope.module.locals["query_api_zip"]
     log_group = scope.module.resources["aws_cloudwatch_log_group"]["query_api"]
     assert log_group["retention_in_days"] == "${var.log_retention_days}"
     assert block(function, "logging_config")["log_group"] == "${aws_cloudwatch_log_group.query_api.name}"

@@ -163,8 +163,20 @@ resource "aws_dynamodb_table" "history" {
     enabled = true
   }
 
+  # Items carry `expires_at` (epoch seconds, the item's Time + 40 days). Whether TTL is on is the collector's call,
+  # made at run time: its guard enables TTL only while every month whose items may expire is archived (in the write
+  # bucket's archive/azure/history/) and verified, and disables it otherwise. Terraform names the attribute and never
+  # flips the switch: with ignore_changes an apply neither turns TTL off behind the guard nor on before the archive
+  # exists. The provider accepts an attribute name with enabled = false and suppresses the diff of a disabled table
+  # (a few mid-2024 5.x releases refused that combination; the module needs >= 5.70).
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = false
+  }
+
   lifecycle {
     prevent_destroy = true
+    ignore_changes  = [ttl]
     precondition {
       condition     = local.not_prod_guard
       error_message = "A non-prod environment must not write production's bucket or table (check write_bucket and dynamodb_table)."
