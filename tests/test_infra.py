@@ -52,6 +52,15 @@ PARSE = SerializationOptions(with_comments=False, explicit_blocks=False, strip_s
 PROD_BUCKET = "spotlake"
 PROD_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/azure"
 AUTH_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/AzureAuth"
+# Keys of every kind the monthly archive of the history holds (archive.tf): all published public-read.
+ARCHIVE_KEYS = (
+    "archive/azure/history/changes/month=2026-11/part-00.parquet",
+    "archive/azure/history/checkpoints/month=2026-11/part-03.parquet",
+    "archive/azure/history/lookup/2026-11/Standard%7CD2s_v3%7Ceastus.json.gz",
+    "archive/azure/history/manifests/2026-11.json",
+    "archive/azure/history/manifests/2026-11.verified.json",
+    "archive/azure/history/verified-months.json",
+)
 # Keys of every kind the collector writes (docs/contract.md "Stored objects").
 SAMPLE_KEYS = (
     "latest_data/latest_azure.json",
@@ -65,8 +74,9 @@ SAMPLE_KEYS = (
     "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json",
     "dagster/azure/azure_spot_state/2026-11-28-10-10.parquet",
     "dagster/azure/azure_dynamodb_history/2026-11-28-10:10.json",
+    *ARCHIVE_KEYS,
 )
-PUBLIC_KEYS = SAMPLE_KEYS[:4]
+PUBLIC_KEYS = (*SAMPLE_KEYS[:4], *ARCHIVE_KEYS)
 # Keys of the other SpotLake collectors in the same buckets: an Azure run may neither write nor read them, and the
 # statements handed to the bucket's owner must not touch them.
 OTHER_COLLECTOR_KEYS = (
@@ -80,6 +90,8 @@ OTHER_COLLECTOR_KEYS = (
     "query-selector/associated/association_aws.json",
     "sps-collector/aws/saved_variable/rotation_state.json",
     "dagster/aws/state/2026-11-28-10-10.parquet",
+    "archive/aws/history/changes/month=2026-11/part-00.parquet",
+    "archive/aws/history/verified-months.json",
     "index.html",
 )
 # Actions that AWS only grants on Resource "*".
@@ -434,7 +446,7 @@ def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_public_read_acl_only_on_the_legacy_public_outputs(env: str) -> None:
+def test_public_read_acl_only_on_the_public_outputs_and_the_archive(env: str) -> None:
     acl_patterns = [g.resource for g in grants(env) if g.action == "s3:PutObjectAcl"]
     bucket = module_scope(env).inputs["write_bucket"]
     for key in SAMPLE_KEYS:
@@ -466,7 +478,8 @@ def test_only_runs_put_metrics_and_only_the_heartbeats_namespace(env: str) -> No
 @pytest.mark.parametrize("env", ENVS)
 def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
     allowed_partial = re.compile(
-        r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster)/.+"  # Azure's objects
+        # Azure's objects
+        r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster|archive/azure/history)/.+"
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/ecs/spotlake-azure-\w+:log-stream:\*"
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/aws/lambda/spotlake-azure-\w+-(query-api|alarm-webhook):log-stream:\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task/spotlake-azure-\w+/\*"
@@ -598,6 +611,50 @@ def test_only_the_run_role_switches_ttl_and_only_on_its_table(env: str, table: s
     table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
     ttl = {(g.role, g.action, g.resource) for g in grants(env) if "TimeToLive" in g.action}
     assert ttl == {("run", action, table_arn) for action in TTL_ACTIONS}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_archive_is_published_public_read_and_the_private_prefixes_stay_refused(env: str) -> None:
+    """Every archive object is written with ACL public-read: the run may Put it with its ACL, and no statement the
+    bucket owner adds refuses that; Azure's private prefixes still refuse public ACLs; under the archive's prefix,
+    a key outside its layout gets no ACL."""
+    bucket, statements = owner_statements(env)
+    run = [g for g in grants(env) if g.role == "run"]
+
+    def granted(action: str, key: str) -> bool:
+        return any(g.action == action and covers(g.resource, f"arn:aws:s3:::{bucket}/{key}") for g in run)
+
+    def refuses_public_read(key: str) -> bool:
+        arn = f"arn:aws:s3:::{bucket}/{key}"
+        canned = [
+            s
+            for s in statements_covering(statements, "s3:PutObject", arn)
+            if "public-read" in s.get("Condition", {}).get("StringEquals", {}).get("s3:x-amz-acl", [])
+        ]
+        return bool(
+            canned or [s for s in statements_covering(statements, "s3:PutObjectAcl", arn) if "Condition" not in s]
+        )
+
+    for key in ARCHIVE_KEYS:
+        assert granted("s3:PutObject", key) and granted("s3:PutObjectAcl", key) and granted("s3:GetObject", key), key
+        assert not refuses_public_read(key), key
+    private = [key for key in SAMPLE_KEYS if key not in PUBLIC_KEYS]
+    assert private
+    for key in private:
+        assert refuses_public_read(key) and not granted("s3:PutObjectAcl", key), key
+    for key in (
+        "archive/azure/history/changes/month=2026-11/part-00.csv",
+        "archive/azure/history/changes/2026-11/part-00.parquet",
+        "archive/azure/history/staging/2026-11.json",
+        "archive/azure/history/manifests/2026-11.json.tmp",
+        "archive/azure/history/lookup/2026-11/x.json",
+    ):
+        assert granted("s3:PutObject", key) and not granted("s3:PutObjectAcl", key), key
+    # the run lists the archive's prefix (the monthly job finds its parts and manifests)
+    lists = [g for g in run if g.action == "s3:ListBucket" and g.resource == f"arn:aws:s3:::{bucket}"]
+    prefixes = [p for g in lists for p in as_list(g.statement["Condition"]["StringLike"]["s3:prefix"])]
+    for prefix in ("archive/azure/history/", "archive/azure/history/changes/month=2026-11/"):
+        assert any(covers(pattern, prefix) for pattern in prefixes), prefix
 
 
 def test_webhook_value_never_enters_terraform_state() -> None:
