@@ -657,6 +657,111 @@ def test_the_archive_is_published_public_read_and_the_private_prefixes_stay_refu
         assert any(covers(pattern, prefix) for pattern in prefixes), prefix
 
 
+# The Parquet schema the collector writes (column order); `checkpoints` has AsOf first. Glue keeps names in lower case.
+ARCHIVE_CHANGE_COLUMNS = [
+    ("InstanceTier", "string"),
+    ("InstanceType", "string"),
+    ("Region", "string"),
+    ("AvailabilityZone", "string"),
+    ("OndemandPrice", "double"),
+    ("SpotPrice", "double"),
+    ("Savings", "double"),
+    ("IF", "double"),
+    ("Score", "bigint"),
+    ("DesiredCount", "bigint"),
+    ("T2", "bigint"),
+    ("T3", "bigint"),
+    ("Time", "string"),
+]
+ARCHIVE_COLUMNS = {"changes": ARCHIVE_CHANGE_COLUMNS, "checkpoints": [("AsOf", "string"), *ARCHIVE_CHANGE_COLUMNS]}
+
+
+def evaluate_template(scope: Scope, text: str) -> str:
+    """A string with Terraform's `$${` escape (a literal `${`, e.g. Athena's own placeholders) evaluated."""
+    return "${".join(str(scope.evaluate(part)) for part in text.split("$${"))
+
+
+def glue_tables(env: str) -> dict[str, dict[str, Any]]:
+    """The archive's Glue tables as Terraform creates them for the environment (its for_each expanded)."""
+    scope = module_scope(env)
+    table = scope.module.resources["aws_glue_catalog_table"]["archive"]
+    assert table["for_each"] == "${local.archive_tables}"
+    expanded = {}
+    for key, columns in scope.expression("local.archive_tables").items():
+        each = Scope(scope.module, scope.inputs, {"each.key": key, "each.value": columns})
+        storage = block(table, "storage_descriptor")
+        (dynamic,) = storage["dynamic"]
+        assert dynamic["columns"]["for_each"] == "${each.value}"
+        (content,) = dynamic["columns"]["content"]
+        rendered = [
+            Scope(scope.module, scope.inputs, {f"columns.value.{k}": v for k, v in column.items()}).evaluate(content)
+            for column in each.expression("each.value")
+        ]
+        expanded[each.evaluate(table["name"])] = {
+            "database_name": table["database_name"],
+            "table_type": table["table_type"],
+            "parameters": {name: evaluate_template(each, value) for name, value in table["parameters"].items()},
+            "partition_keys": table["partition_keys"],
+            "location": each.evaluate(storage["location"]),
+            "input_format": storage["input_format"],
+            "output_format": storage["output_format"],
+            "serde": block(storage, "ser_de_info")["serialization_library"],
+            "columns": [(column["name"], column["type"]) for column in rendered],
+        }
+    return expanded
+
+
+@pytest.mark.parametrize(("env", "bucket"), [("prod", "spotlake"), ("test", "spotlake-test")])
+def test_archive_glue_tables_are_parquet_over_the_archive_prefixes_of_the_write_bucket(env: str, bucket: str) -> None:
+    scope = module_scope(env)
+    database = scope.module.resources["aws_glue_catalog_database"]["archive"]
+    name = scope.evaluate(database["name"])
+    assert name == f"spotlake_azure_{env}" and re.fullmatch(r"[a-z0-9_]+", name)  # Glue/Athena: no hyphens
+    tables = glue_tables(env)
+    assert set(tables) == {"changes", "checkpoints"}
+    for table, body in tables.items():
+        assert body["database_name"] == "${aws_glue_catalog_database.archive.name}"
+        assert body["table_type"] == "EXTERNAL_TABLE" and body["parameters"]["EXTERNAL"] == "TRUE"
+        assert body["location"] == f"s3://{bucket}/archive/azure/history/{table}/"
+        assert body["input_format"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+        assert body["output_format"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+        assert body["serde"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        # the Parquet files' columns in their order (Glue stores names in lower case; Athena matches by name)
+        assert body["columns"] == [(column.lower(), kind) for column, kind in ARCHIVE_COLUMNS[table]], table
+        assert body["partition_keys"] == [{"name": "month", "type": "string"}]
+        # everything Athena reads is what the collector publishes
+        part = f"archive/azure/history/{table}/month=2026-11/part-00.parquet"
+        assert part in ARCHIVE_KEYS or any(covers(p, part) for p in scope.expression("local.public_object_keys"))
+
+
+@pytest.mark.parametrize(("env", "bucket"), [("prod", "spotlake"), ("test", "spotlake-test")])
+def test_archive_partitions_are_projected_from_the_month_layout(env: str, bucket: str) -> None:
+    """Partition projection: Athena computes each month's location from the template, so a new month is queryable
+    as soon as its objects exist (no crawler, no MSCK REPAIR TABLE, no ADD PARTITION)."""
+    for table, body in glue_tables(env).items():
+        parameters = body["parameters"]
+        assert {
+            key: parameters[key]
+            for key in parameters
+            if key.startswith("projection.") and key != "projection.month.range"
+        } == {
+            "projection.enabled": "true",
+            "projection.month.type": "date",
+            "projection.month.format": "yyyy-MM",
+            "projection.month.interval": "1",
+            "projection.month.interval.unit": "MONTHS",
+        }
+        first, last = parameters["projection.month.range"].split(",")
+        assert re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", first) and last == "NOW"
+        assert first <= "2026-11"  # the collector's first partition month (and imported legacy months before it)
+        template = parameters["storage.location.template"]
+        assert template == f"s3://{bucket}/archive/azure/history/{table}/month=${{month}}/"
+        # a month rendered by the template (yyyy-MM) is the prefix of the parts the collector writes
+        key = f"archive/azure/history/{table}/month=2026-11/part-00.parquet"
+        assert f"s3://{bucket}/{key}".startswith(template.replace("${month}", "2026-11"))
+        assert template.startswith(body["location"])
+
+
 def test_webhook_value_never_enters_terraform_state() -> None:
     """A managed parameter (even a placeholder with ignore_changes) or a data source would copy the decrypted URL
     into the state on refresh: the module must have neither, only the parameter's name for the daemon's IAM."""
