@@ -927,22 +927,42 @@ def test_no_literal_secrets(path: Path) -> None:
 QUERY_API_ACTIONS = {"dynamodb:Query", "dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
-@pytest.mark.parametrize(("env", "table"), [("prod", "azure"), ("test", "azure-test")])
-def test_query_api_role_only_reads_its_table_and_writes_its_logs(env: str, table: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "table", "bucket"), [("prod", "azure", "spotlake"), ("test", "azure-test", "spotlake-test")]
+)
+def test_query_api_role_only_reads_its_table_the_archive_lookups_and_writes_its_logs(
+    env: str, table: str, bucket: str
+) -> None:
     query = [g for g in grants(env) if g.role == "query_api"]
     table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
     streams = f"arn:aws:logs:us-west-2:{ACCOUNT_ID}:log-group:/aws/lambda/spotlake-azure-{env}-query-api:log-stream:*"
+    archive = f"arn:aws:s3:::{bucket}/archive/azure/history/"
     assert {(g.action, g.resource) for g in query} == {
         ("dynamodb:Query", table_arn),
         ("dynamodb:GetItem", table_arn),
+        ("s3:GetObject", archive + "lookup/*"),
+        ("s3:GetObject", archive + "verified-months.json"),
         ("logs:CreateLogStream", streams),
         ("logs:PutLogEvents", streams),
     }
     assert all(g.effect == "Allow" and not is_write(g.action) for g in query)
-    # no other table (AzureAuth, production's from test), no bucket, no Scan
-    assert not any(covers(g.resource, AUTH_TABLE_ARN) or g.resource.startswith("arn:aws:s3") for g in query)
+    # no other table (AzureAuth, production's from test), no Scan
+    assert not any(covers(g.resource, AUTH_TABLE_ARN) for g in query)
     if env == "test":
         assert not any(covers(g.resource, PROD_TABLE_ARN) for g in query)
+    # in S3: the lookup files and the verified months' index of its own write bucket, nothing else (no listing, no
+    # Parquet, no manifest, no other Azure key, nothing of production's bucket from test)
+    s3 = [g.resource for g in query if g.resource.startswith("arn:aws:s3")]
+    read = [
+        "archive/azure/history/lookup/2026-11/Standard%7CD2s_v3%7Ceastus.json.gz",
+        "archive/azure/history/verified-months.json",
+    ]
+    for key in read:
+        assert any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in s3), key
+    for key in [k for k in SAMPLE_KEYS if k not in read] + list(OTHER_COLLECTOR_KEYS):
+        assert not any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in s3), key
+    if env == "test":
+        assert not any(covers(pattern, f"arn:aws:s3:::{PROD_BUCKET}/{key}") for pattern in s3 for key in read)
 
 
 def test_query_api_role_is_assumed_by_lambda_of_this_account_only() -> None:
@@ -971,6 +991,11 @@ def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_
     assert settings["SPOTLAKE_ENV"] == "test" and settings["SPOTLAKE_DYNAMODB_TABLE"] == "azure-test"
     assert raw["SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"] == "${tostring(var.query_api_timeout_seconds)}"
     assert raw["SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"] == '${join(",", var.query_api_allowed_origins)}'
+    # the archive it answers gone months from is its environment's write bucket's
+    assert settings["SPOTLAKE_ARCHIVE_BUCKET"] == "spotlake-test"
+    assert module_scope("prod").evaluate(raw)["SPOTLAKE_ARCHIVE_BUCKET"] == "spotlake"
+    assert variables["query_api_allowed_origins"]["default"] == ["https://spotlake.ddps.cloud"]
+    assert "build/spotlake-query-api.zip" in scope.module.locals["query_api_zip"]
     log_group = scope.module.resources["aws_cloudwatch_log_group"]["query_api"]
     assert log_group["retention_in_days"] == "${var.log_retention_days}"
     assert block(function, "logging_config")["log_group"] == "${aws_cloudwatch_log_group.query_api.name}"
