@@ -32,7 +32,11 @@ BENCHMARKS: dict[str, tuple[str, list[str]]] = {
         "benchmarks.history_cost",
         ["dynamodb_write_units_per_partition", "dynamodb_storage_bytes_per_day", "history_cost_usd_per_month",
          "dynamodb_write_units_per_partition_single", "history_cost_usd_per_month_single",
-         "dynamodb_write_units_per_partition_grouped_compact", "history_cost_usd_per_month_grouped_compact"],
+         "dynamodb_write_units_per_partition_grouped_compact", "history_cost_usd_per_month_grouped_compact",
+         "history_cost_usd_month_1", "history_cost_usd_month_12", "history_cost_usd_month_60",
+         "history_cost_usd_month_120", "history_cost_usd_month_1_no_archive", "history_cost_usd_month_12_no_archive",
+         "history_cost_usd_month_60_no_archive", "history_cost_usd_month_120_no_archive", "archive_bytes_per_month",
+         "dynamodb_storage_bytes_steady_state"],
     ),
     # one whole partition, live from the emulator to the public files, in a fresh process
     "partition": (

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from datetime import UTC, datetime
 
-from benchmarks.history_cost import compact, recorded, single_points, write_units
+import pandas as pd
+import pytest
+
+from benchmarks.history_cost import (
+    S3_STORAGE_USD_PER_GB_MONTH,
+    STORAGE_USD_PER_GB_MONTH,
+    WRITE_USD_PER_MILLION,
+    Monthly,
+    compact,
+    mean_hold_days,
+    project_month,
+    recorded,
+    single_points,
+    with_ttl,
+    write_units,
+)
 from spotlake_assets.core.item_size import item_size, number_size
 
 
@@ -41,3 +56,47 @@ def test_point_items_are_the_ones_the_history_resource_sends_one_per_partition_k
         {"S": "Standard"}, {"S": "2"}, {"N": "0.1"}, {"N": "0.02"}, {"N": "80.0"}, {"N": "3.0"}, {"N": "3"},
         {"N": "1"}, {"N": "1"},
     ]}  # fmt: skip
+
+
+def _monthly(**overrides) -> Monthly:
+    values = dict(
+        write_units=2.3e7, storage_bytes_per_day=2.0e9, write_units_ttl=2.3e7, storage_bytes_per_day_ttl=2.02e9,
+        archive_bytes=5e9, archive_puts=27_800, archive_gets=32_000,
+    )  # fmt: skip
+    return Monthly(**{**values, **overrides})
+
+
+def test_without_the_archive_every_month_adds_a_month_of_storage():
+    m = _monthly()
+    writes = m.write_units / 1e6 * WRITE_USD_PER_MILLION
+    monthly_storage = m.storage_bytes_per_day * 30 / 1e9 * STORAGE_USD_PER_GB_MONTH
+    for n in (1, 2, 12, 60, 120):
+        assert project_month(n, m, archive=False)["total"] == pytest.approx(writes + n * monthly_storage)
+    with pytest.raises(ValueError):
+        project_month(0, m, archive=False)
+
+
+def test_with_the_archive_dynamodb_storage_is_flat_after_the_hold_and_s3_grows_by_a_month():
+    m = _monthly()
+    # an item of a month is verified in S3 (day 31) before it reaches 40 days: it stays 40 days + TTL's lag
+    assert mean_hold_days() == pytest.approx(40 + 2)
+    assert mean_hold_days(retention=10, month_days=30, verified_after=1, delete_lag=0) == pytest.approx(
+        (31 * 21 - 21**2 / 2 + 10 * 9) / 30
+    )  # 31 - t for the items of t < 21, 10 days for the others
+    storage = [project_month(n, m, archive=True)["dynamodb_storage"] for n in (1, 2, 12, 60, 120)]
+    assert storage[0] == pytest.approx(m.storage_bytes_per_day_ttl * 30 / 1e9 * STORAGE_USD_PER_GB_MONTH)
+    assert storage[1:] == pytest.approx([m.storage_bytes_per_day_ttl * 42 / 1e9 * STORAGE_USD_PER_GB_MONTH] * 4)
+    s3 = [project_month(n, m, archive=True)["s3_storage"] for n in (1, 2, 3)]
+    assert s3[2] - s3[1] == pytest.approx(s3[1] - s3[0]) and s3[0] == pytest.approx(5 * S3_STORAGE_USD_PER_GB_MONTH)
+    assert project_month(60, m, archive=True)["total"] < project_month(60, m, archive=False)["total"] / 4
+
+
+def test_the_ttl_attribute_is_the_items_time_plus_the_retention():
+    point = {"pk": {"S": "a#b"}, "sk": {"S": "2026-11-28 10:20:00"}}
+    as_of = "2026-11-28 00:00:00"
+    checkpoint = {"pk": {"S": "a#b"}, "sk": {"S": f"~checkpoint#{as_of}"}, "AsOf": {"S": as_of}}
+    epoch = datetime(2026, 11, 28, tzinfo=UTC).timestamp()
+    assert with_ttl(point)["expires_at"] == {"N": str(int(epoch) + 10 * 3600 + 20 * 60 + 40 * 86400)}
+    assert with_ttl(checkpoint)["expires_at"] == {"N": str(int(epoch) + 40 * 86400)}
+    # the name (10 bytes) and a 10-digit number (at most 6 bytes; trailing zeros are not significant)
+    assert item_size(with_ttl(point)) - item_size(point) == len("expires_at") + 5  # 1799317200: 8 digits

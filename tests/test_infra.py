@@ -52,6 +52,15 @@ PARSE = SerializationOptions(with_comments=False, explicit_blocks=False, strip_s
 PROD_BUCKET = "spotlake"
 PROD_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/azure"
 AUTH_TABLE_ARN = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/AzureAuth"
+# Keys of every kind the monthly archive of the history holds (archive.tf): all published public-read.
+ARCHIVE_KEYS = (
+    "archive/azure/history/changes/month=2026-11/part-00.parquet",
+    "archive/azure/history/checkpoints/month=2026-11/part-03.parquet",
+    "archive/azure/history/lookup/2026-11/Standard%7CD2s_v3%7Ceastus.json.gz",
+    "archive/azure/history/manifests/2026-11.json",
+    "archive/azure/history/manifests/2026-11.verified.json",
+    "archive/azure/history/verified-months.json",
+)
 # Keys of every kind the collector writes (docs/contract.md "Stored objects").
 SAMPLE_KEYS = (
     "latest_data/latest_azure.json",
@@ -65,8 +74,9 @@ SAMPLE_KEYS = (
     "sps-collector/azure/saved_variable/availability-zones-true/rotation_state.json",
     "dagster/azure/azure_spot_state/2026-11-28-10-10.parquet",
     "dagster/azure/azure_dynamodb_history/2026-11-28-10:10.json",
+    *ARCHIVE_KEYS,
 )
-PUBLIC_KEYS = SAMPLE_KEYS[:4]
+PUBLIC_KEYS = (*SAMPLE_KEYS[:4], *ARCHIVE_KEYS)
 # Keys of the other SpotLake collectors in the same buckets: an Azure run may neither write nor read them, and the
 # statements handed to the bucket's owner must not touch them.
 OTHER_COLLECTOR_KEYS = (
@@ -80,6 +90,8 @@ OTHER_COLLECTOR_KEYS = (
     "query-selector/associated/association_aws.json",
     "sps-collector/aws/saved_variable/rotation_state.json",
     "dagster/aws/state/2026-11-28-10-10.parquet",
+    "archive/aws/history/changes/month=2026-11/part-00.parquet",
+    "archive/aws/history/verified-months.json",
     "index.html",
 )
 # Actions that AWS only grants on Resource "*".
@@ -100,7 +112,13 @@ ACL_GRANT_HEADERS = (
     "s3:x-amz-grant-write-acp",
     "s3:x-amz-grant-full-control",
 )
-DYNAMODB_READS = {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+DYNAMODB_READS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeTimeToLive",
+}
 S3_WRITE = re.compile(r"^s3:(Put|Delete|Restore|Replicate|Abort|Create|Update|Bypass)", re.IGNORECASE)
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 FOR_EXPRESSION = re.compile(r'\[for (\w+) in ([\w.]+) : "(.*)"\]', re.DOTALL)
@@ -428,7 +446,7 @@ def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_public_read_acl_only_on_the_legacy_public_outputs(env: str) -> None:
+def test_public_read_acl_only_on_the_public_outputs_and_the_archive(env: str) -> None:
     acl_patterns = [g.resource for g in grants(env) if g.action == "s3:PutObjectAcl"]
     bucket = module_scope(env).inputs["write_bucket"]
     for key in SAMPLE_KEYS:
@@ -460,7 +478,8 @@ def test_only_runs_put_metrics_and_only_the_heartbeats_namespace(env: str) -> No
 @pytest.mark.parametrize("env", ENVS)
 def test_no_wildcards_beyond_what_aws_requires(env: str) -> None:
     allowed_partial = re.compile(
-        r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster)/.+"  # Azure's objects
+        # Azure's objects
+        r"arn:aws:s3:::[a-z0-9.-]+/(rawdata|latest_data|query-selector|sps-collector|dagster|archive/azure/history)/.+"
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/ecs/spotlake-azure-\w+:log-stream:\*"
         r"|arn:aws:logs:[\w-]+:\d+:log-group:/aws/lambda/spotlake-azure-\w+-(query-api|alarm-webhook):log-stream:\*"
         r"|arn:aws:ecs:[\w-]+:\d+:task/spotlake-azure-\w+/\*"
@@ -572,6 +591,175 @@ def test_history_table_shape() -> None:
     assert (table["hash_key"], table["range_key"], table["billing_mode"]) == ("pk", "sk", "PAY_PER_REQUEST")
     assert {(a["name"], a["type"]) for a in table["attribute"]} == {("pk", "S"), ("sk", "S")}
     assert block(table, "point_in_time_recovery")["enabled"] is True
+
+
+def test_history_table_ttl_names_expires_at_and_leaves_the_switch_to_the_collector() -> None:
+    """Items expire on `expires_at`, but only once their month is archived and verified: the collector's guard turns
+    TTL on and off at run time, so Terraform declares the attribute disabled and never plans a TTL change."""
+    table = Module.load(MODULE).resources["aws_dynamodb_table"]["history"]
+    assert block(table, "ttl") == {"attribute_name": "expires_at", "enabled": False}
+    lifecycle = block(table, "lifecycle")
+    assert "ttl" in lifecycle["ignore_changes"]  # an apply neither disables the guard's TTL nor enables it early
+    assert lifecycle["prevent_destroy"] is True
+
+
+TTL_ACTIONS = {"dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"}
+
+
+@pytest.mark.parametrize(("env", "table"), [("prod", "azure"), ("test", "azure-test")])
+def test_only_the_run_role_switches_ttl_and_only_on_its_table(env: str, table: str) -> None:
+    table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
+    ttl = {(g.role, g.action, g.resource) for g in grants(env) if "TimeToLive" in g.action}
+    assert ttl == {("run", action, table_arn) for action in TTL_ACTIONS}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_archive_is_published_public_read_and_the_private_prefixes_stay_refused(env: str) -> None:
+    """Every archive object is written with ACL public-read: the run may Put it with its ACL, and no statement the
+    bucket owner adds refuses that; Azure's private prefixes still refuse public ACLs; under the archive's prefix,
+    a key outside its layout gets no ACL."""
+    bucket, statements = owner_statements(env)
+    run = [g for g in grants(env) if g.role == "run"]
+
+    def granted(action: str, key: str) -> bool:
+        return any(g.action == action and covers(g.resource, f"arn:aws:s3:::{bucket}/{key}") for g in run)
+
+    def refuses_public_read(key: str) -> bool:
+        arn = f"arn:aws:s3:::{bucket}/{key}"
+        canned = [
+            s
+            for s in statements_covering(statements, "s3:PutObject", arn)
+            if "public-read" in s.get("Condition", {}).get("StringEquals", {}).get("s3:x-amz-acl", [])
+        ]
+        return bool(
+            canned or [s for s in statements_covering(statements, "s3:PutObjectAcl", arn) if "Condition" not in s]
+        )
+
+    for key in ARCHIVE_KEYS:
+        assert granted("s3:PutObject", key) and granted("s3:PutObjectAcl", key) and granted("s3:GetObject", key), key
+        assert not refuses_public_read(key), key
+    private = [key for key in SAMPLE_KEYS if key not in PUBLIC_KEYS]
+    assert private
+    for key in private:
+        assert refuses_public_read(key) and not granted("s3:PutObjectAcl", key), key
+    for key in (
+        "archive/azure/history/changes/month=2026-11/part-00.csv",
+        "archive/azure/history/changes/2026-11/part-00.parquet",
+        "archive/azure/history/staging/2026-11.json",
+        "archive/azure/history/manifests/2026-11.json.tmp",
+        "archive/azure/history/lookup/2026-11/x.json",
+    ):
+        assert granted("s3:PutObject", key) and not granted("s3:PutObjectAcl", key), key
+    # the run lists the archive's prefix (the monthly job finds its parts and manifests)
+    lists = [g for g in run if g.action == "s3:ListBucket" and g.resource == f"arn:aws:s3:::{bucket}"]
+    prefixes = [p for g in lists for p in as_list(g.statement["Condition"]["StringLike"]["s3:prefix"])]
+    for prefix in ("archive/azure/history/", "archive/azure/history/changes/month=2026-11/"):
+        assert any(covers(pattern, prefix) for pattern in prefixes), prefix
+
+
+# The Parquet schema the collector writes (column order); `checkpoints` has AsOf first. Glue keeps names in lower case.
+ARCHIVE_CHANGE_COLUMNS = [
+    ("InstanceTier", "string"),
+    ("InstanceType", "string"),
+    ("Region", "string"),
+    ("AvailabilityZone", "string"),
+    ("OndemandPrice", "double"),
+    ("SpotPrice", "double"),
+    ("Savings", "double"),
+    ("IF", "double"),
+    ("Score", "bigint"),
+    ("DesiredCount", "bigint"),
+    ("T2", "bigint"),
+    ("T3", "bigint"),
+    ("Time", "string"),
+]
+ARCHIVE_COLUMNS = {"changes": ARCHIVE_CHANGE_COLUMNS, "checkpoints": [("AsOf", "string"), *ARCHIVE_CHANGE_COLUMNS]}
+
+
+def evaluate_template(scope: Scope, text: str) -> str:
+    """A string with Terraform's `$${` escape (a literal `${`, e.g. Athena's own placeholders) evaluated."""
+    return "${".join(str(scope.evaluate(part)) for part in text.split("$${"))
+
+
+def glue_tables(env: str) -> dict[str, dict[str, Any]]:
+    """The archive's Glue tables as Terraform creates them for the environment (its for_each expanded)."""
+    scope = module_scope(env)
+    table = scope.module.resources["aws_glue_catalog_table"]["archive"]
+    assert table["for_each"] == "${local.archive_tables}"
+    expanded = {}
+    for key, columns in scope.expression("local.archive_tables").items():
+        each = Scope(scope.module, scope.inputs, {"each.key": key, "each.value": columns})
+        storage = block(table, "storage_descriptor")
+        (dynamic,) = storage["dynamic"]
+        assert dynamic["columns"]["for_each"] == "${each.value}"
+        (content,) = dynamic["columns"]["content"]
+        rendered = [
+            Scope(scope.module, scope.inputs, {f"columns.value.{k}": v for k, v in column.items()}).evaluate(content)
+            for column in each.expression("each.value")
+        ]
+        expanded[each.evaluate(table["name"])] = {
+            "database_name": table["database_name"],
+            "table_type": table["table_type"],
+            "parameters": {name: evaluate_template(each, value) for name, value in table["parameters"].items()},
+            "partition_keys": table["partition_keys"],
+            "location": each.evaluate(storage["location"]),
+            "input_format": storage["input_format"],
+            "output_format": storage["output_format"],
+            "serde": block(storage, "ser_de_info")["serialization_library"],
+            "columns": [(column["name"], column["type"]) for column in rendered],
+        }
+    return expanded
+
+
+@pytest.mark.parametrize(("env", "bucket"), [("prod", "spotlake"), ("test", "spotlake-test")])
+def test_archive_glue_tables_are_parquet_over_the_archive_prefixes_of_the_write_bucket(env: str, bucket: str) -> None:
+    scope = module_scope(env)
+    database = scope.module.resources["aws_glue_catalog_database"]["archive"]
+    name = scope.evaluate(database["name"])
+    assert name == f"spotlake_azure_{env}" and re.fullmatch(r"[a-z0-9_]+", name)  # Glue/Athena: no hyphens
+    tables = glue_tables(env)
+    assert set(tables) == {"changes", "checkpoints"}
+    for table, body in tables.items():
+        assert body["database_name"] == "${aws_glue_catalog_database.archive.name}"
+        assert body["table_type"] == "EXTERNAL_TABLE" and body["parameters"]["EXTERNAL"] == "TRUE"
+        assert body["location"] == f"s3://{bucket}/archive/azure/history/{table}/"
+        assert body["input_format"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+        assert body["output_format"] == "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+        assert body["serde"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        # the Parquet files' columns in their order (Glue stores names in lower case; Athena matches by name)
+        assert body["columns"] == [(column.lower(), kind) for column, kind in ARCHIVE_COLUMNS[table]], table
+        assert body["partition_keys"] == [{"name": "month", "type": "string"}]
+        # everything Athena reads is what the collector publishes
+        part = f"archive/azure/history/{table}/month=2026-11/part-00.parquet"
+        assert part in ARCHIVE_KEYS or any(covers(p, part) for p in scope.expression("local.public_object_keys"))
+
+
+@pytest.mark.parametrize(("env", "bucket"), [("prod", "spotlake"), ("test", "spotlake-test")])
+def test_archive_partitions_are_projected_from_the_month_layout(env: str, bucket: str) -> None:
+    """Partition projection: Athena computes each month's location from the template, so a new month is queryable
+    as soon as its objects exist (no crawler, no MSCK REPAIR TABLE, no ADD PARTITION)."""
+    for table, body in glue_tables(env).items():
+        parameters = body["parameters"]
+        assert {
+            key: parameters[key]
+            for key in parameters
+            if key.startswith("projection.") and key != "projection.month.range"
+        } == {
+            "projection.enabled": "true",
+            "projection.month.type": "date",
+            "projection.month.format": "yyyy-MM",
+            "projection.month.interval": "1",
+            "projection.month.interval.unit": "MONTHS",
+        }
+        first, last = parameters["projection.month.range"].split(",")
+        assert re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", first) and last == "NOW"
+        assert first <= "2026-11"  # the collector's first partition month (and imported legacy months before it)
+        template = parameters["storage.location.template"]
+        assert template == f"s3://{bucket}/archive/azure/history/{table}/month=${{month}}/"
+        # a month rendered by the template (yyyy-MM) is the prefix of the parts the collector writes
+        key = f"archive/azure/history/{table}/month=2026-11/part-00.parquet"
+        assert f"s3://{bucket}/{key}".startswith(template.replace("${month}", "2026-11"))
+        assert template.startswith(body["location"])
 
 
 def test_webhook_value_never_enters_terraform_state() -> None:
@@ -739,22 +927,42 @@ def test_no_literal_secrets(path: Path) -> None:
 QUERY_API_ACTIONS = {"dynamodb:Query", "dynamodb:GetItem", "logs:CreateLogStream", "logs:PutLogEvents"}
 
 
-@pytest.mark.parametrize(("env", "table"), [("prod", "azure"), ("test", "azure-test")])
-def test_query_api_role_only_reads_its_table_and_writes_its_logs(env: str, table: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "table", "bucket"), [("prod", "azure", "spotlake"), ("test", "azure-test", "spotlake-test")]
+)
+def test_query_api_role_only_reads_its_table_the_archive_lookups_and_writes_its_logs(
+    env: str, table: str, bucket: str
+) -> None:
     query = [g for g in grants(env) if g.role == "query_api"]
     table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
     streams = f"arn:aws:logs:us-west-2:{ACCOUNT_ID}:log-group:/aws/lambda/spotlake-azure-{env}-query-api:log-stream:*"
+    archive = f"arn:aws:s3:::{bucket}/archive/azure/history/"
     assert {(g.action, g.resource) for g in query} == {
         ("dynamodb:Query", table_arn),
         ("dynamodb:GetItem", table_arn),
+        ("s3:GetObject", archive + "lookup/*"),
+        ("s3:GetObject", archive + "verified-months.json"),
         ("logs:CreateLogStream", streams),
         ("logs:PutLogEvents", streams),
     }
     assert all(g.effect == "Allow" and not is_write(g.action) for g in query)
-    # no other table (AzureAuth, production's from test), no bucket, no Scan
-    assert not any(covers(g.resource, AUTH_TABLE_ARN) or g.resource.startswith("arn:aws:s3") for g in query)
+    # no other table (AzureAuth, production's from test), no Scan
+    assert not any(covers(g.resource, AUTH_TABLE_ARN) for g in query)
     if env == "test":
         assert not any(covers(g.resource, PROD_TABLE_ARN) for g in query)
+    # in S3: the lookup files and the verified months' index of its own write bucket, nothing else (no listing, no
+    # Parquet, no manifest, no other Azure key, nothing of production's bucket from test)
+    s3 = [g.resource for g in query if g.resource.startswith("arn:aws:s3")]
+    read = [
+        "archive/azure/history/lookup/2026-11/Standard%7CD2s_v3%7Ceastus.json.gz",
+        "archive/azure/history/verified-months.json",
+    ]
+    for key in read:
+        assert any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in s3), key
+    for key in [k for k in SAMPLE_KEYS if k not in read] + list(OTHER_COLLECTOR_KEYS):
+        assert not any(covers(pattern, f"arn:aws:s3:::{bucket}/{key}") for pattern in s3), key
+    if env == "test":
+        assert not any(covers(pattern, f"arn:aws:s3:::{PROD_BUCKET}/{key}") for pattern in s3 for key in read)
 
 
 def test_query_api_role_is_assumed_by_lambda_of_this_account_only() -> None:
@@ -783,6 +991,9 @@ def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_
     assert settings["SPOTLAKE_ENV"] == "test" and settings["SPOTLAKE_DYNAMODB_TABLE"] == "azure-test"
     assert raw["SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"] == "${tostring(var.query_api_timeout_seconds)}"
     assert raw["SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"] == '${join(",", var.query_api_allowed_origins)}'
+    # the archive it answers gone months from is its environment's write bucket's
+    assert settings["SPOTLAKE_ARCHIVE_BUCKET"] == "spotlake-test"
+    assert module_scope("prod").evaluate(raw)["SPOTLAKE_ARCHIVE_BUCKET"] == "spotlake"
     assert variables["query_api_allowed_origins"]["default"] == ["https://spotlake.ddps.cloud"]
     assert "build/spotlake-query-api.zip" in scope.module.locals["query_api_zip"]
     log_group = scope.module.resources["aws_cloudwatch_log_group"]["query_api"]

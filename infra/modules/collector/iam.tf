@@ -76,6 +76,13 @@ locals {
         Resource = [local.table_arn]
       },
       {
+        # The archive's guard (archive.tf) reads the table's TTL state and switches it; the attribute is expires_at.
+        Sid      = "SwitchHistoryTtl"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"]
+        Resource = [local.table_arn]
+      },
+      {
         Sid      = "ReadAzureCredentials"
         Effect   = "Allow"
         Action   = ["dynamodb:GetItem"]

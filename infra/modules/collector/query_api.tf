@@ -2,7 +2,8 @@
 # whose stage has a cache and an AWS WAF web ACL.
 #
 # The site sends GET ?TableName=azure&InstanceType=...&Region=...&Start=YYYY-MM-DD&End=YYYY-MM-DD and reads
-# {"Status": 200, "Data": [...]} (docs/web-site.md). The function only reads the history table (Query, GetItem).
+# {"Status": 200, "Data": [...]} (docs/web-site.md). The function only reads the history table (Query, GetItem) and,
+# for months gone from the table, the archive's lookup files and verified-months index (archive.tf).
 #
 # Package: the zip of exactly the handler's modules, built by `make query-api-zip` (resources/history_api_package.py)
 # before `terraform plan`; the Lambda Python runtime provides boto3. The zip is deterministic, so an unchanged
@@ -162,7 +163,8 @@ locals {
     ]
   }
 
-  # Least privilege: read the history table with the two calls the query sends (never Scan), write its own logs.
+  # Least privilege: read the history table with the two calls the query sends (never Scan), read the archive's
+  # lookup files, write its own logs.
   query_api_policy = {
     Version = "2012-10-17"
     Statement = [
@@ -171,6 +173,18 @@ locals {
         Effect   = "Allow"
         Action   = ["dynamodb:Query", "dynamodb:GetItem"]
         Resource = [local.table_arn]
+      },
+      {
+        # Months whose items have left the table are answered from the archive (archive.tf): the verified months'
+        # index and the per-market lookup files, nothing else of the bucket. Without ListBucket a missing lookup
+        # file answers 403, not 404.
+        Sid    = "ReadArchiveLookups"
+        Effect = "Allow"
+        Action = ["s3:GetObject"]
+        Resource = [
+          "${local.write_bucket_arn}/${local.archive_prefix}lookup/*",
+          "${local.write_bucket_arn}/${local.archive_prefix}verified-months.json",
+        ]
       },
       {
         # The log group is created below, so the function needs no logs:CreateLogGroup.
@@ -237,6 +251,7 @@ resource "aws_lambda_function" "query_api" {
       SPOTLAKE_AWS_REGION                = var.aws_region
       SPOTLAKE_QUERY_API_ALLOWED_ORIGINS = join(",", var.query_api_allowed_origins)
       SPOTLAKE_QUERY_API_TIMEOUT_SECONDS = tostring(var.query_api_timeout_seconds)
+      SPOTLAKE_ARCHIVE_BUCKET            = var.write_bucket
     }
   }
 

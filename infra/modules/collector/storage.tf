@@ -13,6 +13,9 @@ locals {
   auth_table_arn   = "arn:aws:dynamodb:${var.aws_region}:${local.account_id}:table/${var.azure_auth_table}"
   account_id       = data.aws_caller_identity.current.account_id
 
+  # The history's monthly archive (archive.tf): Parquet, lookup files and manifests, all published public-read.
+  archive_prefix = "archive/azure/history/"
+
   # Every key the Azure collector reads or writes in a shared bucket (legacy-collector.md section 5, README Storage).
   # Nothing else in the bucket is Azure's: other collectors write rawdata/aws/*, latest_data/latest_aws.json, ...
   azure_object_patterns = [
@@ -23,14 +26,23 @@ locals {
     "query-selector/associated/association_azure.json",
     "sps-collector/azure/*",
     "dagster/azure/*",
+    "${local.archive_prefix}*",
   ]
-  # The only objects the collector publishes with ACL public-read (legacy-collector.md section 5).
+  # The only objects the collector publishes with ACL public-read: the legacy public files (legacy-collector.md
+  # section 5) and the history's monthly archive.
   # `?` matches one character in IAM, so the dataset pattern is exactly rawdata/azure/YYYY/MM/DD/HH-MM-SS.csv.gz.
   public_object_keys = [
     "latest_data/latest_azure.json",
     "rawdata/azure/????/??/??/??-??-??.csv.gz",
     "query-selector/azure/query_selector.json",
     "query-selector/associated/association_azure.json",
+    # The monthly archive of the history (archive.tf), a public research dataset: every object is public-read.
+    "${local.archive_prefix}changes/month=????-??/part-*.parquet",
+    "${local.archive_prefix}checkpoints/month=????-??/part-*.parquet",
+    "${local.archive_prefix}lookup/????-??/*.json.gz",
+    "${local.archive_prefix}manifests/????-??.json",
+    "${local.archive_prefix}manifests/????-??.verified.json",
+    "${local.archive_prefix}verified-months.json",
   ]
   # Azure's private prefixes: the bucket policy refuses public ACLs there whoever asks.
   private_object_prefixes = [
@@ -163,8 +175,20 @@ resource "aws_dynamodb_table" "history" {
     enabled = true
   }
 
+  # Items carry `expires_at` (epoch seconds, the item's Time + 40 days). Whether TTL is on is the collector's call,
+  # made at run time: its guard enables TTL only while every month whose items may expire is archived (in the write
+  # bucket's archive/azure/history/) and verified, and disables it otherwise. Terraform names the attribute and never
+  # flips the switch: with ignore_changes an apply neither turns TTL off behind the guard nor on before the archive
+  # exists. The provider accepts an attribute name with enabled = false and suppresses the diff of a disabled table
+  # (a few mid-2024 5.x releases refused that combination; the module needs >= 5.70).
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = false
+  }
+
   lifecycle {
     prevent_destroy = true
+    ignore_changes  = [ttl]
     precondition {
       condition     = local.not_prod_guard
       error_message = "A non-prod environment must not write production's bucket or table (check write_bucket and dynamodb_table)."
