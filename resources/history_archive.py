@@ -43,8 +43,9 @@ class ArchiveSource:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404") or (code in ("AccessDenied", "403") and not self._listed(key)):
+                return None  # without an unconditional ListBucket, S3 answers 403 for a missing key
             raise ArchiveReadError(f"GetObject s3://{self.bucket}/{key} failed: {exc}") from exc
         except BotoCoreError as exc:
             raise ArchiveReadError(f"GetObject s3://{self.bucket}/{key} failed: {exc}") from exc
@@ -52,6 +53,14 @@ class ArchiveSource:
             self.gets += 1
             self.bytes_read += len(body)
         return body
+
+    def _listed(self, key: str) -> bool:
+        """Whether `key` exists, by listing its own prefix (the Lambda may list the lookup files' prefix only)."""
+        try:
+            found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        except (ClientError, BotoCoreError) as exc:
+            raise ArchiveReadError(f"ListObjectsV2 s3://{self.bucket}/{key} failed: {exc}") from exc
+        return any(entry["Key"] == key for entry in found)
 
     def hot_from(self, now: datetime, first: str) -> str | None:
         """The first `Time` read from DynamoDB (ak.hot_from); a range starting after the retention's margin reads

@@ -429,7 +429,7 @@ def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
     lists = [g for g in grants(env) if g.action == "s3:ListBucket"]
     buckets = {scope.inputs["write_bucket"], scope.inputs["read_bucket"]}
     assert {g.resource for g in lists} == {f"arn:aws:s3:::{bucket}" for bucket in buckets}
-    assert {g.role for g in lists} == {"run"}
+    assert {g.role for g in lists} == {"run", "query_api"}  # the query API: the archive's lookup files only
     listed_by_code = [
         *SAMPLE_KEYS,
         layout.asset_prefix(names.STATE) + "2026-11",  # resources/state_chain.py
@@ -439,6 +439,9 @@ def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
         condition = grant.statement.get("Condition")
         assert condition and set(condition) == {"StringLike"} and set(condition["StringLike"]) == {"s3:prefix"}, grant
         prefixes = as_list(condition["StringLike"]["s3:prefix"])
+        if grant.role == "query_api":
+            assert prefixes == ["archive/azure/history/lookup/*"]
+            continue
         for prefix in listed_by_code:
             assert any(covers(pattern, prefix) for pattern in prefixes), prefix
         for prefix in [*OTHER_COLLECTOR_KEYS, "", "rawdata/", "latest_data/", "dagster/", "rawdata/azurefake/"]:
@@ -942,6 +945,7 @@ def test_query_api_role_only_reads_its_table_the_archive_lookups_and_writes_its_
         ("dynamodb:GetItem", table_arn),
         ("s3:GetObject", archive + "lookup/*"),
         ("s3:GetObject", archive + "verified-months.json"),
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
         ("logs:CreateLogStream", streams),
         ("logs:PutLogEvents", streams),
     }
@@ -950,8 +954,11 @@ def test_query_api_role_only_reads_its_table_the_archive_lookups_and_writes_its_
     assert not any(covers(g.resource, AUTH_TABLE_ARN) for g in query)
     if env == "test":
         assert not any(covers(g.resource, PROD_TABLE_ARN) for g in query)
-    # in S3: the lookup files and the verified months' index of its own write bucket, nothing else (no listing, no
-    # Parquet, no manifest, no other Azure key, nothing of production's bucket from test)
+    # listing: only the lookup files' prefix (a missing file is then a 404 to the reader, not a 403)
+    [listing] = [g for g in query if g.action == "s3:ListBucket"]
+    assert listing.statement["Condition"] == {"StringLike": {"s3:prefix": ["archive/azure/history/lookup/*"]}}
+    # in S3: the lookup files and the verified months' index of its own write bucket, nothing else (no Parquet, no
+    # manifest, no other Azure key, nothing of production's bucket from test)
     s3 = [g.resource for g in query if g.resource.startswith("arn:aws:s3")]
     read = [
         "archive/azure/history/lookup/2026-11/Standard%7CD2s_v3%7Ceastus.json.gz",

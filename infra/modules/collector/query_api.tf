@@ -176,8 +176,7 @@ locals {
       },
       {
         # Months whose items have left the table are answered from the archive (archive.tf): the verified months'
-        # index and the per-market lookup files, nothing else of the bucket. Without ListBucket a missing lookup
-        # file answers 403, not 404.
+        # index and the per-market lookup files, nothing else of the bucket.
         Sid    = "ReadArchiveLookups"
         Effect = "Allow"
         Action = ["s3:GetObject"]
@@ -185,6 +184,15 @@ locals {
           "${local.write_bucket_arn}/${local.archive_prefix}lookup/*",
           "${local.write_bucket_arn}/${local.archive_prefix}verified-months.json",
         ]
+      },
+      {
+        # A market absent from a month has no lookup file. Without ListBucket S3 answers 403 for it, not 404; the
+        # reader (resources/history_archive.py) then lists that key's own prefix and reads "not listed" as absent.
+        Sid       = "ListArchiveLookups"
+        Effect    = "Allow"
+        Action    = ["s3:ListBucket"]
+        Resource  = [local.write_bucket_arn]
+        Condition = { StringLike = { "s3:prefix" = ["${local.archive_prefix}lookup/*"] } }
       },
       {
         # The log group is created below, so the function needs no logs:CreateLogGroup.
