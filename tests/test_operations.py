@@ -21,10 +21,11 @@ from dagster import (
 from resources.aws import make_client
 from resources.clock import Clock
 from resources.legacy_history import import_partitions
+from resources.settings import load_settings
 from spotlake_assets.core import names
 from spotlake_assets.core.layout import LATEST_JSON_KEY, frame_key, public_csv_key
 from spotlake_assets.core.timekeys import DEFAULT_PARTITION_START, data_time
-from spotlake_assets.defs import build_resources
+from spotlake_assets.defs import build_definitions, build_resources
 from spotlake_assets.jobs import build_jobs
 from spotlake_assets.local.aws import provision
 from spotlake_assets.local.run import run_partitions
@@ -53,7 +54,10 @@ def ranged(keys: list[str]) -> dict[str, str]:
 
 
 def test_schedules_ask_for_the_partition_that_just_closed():
-    _, (collect_schedule, request_pool_schedule) = build_jobs(Partitions.starting_at(DEFAULT_PARTITION_START))
+    _, (collect_schedule, request_pool_schedule, _) = build_jobs(Partitions.starting_at(DEFAULT_PARTITION_START))
+    # the archive's run requests name a partition, which Dagster checks against the whole definitions
+    repository = build_definitions(load_settings({})).get_repository_def()
+    archive_schedule = repository.get_schedule_def(f"{names.ARCHIVE_JOB}_schedule")
     with DagsterInstance.ephemeral() as instance:
         tick = build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 11, 27, 10, 20, tzinfo=UTC)
@@ -66,6 +70,19 @@ def test_schedules_ask_for_the_partition_that_just_closed():
         )
         [request] = request_pool_schedule.evaluate_tick(tick).run_requests
         assert request.partition_key == "2026-11-27"
+
+        def archived(day: datetime) -> list[tuple[str, str]]:
+            tick = build_schedule_context(instance=instance, scheduled_execution_time=day, repository_def=repository)
+            requests = archive_schedule.evaluate_tick(tick).run_requests
+            return [(r.partition_key, r.tags["spotlake/archive"]) for r in requests]
+
+        # the month that ended, on the 1st; its check before expiry the day before its items become due (12-01 +
+        # 40 days - 2 days of margin - 1 day); nothing on other days, nothing before the history began
+        assert archived(datetime(2026, 12, 1, 6, 30, tzinfo=UTC)) == [("2026-11-01", "ended")]
+        assert archived(datetime(2026, 12, 8, 6, 30, tzinfo=UTC)) == [("2026-11-01", "recheck before expiry")]
+        assert archived(datetime(2027, 1, 7, 6, 30, tzinfo=UTC)) == [("2026-12-01", "recheck before expiry")]
+        assert archived(datetime(2026, 12, 2, 6, 30, tzinfo=UTC)) == []
+        assert archived(datetime(2026, 11, 1, 6, 30, tzinfo=UTC)) == []
     assert collect_schedule.cron_schedule == "*/10 * * * *"
 
 
