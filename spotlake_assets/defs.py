@@ -25,7 +25,8 @@ from .partitions import Partitions, quiet_beta_notices
 from .sensors import failed_check_alert, run_failure_alert
 from .sources.eviction import build_eviction_asset
 from .sources.price import build_price_asset
-from .sources.sps import build_sps_assets
+from .sources.sps import build_sps_raw_asset
+from .sources.sps_pool import build_sps_pool_asset
 
 
 def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
@@ -33,7 +34,8 @@ def build_assets(partitions: Partitions) -> list[AssetsDefinition]:
         return [
             build_price_asset(partitions),
             build_eviction_asset(partitions),
-            *build_sps_assets(partitions),
+            build_sps_pool_asset(partitions),
+            build_sps_raw_asset(partitions),
             build_snapshot_asset(partitions),
             build_history_asset(partitions),
             build_outputs_asset(partitions),
