@@ -79,7 +79,8 @@ def months_to_archive(day: str, first_month: str) -> list[tuple[str, str]]:
 
 
 def archive_schedule(job, partitions: Partitions, status: DefaultScheduleStatus) -> ScheduleDefinition:  # noqa: ANN001
-    first_month = partitions.months.get_first_partition_key()[:7]
+    # the start's month: it has no partition yet while it has not ended (a deployment or a local run started this month)
+    first_month = f"{partitions.months.start:%Y-%m}"
 
     @schedule(job=job, cron_schedule="30 6 * * *", execution_timezone="UTC", default_status=status,
               name=f"{names.ARCHIVE_JOB}_schedule")  # fmt: skip
