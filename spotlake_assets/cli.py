@@ -431,8 +431,9 @@ def dev(args: argparse.Namespace) -> int:
 def history(args: argparse.Namespace) -> int:
     """Query the DynamoDB history; in `local`, the running local stack's (from its env file)."""
     settings = _settings()
-    from resources.history_hints import query_with_hint
-    from resources.history_query import HistoryQueryError, check_request, check_zone, render_csv, render_json
+    from resources.query_api.hints import query_with_hint
+    from resources.query_api.reader import HistoryQueryError
+    from resources.query_api.request import check_request, check_zone, render_csv, render_json
 
     request = dict(
         instance_type=args.instance_type,
@@ -526,7 +527,7 @@ def _stack_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from resources.history_query import ALL, MAX_POINTS
+    from resources.query_api.request import ALL, MAX_POINTS
 
     parser = _Parser(prog="spotlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
