@@ -95,9 +95,9 @@ scan: $(SCAN_VENV)/.checkov-$(CHECKOV_VERSION)
 	$(SCAN_VENV)/bin/checkov --file Dockerfile --framework dockerfile --quiet --compact --skip-download
 
 ## The history query API's Lambda package (infra/modules/collector/query_api.tf deploys it): the handler's own modules
-## (resources/history_api_package.py); boto3 and botocore, which they import, come with the Lambda Python runtime.
+## (resources/query_api/package.py); boto3 and botocore, which they import, come with the Lambda Python runtime.
 query-api-zip:
-	$(PYTHON) -m resources.history_api_package build/spotlake-query-api.zip
+	$(PYTHON) -m resources.query_api.package build/spotlake-query-api.zip
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) $(SCAN_VENV) build

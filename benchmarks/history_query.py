@@ -147,7 +147,7 @@ class OperationCounter:
 
 def timed_query(client: Any, table: str, label: str, **request: Any) -> str:
     """One query_history call: its time, the items DynamoDB read, the calls sent, and what came back."""
-    from resources.history_query import query_history
+    from resources.query_api.reader import query_history
 
     counter = OperationCounter(client)
     began = time.perf_counter()

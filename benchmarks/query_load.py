@@ -183,9 +183,11 @@ def load_clients(url: str, plan: list[list[tuple[str, dict[str, str]]]]) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    from resources.history_api import QueryApi, QueryApiConfig, make_client
-    from resources.history_query import ReadStats, query_history
     from resources.history_table import HistoryTable
+    from resources.query_api.config import QueryApiConfig, make_client
+    from resources.query_api.handler import QueryApi
+    from resources.query_api.reader import query_history
+    from resources.query_api.request import ReadStats
     from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS, LOCAL_AWS_ENV, start_moto_server
     from spotlake_assets.local.query_api import QueryApiServer
 

@@ -1,4 +1,4 @@
-"""The instance types the history knows, for `spotlake history`'s "nearest known" hint (resources/history_hints.py).
+"""The instance types the history knows, for `spotlake history`'s "nearest known" hint (resources/query_api/hints.py).
 
 The history table has no list of its types (listing them would take a `Scan`); the site's association file
 (`query-selector/associated/association_azure.json`, docs/web-site.md) names every type ever collected, in the

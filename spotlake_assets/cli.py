@@ -97,8 +97,9 @@ def import_legacy(args: argparse.Namespace) -> int:
 def history(args: argparse.Namespace) -> int:
     """Query the DynamoDB history; in `local`, the running local stack's (from its env file)."""
     settings = checked_settings()
-    from resources.history_hints import query_with_hint
-    from resources.history_query import HistoryQueryError, check_request, check_zone, render_csv, render_json
+    from resources.query_api.hints import query_with_hint
+    from resources.query_api.reader import HistoryQueryError
+    from resources.query_api.request import check_request, check_zone, render_csv, render_json
 
     request = dict(
         instance_type=args.instance_type,
@@ -198,7 +199,7 @@ def _add_missing_dev_commands(sub: Any, *names: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from resources.history_query import ALL, MAX_POINTS
+    from resources.query_api.request import ALL, MAX_POINTS
 
     dev = _dev_stack()
     parser = Parser(prog="spotlake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

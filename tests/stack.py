@@ -212,8 +212,8 @@ def point_items(items: list[dict]) -> list[dict]:
 
 def points(items: list[dict]) -> list[tuple[str, str, dict]]:
     """(pk, series id, point) of every time-series point the items hold, either item shape, as the query reads
-    them (resources/history_query.points_of_item): a point has every row column, its `Time` included."""
-    from resources.history_query import points_of_item
+    them (resources/query_api/request.points_of_item): a point has every row column, its `Time` included."""
+    from resources.query_api.request import points_of_item
 
     return [(item["pk"]["S"], sid, point) for item in point_items(items) for sid, point in points_of_item(item)]
 

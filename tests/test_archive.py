@@ -21,8 +21,8 @@ from dagster import AssetKey, DagsterInstance, materialize
 from resources.archive import MonthArchive
 from resources.archive_expiry import ExpiryGuard
 from resources.clock import Clock
-from resources.history_archive import ArchiveSource
-from resources.history_query import answer_history
+from resources.query_api.archive import ArchiveSource
+from resources.query_api.reader import answer_history
 from spotlake_assets.core import archive, names
 from spotlake_assets.core import archive_keys as ak
 from spotlake_assets.local.aws import LOCAL_AWS_CREDENTIALS

@@ -28,8 +28,8 @@ from dagster import AssetKey, AssetMaterialization, DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
 from benchmarks.history_query import synthetic_history, write_history
-from resources.history_query import RECORD_FIELDS
 from resources.history_table import HistoryTable
+from resources.query_api.request import RECORD_FIELDS
 from spotlake_assets.core.timekeys import data_time, newest_closed_partition
 from spotlake_assets.local import dagster_home
 from spotlake_assets.local.aws import LOCAL_AWS_ENV

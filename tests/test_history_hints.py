@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from benchmarks.history_query import OperationCounter, synthetic_history, write_history
-from resources.history_hints import query_with_hint
-from resources.history_query import instance_type_name, query_history
 from resources.history_table import HistoryTable
 from resources.known_types import association_types
+from resources.query_api.hints import query_with_hint
+from resources.query_api.reader import query_history
+from resources.query_api.request import instance_type_name
 from spotlake_assets.cli import main
 from spotlake_assets.core.layout import ASSOCIATION_KEY
 from spotlake_assets.local.aws import local_client, provision

@@ -21,21 +21,20 @@ from benchmarks.history_query import (
     synthetic_history,
     write_history,
 )
-from resources import history_query
-from resources.history_query import (
+from resources.history_table import HistoryTable, batch_write, row_items
+from resources.query_api import reader as history_reader
+from resources.query_api.reader import HistoryQueryTimeout, query_history
+from resources.query_api.request import (
     MAX_REGION_DAYS,
     RECORD_FIELDS,
-    HistoryQueryTimeout,
     OverBudgetError,
     ReadLimitError,
     ReadStats,
     TooManyPointsError,
     one_month_after,
-    query_history,
     render_csv,
     render_json,
 )
-from resources.history_table import HistoryTable, batch_write, row_items
 from resources.retry import Backoff
 from spotlake_assets.cli import main
 from spotlake_assets.local.aws import local_client
@@ -218,7 +217,7 @@ def test_data_denser_than_the_budget_stops_reading(week, client, monkeypatch):
     """The read units of a region-day bound what one request reads even when the data is denser than that
     bound assumes: here the bound is made tiny, and reading stops before the next request past it."""
     table, _ = week
-    monkeypatch.setattr(history_query, "READ_UNITS_PER_REGION_DAY", 0.01)
+    monkeypatch.setattr(history_reader, "READ_UNITS_PER_REGION_DAY", 0.01)
     counter = OperationCounter(client)
     stats = ReadStats()
     with pytest.raises(ReadLimitError, match=r"more data than one request may read \(\d+(\.5)? read units, at most"):

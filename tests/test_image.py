@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -329,3 +330,63 @@ def test_code_server_health_check_against_a_real_code_server(tmp_path: Path) -> 
                 os.killpg(server.pid, sig)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(timeout=wait)
+
+
+# --- what the image and the Lambda zip carry --------------------------------------------------------------------
+
+
+def docker_context() -> list[str]:
+    """The files the image's COPY instructions take from this checkout: the tracked files they name, minus the
+    .dockerignore patterns (a directory pattern excludes what is under it; `**/x/` excludes x anywhere)."""
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]  # fmt: skip
+    sources = [word for line in DOCKERFILE.read_text().splitlines() if line.startswith("COPY ")
+               for word in shlex.split(line)[1:-1]]  # fmt: skip
+    tracked = subprocess.run(["git", "ls-files", *sources], cwd=ROOT, capture_output=True, text=True, check=True)
+
+    def excluded(path: str) -> bool:
+        for pattern in ignored:
+            if pattern.startswith("**/"):
+                if f"/{pattern[3:]}" in f"/{path}":
+                    return True
+            elif path.startswith(pattern.rstrip("/") + "/") or path == pattern:
+                return True
+        return False
+
+    return [p for p in tracked.stdout.split() if not excluded(p)]
+
+
+def wheel_of(project: Path, out: Path) -> Path:
+    """The wheel pip builds of `project` (build isolation: setuptools as pyproject's build-system asks)."""
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(project)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    [wheel] = out.glob("*.whl")
+    return wheel
+
+
+def test_the_image_and_the_lambda_zip_carry_no_development_stack_module(tmp_path: Path) -> None:
+    """The image builds its package from the COPY'd files (no `spotlake_assets/local/`: .dockerignore), and the
+    wheel leaves it out too (pyproject's find exclude); the Lambda zip is exactly its import closure."""
+    from resources.query_api.package import FILES, build
+
+    context = docker_context()
+    assert "spotlake_assets/defs.py" in context and "resources/query_api/handler.py" in context
+    assert not [p for p in context if p.startswith("spotlake_assets/local/")]
+    # the installed package: the wheel `pip install .` builds in the image, from the same files
+    for path in context:
+        (tmp_path / "context" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "context" / path).write_bytes((ROOT / path).read_bytes())
+    installed = zipfile.ZipFile(wheel_of(tmp_path / "context", tmp_path / "dist")).namelist()
+    modules = [name for name in installed if name.endswith(".py")]
+    assert "spotlake_assets/core/layout.py" in modules and "resources/query_api/reader.py" in modules
+    assert not [name for name in installed if name.startswith("spotlake_assets/local/")]
+    # the same with the whole checkout (a wheel built outside Docker): pyproject excludes the stack
+    whole = zipfile.ZipFile(wheel_of(ROOT, tmp_path / "dist-checkout")).namelist()
+    assert not [name for name in whole if name.startswith("spotlake_assets/local/")]
+    # the Lambda zip: its listed files only, none of the development stack, no Dagster asset or resource module
+    listed = zipfile.ZipFile(build(tmp_path / "query-api.zip")).namelist()
+    assert sorted(listed) == sorted(FILES)
+    assert not [n for n in listed if n.startswith(("spotlake_assets/local/", "spotlake_assets/dataset/",
+                                                      "spotlake_assets/sources/"))]  # fmt: skip
+    assert {n.split("/")[0] for n in listed} == {"resources", "spotlake_assets"}

@@ -984,7 +984,7 @@ def test_query_api_role_is_assumed_by_lambda_of_this_account_only() -> None:
 def test_query_api_function_runs_the_handler_from_the_package_with_bounded_time_and_concurrency() -> None:
     scope = module_scope("test")
     function = scope.module.resources["aws_lambda_function"]["query_api"]
-    assert (function["runtime"], function["handler"]) == ("python3.12", "resources.history_api.lambda_handler")
+    assert (function["runtime"], function["handler"]) == ("python3.12", "resources.query_api.handler.lambda_handler")
     assert function["role"] == "${aws_iam_role.query_api.arn}"
     assert function["reserved_concurrent_executions"] == "${var.query_api_concurrency}"
     variables = scope.module.variables
@@ -1264,14 +1264,14 @@ class Blocked:
         if name.split(".")[0] in ("pandas", "dagster", "numpy", "pyarrow"):
             raise ImportError(name)
 sys.meta_path.insert(0, Blocked())
-import resources.history_api
+import resources.query_api.handler
 for module in list(sys.modules.values()):
     print(getattr(module, "__file__", None) or "")
 """
 
 
 def test_query_api_package_is_exactly_the_handlers_import_closure(tmp_path: Path) -> None:
-    from resources.history_api_package import DATA_FILES, FILES, HANDLER, build
+    from resources.query_api.package import DATA_FILES, FILES, HANDLER, build
 
     root = INFRA.parent
     loaded = subprocess.run(

@@ -1,5 +1,5 @@
 """The web site's query endpoint over real HTTP: the local server (spotlake_assets/local/query_api.py) serving the
-production handler (resources/history_api.py) on a moto-backed history table, asked with the exact query strings
+production handler (resources/query_api/handler.py) on a moto-backed history table, asked with the exact query strings
 the SpotLake site builds (ddps-lab/spotlake frontend/src/components/query-section.tsx, `queryCloudFront`, through
 axios 1.x); the AWS Lambda entry point run as a Lambda runs it (a fresh process on the unpacked zip that
 `make query-api-zip` builds, settings from the environment, pandas and Dagster not importable) with function URL /
@@ -30,10 +30,12 @@ import pytest
 import requests
 
 from benchmarks.history_query import synthetic_history, write_history
-from resources.history_api import CALLS_HEADER, READ_UNITS_HEADER, QueryApi, QueryApiConfig, make_client
-from resources.history_api_package import build as build_package
-from resources.history_query import RECORD_FIELDS, query_history
 from resources.history_table import HistoryTable
+from resources.query_api.config import QueryApiConfig, make_client
+from resources.query_api.handler import CALLS_HEADER, READ_UNITS_HEADER, QueryApi
+from resources.query_api.package import build as build_package
+from resources.query_api.reader import query_history
+from resources.query_api.request import RECORD_FIELDS
 from resources.s3 import S3Store
 from spotlake_assets.core.layout import ASSOCIATION_KEY
 from spotlake_assets.core.transforms.outputs import merge_association
@@ -483,11 +485,11 @@ class Blocked:
         return None
 
 sys.meta_path.insert(0, Blocked())
-from resources.history_api import lambda_handler
+from resources.query_api.handler import lambda_handler
 
 for line in sys.stdin:
     print(json.dumps(lambda_handler(json.loads(line), None)), flush=True)
-print(json.dumps(sys.modules["resources.history_api"].__file__))
+print(json.dumps(sys.modules["resources.query_api.handler"].__file__))
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "dagster", "numpy"))))
 """
 

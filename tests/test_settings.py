@@ -140,9 +140,9 @@ def test_boto3s_own_endpoint_variables_follow_the_same_rule(name):
 
 
 def test_the_query_apis_settings_refuse_boto3s_endpoint_variable_in_prod():
-    """The query API (a Lambda, resources/history_api.py) builds its DynamoDB client from load_settings' values:
+    """The query API (a Lambda, resources/query_api/handler.py) builds its DynamoDB client from load_settings' values:
     its settings are refused before the client exists, and its handler answers 500 "misconfigured"."""
-    from resources.history_api import QueryApiConfig
+    from resources.query_api.config import QueryApiConfig
 
     with pytest.raises(SettingsError, match=r"^AWS_ENDPOINT_URL_DYNAMODB \(host 127\.0\.0\.1\) is refused"):
         QueryApiConfig.from_environ({"SPOTLAKE_ENV": "prod", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:4566"})

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from . import history_keys as keys
 from .columns import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
 
-# The record fields of the query API (resources/history_query.RECORD_FIELDS) without `id`.
+# The record fields of the query API (resources/query_api/request.RECORD_FIELDS) without `id`.
 ARCHIVE_COLUMNS = [
     "InstanceTier", "InstanceType", "Region", "AvailabilityZone",
     "OndemandPrice", "SpotPrice", "Savings", "IF", "Score", "DesiredCount", "T2", "T3", "Time",

@@ -1,7 +1,7 @@
 """The monthly archive of the time series: where its objects live, how long DynamoDB keeps an item, and which tier
 holds which times (docs/contract.md "The archive", docs/design.md "Hot and cold").
 
-Standard library only: the query Lambda reads the archive with it (resources/history_api_package.py).
+Standard library only: the query Lambda reads the archive with it (resources/query_api/package.py).
 
 - Every item of the DynamoDB history carries `expires_at` (epoch seconds): its `Time` (a checkpoint: its `AsOf`) plus
   RETENTION. DynamoDB's TTL deletes it once that has passed, but only while TTL is enabled on the table, and the

@@ -1,7 +1,7 @@
 """Columns of a dataset row (docs/contract.md "The merge") and how their values are typed.
 
-Plain constants with no pandas import, so that the query side (resources/history_query.py, resources/history_api.py)
-can be packaged for AWS Lambda with boto3 only. spotlake_assets/core/transforms/state.py re-exports them.
+Plain constants with no pandas import, so that the query side (resources/query_api/) can be packaged for AWS Lambda
+with boto3 only. spotlake_assets/core/transforms/state.py re-exports them.
 """
 
 from __future__ import annotations

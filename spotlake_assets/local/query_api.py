@@ -1,4 +1,4 @@
-"""The embedded stack's query endpoint: the production handler (resources/history_api.py) served over real HTTP.
+"""The embedded stack's query endpoint: the production handler (resources/query_api/handler.py) served over real HTTP.
 
 A threaded standard-library HTTP server hands every request to the same `QueryApi.handle` the AWS Lambda function
 calls, after decoding the query string and gzipping the answer with the same helpers as the Lambda entry point, so
@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from resources.history_api import ApiError, QueryApi, QueryApiConfig, encode_body, make_client, parse_query
+from resources.query_api.config import QueryApiConfig, make_client
+from resources.query_api.handler import ApiError, QueryApi, encode_body, parse_query
 
 from .aws import LOCAL_AWS_CREDENTIALS
 

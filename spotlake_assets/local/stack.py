@@ -64,7 +64,7 @@ class LocalStack:
     emulator: AzureEmulator
     env: dict[str, str]  # the variables that point the collector at this stack
     settings: Settings
-    query_api: QueryApiServer | None = None  # the web site's history query endpoint (resources/history_api.py)
+    query_api: QueryApiServer | None = None  # the web site's history query endpoint (resources/query_api/handler.py)
     _stopped: bool = field(default=False, repr=False)
 
     @property

@@ -1,11 +1,11 @@
-# The SpotLake web site's history query (resources/history_api.py): a Lambda function behind an API Gateway REST API
+# The SpotLake web site's history query (resources/query_api/handler.py): a Lambda function behind an API Gateway REST API
 # whose stage has a cache and an AWS WAF web ACL.
 #
 # The site sends GET ?TableName=azure&InstanceType=...&Region=...&Start=YYYY-MM-DD&End=YYYY-MM-DD and reads
 # {"Status": 200, "Data": [...]} (docs/web-site.md). The function only reads the history table (Query, GetItem) and,
 # for months gone from the table, the archive's lookup files and verified-months index (archive.tf).
 #
-# Package: the zip of exactly the handler's modules, built by `make query-api-zip` (resources/history_api_package.py)
+# Package: the zip of exactly the handler's modules, built by `make query-api-zip` (resources/query_api/package.py)
 # before `terraform plan`; the Lambda Python runtime provides boto3. The zip is deterministic, so an unchanged
 # handler is not redeployed.
 #
@@ -22,7 +22,7 @@
 # site's seven parameters and Origin, and an ANY method for everything else (OPTIONS, the CORS preflight, and the
 # refusals of other methods), cached apart (its own cache namespace, keyed by Origin and the preflight's
 # Access-Control-Request-Method), so that a GET's cache entry can only ever hold a GET's answer. Both are
-# AWS_PROXY integrations (payload 1.0; resources/history_api.py parse_event). The web ACL refuses, before the cache,
+# AWS_PROXY integrations (payload 1.0; resources/query_api/handler.py parse_event). The web ACL refuses, before the cache,
 # any query string with another parameter or a repeated one: such a request would share the cache entry of the
 # same request without it, and the function's refusal would then be served to every visitor asking that query.
 #
@@ -187,7 +187,7 @@ locals {
       },
       {
         # A market absent from a month has no lookup file. Without ListBucket S3 answers 403 for it, not 404; the
-        # reader (resources/history_archive.py) then lists that key's own prefix and reads "not listed" as absent.
+        # reader (resources/query_api/archive.py) then lists that key's own prefix and reads "not listed" as absent.
         Sid       = "ListArchiveLookups"
         Effect    = "Allow"
         Action    = ["s3:ListBucket"]
@@ -241,10 +241,10 @@ resource "aws_lambda_function" "query_api" {
   #checkov:skip=CKV_AWS_272:the package is built from this repository by make query-api-zip; no signing profile exists
   #checkov:skip=CKV_AWS_50:X-Ray would need xray:PutTraceSegments on "*"; the JSON logs time every query
   function_name                  = local.query_api_name
-  description                    = "SpotLake web site's Azure history query (resources/history_api.py)"
+  description                    = "SpotLake web site's Azure history query (resources/query_api/handler.py)"
   role                           = aws_iam_role.query_api.arn
   runtime                        = "python3.12"
-  handler                        = "resources.history_api.lambda_handler"
+  handler                        = "resources.query_api.handler.lambda_handler"
   filename                       = local.query_api_zip
   source_code_hash               = fileexists(local.query_api_zip) ? filebase64sha256(local.query_api_zip) : null
   architectures                  = ["arm64"]

@@ -3,7 +3,7 @@
 
 A lookup file holds the DynamoDB items of one market (`{type}#{region}`) whose time falls in one month, points and
 checkpoints, sorted by sort key, typed as DynamoDB returns them. So the query reads the archive as it reads the
-table, with the same code (resources/history_query.py): `points` plays `Query sk BETWEEN`, `newest_checkpoint` plays
+table, with the same code (resources/query_api/reader.py): `points` plays `Query sk BETWEEN`, `newest_checkpoint` plays
 the descending `Limit 1` query. Standard library and boto3 only (the query Lambda reads it).
 """
 

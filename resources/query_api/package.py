@@ -1,7 +1,7 @@
-"""The AWS Lambda package of the web site's query API: a zip of exactly the modules resources/history_api.py imports
-from this repository (the Lambda Python runtime provides boto3 and botocore; nothing else is needed).
+"""The AWS Lambda package of the web site's query API: a zip of exactly the modules resources/query_api/handler.py
+imports from this repository (the Lambda Python runtime provides boto3 and botocore; nothing else is needed).
 
-    python3 -m resources.history_api_package [build/spotlake-query-api.zip]      (or: make query-api-zip)
+    python3 -m resources.query_api.package [build/spotlake-query-api.zip]      (or: make query-api-zip)
 
 The zip is deterministic (sorted entries, fixed timestamps and modes), so Terraform's source_code_hash changes only
 when one of these files does. tests/test_infra.py checks that FILES is the handler's import closure plus the data
@@ -14,15 +14,18 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "build" / "spotlake-query-api.zip"
-HANDLER = "resources.history_api.lambda_handler"
+HANDLER = "resources.query_api.handler.lambda_handler"
 FILES = (
     "resources/__init__.py",
-    "resources/history_api.py",
-    "resources/history_archive.py",
-    "resources/history_hints.py",
-    "resources/history_query.py",
+    "resources/query_api/__init__.py",
+    "resources/query_api/archive.py",
+    "resources/query_api/config.py",
+    "resources/query_api/handler.py",
+    "resources/query_api/hints.py",
+    "resources/query_api/reader.py",
+    "resources/query_api/request.py",
     "resources/settings.py",
     "spotlake_assets/__init__.py",
     "spotlake_assets/core/__init__.py",

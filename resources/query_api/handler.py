@@ -15,7 +15,7 @@ frontend/src/components/query-section.tsx, `queryCloudFront`):
 
 So every answer to a GET is HTTP 200 by default, its outcome in the body:
     {"Status": 200, "Data": [records: the fields of latest_azure.json, numbers as JSON numbers]}
-    {"Status": 200, "Data": [], "Hint": "<why it may be empty>"}   (resources/history_hints.py; the site ignores it)
+    {"Status": 200, "Data": [], "Hint": "<why it may be empty>"}   (resources/query_api/hints.py; the site ignores it)
     {"Status": 400 | 413 | 500 | 502 | 504, "Error": "<code>", "Message": "<what to change>"}   (never a "Data" key)
 SPOTLAKE_QUERY_API_ERROR_STATUS=http makes the HTTP status the body's Status instead, for clients other than the site.
 Status codes: 400 BadRequest (an unknown or repeated parameter, a value over its length limit, a date, End before Start,
@@ -36,10 +36,10 @@ SPOTLAKE_QUERY_API_TIMEOUT_SECONDS (default 20); SPOTLAKE_QUERY_API_ERROR_STATUS
 `TableName` must be `azure` (what the site sends: the dataset's name, served from this environment's table) or the
 environment's table name itself.
 
-Imports: the standard library, boto3/botocore (the Lambda Python runtime has them), resources.history_query,
-resources.history_hints, resources.settings and the pandas-free core modules they use (and azure_regions.csv); never
+Imports: the standard library, boto3/botocore (the Lambda Python runtime has them), resources.query_api,
+resources.query_api.hints, resources.settings and the pandas-free core modules they use (and azure_regions.csv); never
 pandas or Dagster (tests/test_query_api.py imports this module with both blocked), so the Lambda package is those few
-files (resources/history_api_package.py lists them; query_api.tf deploys it).
+files (resources/query_api/package.py lists them; query_api.tf deploys it).
 """
 
 from __future__ import annotations
@@ -48,45 +48,33 @@ import base64
 import gzip
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import boto3
-from botocore.config import Config
-
-from resources.history_archive import ArchiveReadError, ArchiveSource
-from resources.history_hints import query_with_hint
-from resources.history_query import (
+from resources.query_api.archive import ArchiveReadError, ArchiveSource
+from resources.query_api.config import QueryApiConfig, make_client
+from resources.query_api.hints import query_with_hint
+from resources.query_api.reader import HistoryQueryError, HistoryQueryTimeout
+from resources.query_api.request import (
     ALL,
     MAX_POINTS,
-    QUERY_WORKERS,
-    HistoryQueryError,
-    HistoryQueryTimeout,
     OverBudgetError,
     ReadLimitError,
     ReadStats,
     TooManyPointsError,
     check_length,
 )
-from resources.settings import SettingsError, load_settings
+from resources.settings import SettingsError
 
 log = logging.getLogger("spotlake.query_api")
 
 PUBLIC_TABLE_NAME = "azure"  # the site's TableName for Azure (vendor.toLowerCase())
-SITE_ORIGIN = "https://spotlake.ddps.cloud"
-DEFAULT_TIMEOUT_SECONDS = 20.0
 # the worker thread gets this much longer than the query's own timeout (which is checked between requests)
 HARD_DEADLINE_GRACE_SECONDS = 2.0
-ALLOWED_ORIGINS_ENV = "SPOTLAKE_QUERY_API_ALLOWED_ORIGINS"
-TIMEOUT_ENV = "SPOTLAKE_QUERY_API_TIMEOUT_SECONDS"
-ERROR_STATUS_ENV = "SPOTLAKE_QUERY_API_ERROR_STATUS"
-ARCHIVE_BUCKET_ENV = "SPOTLAKE_ARCHIVE_BUCKET"  # the bucket of the archive (archive/azure/history/); unset: none
 METHODS = "GET, OPTIONS"  # HEAD would cost a full query for no answer: refused like every other method
 # The site's parameters (docs/web-site.md "The query"); any other name is refused, so that no extra parameter can
 # make a new cache entry (the REST stage caches by these names) or a query that is not the site's.
@@ -103,79 +91,6 @@ GZIP_MIN_BYTES = 1024
 # A CDN in front (the site calls it through CloudFront) may keep an answer a minute; errors ask not to be kept
 # (API Gateway's stage cache keeps them anyway, 60 s: docs/security.md "The public query API").
 SUCCESS_CACHE = "public, max-age=60"
-
-
-@dataclass(frozen=True)
-class QueryApiConfig:
-    table_name: str
-    aws_region: str
-    endpoint_url: str | None = None
-    allowed_origins: tuple[str, ...] = (SITE_ORIGIN,)
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-    errors_in_body: bool = True  # HTTP 200 with the outcome in the body: the only errors the site can display
-    archive_bucket: str | None = None  # where months past the retention are read (docs/design.md "Hot and cold")
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> QueryApiConfig:
-        """The API's settings from environment variables; SettingsError names the variable at fault."""
-        environ = os.environ if environ is None else environ
-        settings = load_settings(environ)
-        origins = parse_origins(environ.get(ALLOWED_ORIGINS_ENV, SITE_ORIGIN))
-        raw_timeout = environ.get(TIMEOUT_ENV, "").strip() or str(DEFAULT_TIMEOUT_SECONDS)
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            timeout = -1.0
-        if not 0 < timeout <= 900:
-            raise SettingsError(f"{TIMEOUT_ENV}={raw_timeout!r} must be a number of seconds in (0, 900]")
-        mode = environ.get(ERROR_STATUS_ENV, "").strip().lower() or "body"
-        if mode not in ("body", "http"):
-            raise SettingsError(f"{ERROR_STATUS_ENV}={mode!r} must be 'body' (HTTP 200, the site's way) or 'http'")
-        return cls(
-            table_name=settings.dynamodb_table,
-            aws_region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            allowed_origins=origins,
-            timeout_seconds=timeout,
-            errors_in_body=mode == "body",
-            archive_bucket=environ.get(ARCHIVE_BUCKET_ENV, "").strip() or None,
-        )
-
-
-def parse_origins(text: str) -> tuple[str, ...]:
-    """Comma-separated origins (`scheme://host[:port]`, no path) or `*`, normalised to lower case."""
-    origins = []
-    for raw in text.split(","):
-        origin = raw.strip().rstrip("/").lower()
-        if not origin:
-            continue
-        scheme, sep, host = origin.partition("://")
-        if origin != "*" and (not sep or scheme not in ("http", "https") or not host or "/" in host):
-            raise SettingsError(
-                f"{ALLOWED_ORIGINS_ENV}: {raw.strip()!r} is not an origin such as {SITE_ORIGIN} (or '*' for any)"
-            )
-        origins.append(origin)
-    if not origins:
-        raise SettingsError(f"{ALLOWED_ORIGINS_ENV} names no origin; the site's is {SITE_ORIGIN}")
-    return tuple(origins)
-
-
-def make_client(
-    config: QueryApiConfig, *, read_timeout: float = 5.0, service: str = "dynamodb", **credentials: str
-) -> Any:
-    """A DynamoDB client with short timeouts and few retries: the whole query has `timeout_seconds` (a DynamoDB
-    Query page takes milliseconds; moto's, on a big local table, can take seconds: the local stack waits longer)."""
-    boto_config = Config(
-        region_name=config.aws_region,
-        retries={"mode": "standard", "total_max_attempts": 3},
-        connect_timeout=2,
-        read_timeout=read_timeout,
-        max_pool_connections=QUERY_WORKERS,
-    )
-    # a session of its own: boto3's default session is not safe to share between threads
-    return boto3.session.Session().client(
-        service, endpoint_url=config.endpoint_url, config=boto_config, **credentials
-    )
 
 
 class ApiError(Exception):
@@ -422,7 +337,7 @@ def parse_event(event: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str
 
 
 def lambda_handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-    """AWS Lambda entry point (handler `resources.history_api.lambda_handler`)."""
+    """AWS Lambda entry point (handler `resources.query_api.handler.lambda_handler`)."""
     payload_v2 = event.get("version") == "2.0" or "http" in (event.get("requestContext") or {})
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     origin = headers.get("origin")

@@ -1,6 +1,6 @@
 """Why a history answer is empty, in one line (issue 17: a mistyped query answered a bare header).
 
-`query_with_hint` runs the history query (resources/history_query.py) and, when nothing matched, says which of
+`query_with_hint` runs the history query (resources/query_api/reader.py) and, when nothing matched, says which of
 these it is, from the type's regions index item (pk `<type>#__regions__`, written before any point of the type):
 - no index item: nothing was ever stored for the type, `no such instance type 'NoSuchType_v9'`, with the nearest
   known names when the caller can list them cheaply (`known_types`: the command line reads the site's association
@@ -21,7 +21,8 @@ import difflib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from resources.history_query import ALL, HistoryAnswer, HistoryQueryError, answer_history, instance_type_name
+from resources.query_api.reader import HistoryAnswer, HistoryQueryError, answer_history
+from resources.query_api.request import ALL, instance_type_name
 from spotlake_assets.core.azure_regions import region_table
 
 NEAREST = 3  # names offered
