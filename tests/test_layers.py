@@ -76,9 +76,9 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               (*PURE_STDLIB, *SYSTEM_STDLIB, "dagster.*", *TABLES, "psutil", *CORE, *RESOURCES, *GRAPH,
                "dagster_shared.*", "spotlake_assets.sources.*", "spotlake_assets.dataset.*")),  # fmt: skip
     # the command line: operator commands; the dev stack's commands come from the dev stack
-    "cli": (("spotlake_assets/cli.py",), (*PURE_STDLIB, *SYSTEM_STDLIB, "dagster.*", "boto3.*", "botocore.*",
-                                          "requests.*", *CORE, *RESOURCES, "resources.query_api.*", *GRAPH,
-                                          "spotlake_assets.local.*")),  # fmt: skip
+    "cli": (("spotlake_assets/cli.py", "spotlake_assets/cli_base.py"),
+            (*PURE_STDLIB, *SYSTEM_STDLIB, "dagster.*", "boto3.*", "botocore.*", "requests.*", *CORE, *RESOURCES,
+             "resources.query_api.*", *GRAPH, "spotlake_assets.cli_base", "spotlake_assets.local.*")),  # fmt: skip
     # the development stack: anything (it ships in neither the image nor the Lambda zip: tests/test_image.py)
     "local": (("spotlake_assets/local/",), ("*",)),
     "definitions": (("definitions.py",), ("__future__", "spotlake_assets.defs", "resources.settings")),
