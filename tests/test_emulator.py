@@ -779,6 +779,22 @@ def test_admin_endpoints_drive_knobs_clock_and_stats(emu: AzureEmulator) -> None
     assert abs(emu.now() - datetime.now(UTC)) < timedelta(seconds=5)
 
 
+def test_family_data_file_loads_and_covers_every_size_the_catalogue_uses() -> None:
+    from importlib import resources
+
+    data = json.loads(resources.files("spotlake_assets.local").joinpath(cat.FAMILIES_FILE).read_text())
+    families = tuple((f["series"], f["template"], tuple(f["numbers"]), f["rate"]) for f in data["families"])
+    assert cat._FAMILIES == families
+    assert all(isinstance(f["rate"], float) and f["numbers"] for f in data["families"])
+    shared = data["shared_meter"]
+    assert (cat._SHARED_METER_SIZES, cat._SHARED_METER_RATE) == (tuple(map(tuple, shared["sizes"])), shared["rate"])
+    full = cat.load_catalogue(7, "full")
+    names = {s.name for s in full.sizes}
+    assert len(names) == len(full.sizes)  # no two families make the same size
+    assert set(cat.SMALL_SIZES) <= names and cat.CORE_SIZES <= names
+    assert {s.series for s in full.sizes} == {f["series"] for f in data["families"]} | {"D", "DS"}
+
+
 # ---- full scale ----------------------------------------------------------------------------------
 
 

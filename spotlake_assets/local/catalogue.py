@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
+from importlib import resources
 from typing import Any
 
 from spotlake_assets.core import azure_regions
@@ -62,120 +63,22 @@ CORE_SIZES = frozenset(
 )
 OFFER_PROBABILITY = {"small": 0.9, "full": 0.72}
 
-# (product series, size-name template, size numbers, USD per unit and hour); unit = the number in the name.
-_FAMILIES: tuple[tuple[str, str, tuple[int, ...], float], ...] = (
-    ("Dv2", "D{n}_v2", (1, 2, 3, 4, 5, 11, 12, 13, 14, 15), 0.057),
-    ("DSv2", "DS{n}_v2", (1, 2, 3, 4, 5, 11, 12, 13, 14, 15), 0.057),
-    ("Dv3", "D{n}_v3", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("DSv3", "D{n}s_v3", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("Dv4", "D{n}_v4", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("DSv4", "D{n}s_v4", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("Ddv4", "D{n}d_v4", (2, 4, 8, 16, 32, 48, 64), 0.057),
-    ("Ddsv4", "D{n}ds_v4", (2, 4, 8, 16, 32, 48, 64), 0.057),
-    ("Dav4", "D{n}a_v4", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Dasv4", "D{n}as_v4", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Dv5", "D{n}_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Dsv5", "D{n}s_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Ddv5", "D{n}d_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0565),
-    ("Ddsv5", "D{n}ds_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0565),
-    ("Dasv5", "D{n}as_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.043),
-    ("Dadsv5", "D{n}ads_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0515),
-    ("Dlsv5", "D{n}ls_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0425),
-    ("Dldsv5", "D{n}lds_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0505),
-    ("Dpsv5", "D{n}ps_v5", (2, 4, 8, 16, 32, 48, 64), 0.0385),
-    ("Dpdsv5", "D{n}pds_v5", (2, 4, 8, 16, 32, 48, 64), 0.0452),
-    ("Dplsv5", "D{n}pls_v5", (2, 4, 8, 16, 32, 48, 64), 0.034),
-    ("Dsv6", "D{n}s_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.0505),
-    ("Ddsv6", "D{n}ds_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.059),
-    ("Dlsv6", "D{n}ls_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.0445),
-    ("Dldsv6", "D{n}lds_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.053),
-    ("Dasv6", "D{n}as_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0455),
-    ("Dadsv6", "D{n}ads_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.054),
-    ("Dalsv6", "D{n}als_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.04),
-    ("Daldsv6", "D{n}alds_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0485),
-    ("Dpsv6", "D{n}ps_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0405),
-    ("Dpdsv6", "D{n}pds_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0475),
-    ("Dplsv6", "D{n}pls_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.036),
-    ("Dpldsv6", "D{n}plds_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.043),
-    ("Ev3", "E{n}_v3", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("ESv3", "E{n}s_v3", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("Ev4", "E{n}_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("Esv4", "E{n}s_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("Edv4", "E{n}d_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.072),
-    ("Edsv4", "E{n}ds_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.072),
-    ("Eav4", "E{n}a_v4", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.063),
-    ("Easv4", "E{n}as_v4", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.063),
-    ("Ev5", "E{n}_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.063),
-    ("Esv5", "E{n}s_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.063),
-    ("Edv5", "E{n}d_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.072),
-    ("Edsv5", "E{n}ds_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.072),
-    ("Easv5", "E{n}as_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 112), 0.0565),
-    ("Eadsv5", "E{n}ads_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 112), 0.0655),
-    ("Ebsv5", "E{n}bs_v5", (2, 4, 8, 16, 32, 48, 64, 96, 112), 0.078),
-    ("Ebdsv5", "E{n}bds_v5", (2, 4, 8, 16, 32, 48, 64, 96, 112), 0.087),
-    ("Epsv5", "E{n}ps_v5", (2, 4, 8, 16, 20, 32), 0.0505),
-    ("Epdsv5", "E{n}pds_v5", (2, 4, 8, 16, 20, 32), 0.0575),
-    ("Esv6", "E{n}s_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96, 128), 0.066),
-    ("Edsv6", "E{n}ds_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96, 128), 0.075),
-    ("Easv6", "E{n}as_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.059),
-    ("Eadsv6", "E{n}ads_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.068),
-    ("Epsv6", "E{n}ps_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.053),
-    ("Epdsv6", "E{n}pds_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.061),
-    ("ECasv5", "EC{n}as_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.0665),
-    ("ECadsv5", "EC{n}ads_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.0755),
-    ("F", "F{n}", (1, 2, 4, 8, 16), 0.0498),
-    ("FS", "F{n}s", (1, 2, 4, 8, 16), 0.0498),
-    ("FSv2", "F{n}s_v2", (2, 4, 8, 16, 32, 48, 64, 72), 0.0423),
-    ("Fasv6", "F{n}as_v6", (2, 4, 8, 16, 32, 48, 64), 0.0425),
-    ("Falsv6", "F{n}als_v6", (2, 4, 8, 16, 32, 48, 64), 0.0375),
-    ("Famsv6", "F{n}ams_v6", (2, 4, 8, 16, 32, 48, 64), 0.052),
-    ("FX", "FX{n}mds", (4, 12, 24, 36, 48), 0.083),
-    ("BS", "B{n}ms", (1, 2, 4, 8, 12, 16, 20), 0.0208),
-    ("BS", "B{n}s", (1, 2), 0.0104),
-    ("BS", "B{n}ls", (1,), 0.0052),
-    ("Bsv2", "B{n}s_v2", (2, 4, 8, 16, 32), 0.0416),
-    ("Basv2", "B{n}as_v2", (2, 4, 8, 16, 32), 0.0376),
-    ("Bpsv2", "B{n}ps_v2", (2, 4, 8, 16), 0.0336),
-    ("Av2", "A{n}_v2", (1, 2, 4, 8), 0.0455),
-    ("Amv2", "A{n}m_v2", (2, 4, 8), 0.0595),
-    ("A Basic", "A{n}", (0, 1, 2, 3, 4), 0.018),
-    ("DCsv2", "DC{n}s_v2", (1, 2, 4, 8), 0.113),
-    ("DCasv5", "DC{n}as_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("DCadsv5", "DC{n}ads_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0565),
-    ("DCesv5", "DC{n}es_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0575),
-    ("DCedsv5", "DC{n}eds_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0665),
-    ("NCadsA100v4", "NC{n}ads_A100_v4", (24, 48, 96), 0.1529),
-    ("NCasT4v3", "NC{n}as_T4_v3", (4, 8, 16, 64), 0.1315),
-    ("NCSv3", "NC{n}s_v3", (6, 12, 24), 0.51),
-    ("NCrsv3", "NC{n}rs_v3", (24,), 0.561),
-    ("NCadsH100v5", "NC{n}ads_H100_v5", (40, 80), 0.1748),
-    ("NDasrA100v4", "ND{n}asr_v4", (96,), 0.3399),
-    ("NDamsrA100v4", "ND{n}amsr_A100_v4", (96,), 0.3413),
-    ("NDrsv2", "ND{n}rs_v2", (40,), 0.5508),
-    ("NVasv4", "NV{n}as_v4", (4, 8, 16, 32), 0.0454),
-    ("NVSv3", "NV{n}s_v3", (12, 24, 48), 0.095),
-    ("NVadsA10v5", "NV{n}ads_A10_v5", (6, 12, 18, 36, 72), 0.0758),
-    ("MS", "M{n}ms", (8, 16, 32, 64, 128), 0.3416),
-    ("MS", "M{n}s", (8, 16, 32, 64, 128), 0.1676),
-    ("Mv2", "M{n}ms_v2", (208, 416), 0.1438),
-    ("Mv2", "M{n}s_v2", (208, 416), 0.0719),
-    ("Mbdsv3", "M{n}bds_v3", (16, 32, 48, 64, 96, 176), 0.0955),
-    ("Mbsv3", "M{n}bs_v3", (16, 32, 48, 64, 96, 176), 0.0855),
-    ("Msv3", "M{n}s_v3", (48, 96, 176), 0.0605),
-    ("Lsv2", "L{n}s_v2", (8, 16, 32, 48, 64, 80), 0.078),
-    ("Lsv3", "L{n}s_v3", (8, 16, 32, 48, 64, 80), 0.0785),
-    ("Lasv3", "L{n}as_v3", (8, 16, 32, 48, 64, 80), 0.0705),
-    ("HBv2", "HB{n}rs_v2", (120,), 0.03),
-    ("HBv3", "HB{n}rs_v3", (120,), 0.03),
-    ("HBv4", "HB{n}rs_v4", (176,), 0.041),
-    ("HC", "HC{n}rs", (44,), 0.0718),
-    ("H", "H{n}", (8, 16), 0.0988),
-    ("H", "H{n}m", (8, 16), 0.1325),
-    ("HX", "HX{n}rs", (176,), 0.0472),
-)
-# Legacy D and DS sizes share one meter ("D14/DS14"): the price API repeats the same meter for both sizes.
-_SHARED_METER_SIZES = ((1, 1), (2, 2), (3, 4), (4, 8), (11, 2), (12, 4), (13, 8), (14, 16))
-_SHARED_METER_RATE = 0.0722
+# The Azure VM families and the legacy shared-meter sizes, from catalogue_families.json beside this module.
+FAMILIES_FILE = "catalogue_families.json"
+
+
+def _load_families() -> tuple[
+    tuple[tuple[str, str, tuple[int, ...], float], ...], tuple[tuple[int, int], ...], float
+]:
+    """(product series, size-name template, size numbers, USD per unit and hour) of every family; the (size number,
+    units) of the legacy D/DS sizes that share one meter, and that meter's rate. Unit = the number in the name."""
+    data = json.loads(resources.files(__package__).joinpath(FAMILIES_FILE).read_text(encoding="utf-8"))
+    families = tuple((f["series"], f["template"], tuple(f["numbers"]), f["rate"]) for f in data["families"])
+    shared = data["shared_meter"]
+    return families, tuple((n, units) for n, units in shared["sizes"]), shared["rate"]
+
+
+_FAMILIES, _SHARED_METER_SIZES, _SHARED_METER_RATE = _load_families()
 
 
 @dataclass(frozen=True)
