@@ -15,7 +15,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
 from spotlake_assets.local import catalogue as cat
-from spotlake_assets.local.azure_emulator import SPS_THROTTLE_TEXT, AzureEmulator, EmulatorConfig
+from spotlake_assets.local.emulator import SPS_THROTTLE_TEXT, AzureEmulator, EmulatorConfig
 
 T0 = datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
 VM_FILTER = "serviceName eq 'Virtual Machines' and priceType eq 'Consumption'"
