@@ -5,8 +5,9 @@ trustme CA for the login endpoint, so the real azure-identity/MSAL client works 
 the behaviours Azure documents that a well-behaved run never meets (docs/azure-sources.md): price pages of another
 size, unstable Resource Graph pages for an unsorted query, truncated answers, '%'-suffixed eviction buckets, a size
 name at only one field path, subscriptions without the SPS role, subscription-wide SPS throttling and non-public
-names among the supported SPS locations. Its data come from `spotlake_assets.local.catalogue` (a pure function of
-seed, scale and the 10-minute epoch of the emulator clock).
+names among the supported SPS locations. Its data are a pure function of seed, scale and the 10-minute epoch of
+the emulator clock: what exists from `spotlake_assets.local.catalogue`, how values move per epoch from
+`spotlake_assets.local.drift`, the price list's items from `spotlake_assets.local.price_list`.
 
 How the parts fit:
 - `server`: `AzureEmulator`, the only entry point. It owns one `EmulatorState`, builds the HTTP app from the API

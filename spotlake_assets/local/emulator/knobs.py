@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import catalogue as cat
+from .. import drift
 
 PAGE_SIZE = 1000  # the most items of a Retail Prices page
 ARG_MAX_TOP = 1000  # the most rows of a Resource Graph page
@@ -58,7 +59,7 @@ class EmulatorConfig:
 
     seed: int = 7
     scale: str = "small"  # "small" for tests, "full" for benchmarks
-    drift_rate: float = cat.DEFAULT_DRIFT_RATE  # share of series that change between consecutive epochs
+    drift_rate: float = drift.DEFAULT_DRIFT_RATE  # share of series that change between consecutive epochs
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     boundary_repeat_rate: float = 0.05  # share of price pages that also repeat the previous page's last item
     price_page_size: int = PAGE_SIZE  # items a price page holds; Azure's documentation once said 100
@@ -168,7 +169,7 @@ class EmulatorConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"knob {name!r} must be one of {allowed}, got {getattr(self, name)!r}")
-        cat.DataKey.make(self.seed, self.scale, 0, self.drift_rate, self.overrides)  # validates 'overrides'
+        drift.DataKey.make(self.seed, self.scale, 0, self.drift_rate, self.overrides)  # validates 'overrides'
 
 
 KNOBS = frozenset(f.name for f in dataclasses.fields(EmulatorConfig))

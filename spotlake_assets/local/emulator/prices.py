@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from flask import Flask, Response, request
 
 from .. import catalogue as cat
+from .. import price_list
 from .faults import enter, with_record_faults
 from .responses import error, json_answer, rate_limited
 from .state import EmulatorState
@@ -58,11 +59,11 @@ def price_page(state: EmulatorState) -> Response:
     except ValueError:
         return error(400, "BadRequest", f"$skip {request.args.get('$skip')!r} is not a non-negative integer")
     key, size = state.data_key(), cfg.price_page_size
-    total = cat.price_count(key.seed, key.scale)
-    items = cat.price_page(key, skip, skip + size)
+    total = price_list.price_count(key.seed, key.scale)
+    items = price_list.price_page(key, skip, skip + size)
     if 0 < skip <= total and cat.unit(key.seed, "boundary", key.epoch, skip) < cfg.boundary_repeat_rate:
         # Azure's $skip paging sometimes repeats a boundary row on the next page.
-        items = cat.price_page(key, skip - 1, skip) + items
+        items = price_list.price_page(key, skip - 1, skip) + items
     next_link = None
     links_end = cfg.price_links_end_after and skip // size + 1 >= cfg.price_links_end_after
     if skip + size < total and not links_end:  # (Azure's links went missing like this on 2023-03-10)

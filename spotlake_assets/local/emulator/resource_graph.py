@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from .. import catalogue as cat
+from .. import drift
 from .faults import enter, with_record_faults
 from .knobs import ARG_MAX_TOP
 from .login import authorized
@@ -121,7 +121,7 @@ def _decode_skip_token(token: str) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=32)
-def _eviction_answer(key: cat.DataKey, query: str, sku_name_path: str, rate_style: str) -> tuple[dict[str, str], ...]:
+def _eviction_answer(key: drift.DataKey, query: str, sku_name_path: str, rate_style: str) -> tuple[dict[str, str], ...]:
     """The rows the eviction-rate query gets: its columns (with `id` when it projects it), sorted by id when it
     sorts by id, none when it reads the size name from a path the rows do not have (`isnotempty(skuName)` then
     drops every row)."""
@@ -134,9 +134,9 @@ def _eviction_answer(key: cat.DataKey, query: str, sku_name_path: str, rate_styl
         return ()
     with_id = _PROJECTS_ID.search(query) is not None
     out: list[tuple[str, dict[str, str]]] = []
-    for row in cat.eviction_rows(key):
-        rate = cat.percent_bucket(row["evictionRate"]) if rate_style == "percent" else row["evictionRate"]
-        resource_id = cat.eviction_resource_id(row["location"], row["skuName"])
+    for row in drift.eviction_rows(key):
+        rate = drift.percent_bucket(row["evictionRate"]) if rate_style == "percent" else row["evictionRate"]
+        resource_id = drift.eviction_resource_id(row["location"], row["skuName"])
         answer = {"location": row["location"], "skuName": row["skuName"], "evictionRate": rate}
         out.append((resource_id, {"id": resource_id, **answer} if with_id else answer))
     if _SORTED_BY_ID.search(query):

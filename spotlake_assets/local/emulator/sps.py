@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from .. import catalogue as cat
+from .. import drift
 from .faults import enter, with_record_faults
 from .knobs import EmulatorConfig
 from .login import authorized
@@ -128,7 +129,7 @@ def _answer(state: EmulatorState, subscription: str, location: str) -> Response:
                         "sku": size,
                         "region": code,
                         **({"availabilityZone": zone} if zone else {}),
-                        "score": cat.placement_score(key, body["desiredCount"], code, size, zone),
+                        "score": drift.placement_score(key, body["desiredCount"], code, size, zone),
                         "isQuotaAvailable": cat.quota_available(cfg.seed, code, size),
                     }
                 )

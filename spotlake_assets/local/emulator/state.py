@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .. import catalogue as cat
+from .. import drift
 from .clock import Clock, Window, densest
 from .knobs import FAULT_KINDS, KNOBS, EmulatorConfig
 
@@ -63,11 +63,11 @@ class EmulatorState:
         with self.lock:
             self.clock.advance(seconds)
 
-    def data_key(self, epoch: int | None = None) -> cat.DataKey:
+    def data_key(self, epoch: int | None = None) -> drift.DataKey:
         """The key of the data served now (or in `epoch`): seed, scale, epoch, drift and overrides."""
         cfg = self.config
-        epoch = cat.epoch_of(self.now()) if epoch is None else epoch
-        return cat.DataKey.make(cfg.seed, cfg.scale, epoch, cfg.drift_rate, cfg.overrides)
+        epoch = drift.epoch_of(self.now()) if epoch is None else epoch
+        return drift.DataKey.make(cfg.seed, cfg.scale, epoch, cfg.drift_rate, cfg.overrides)
 
     # ---- counters and quotas ---------------------------------------------------------------------
 
