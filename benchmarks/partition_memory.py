@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     from spotlake_assets.core import names
     from spotlake_assets.core.timekeys import data_time
     from spotlake_assets.defs import build_resources
-    from spotlake_assets.local.catalogue import DEFAULT_DRIFT_RATE
+    from spotlake_assets.local.drift import DEFAULT_DRIFT_RATE
     from spotlake_assets.local.stack import stack_environ, start_local_stack, use_stack_environment
 
     inputs = RawInputs(args.seed, args.scale, DEFAULT_DRIFT_RATE, args.cache)

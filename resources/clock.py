@@ -10,7 +10,7 @@ import requests
 from .lockdown import EnvironmentBound
 from .settings import Settings
 
-# The embedded Azure emulator's clock (spotlake_assets/local/azure_emulator.py): in `local` it is Azure's present.
+# The embedded Azure emulator's clock (spotlake_assets/local/emulator/clock.py): in `local` it is Azure's present.
 EMULATOR_CLOCK_PATH = "/_emulator/clock"
 
 

@@ -15,7 +15,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
 from spotlake_assets.local import catalogue as cat
-from spotlake_assets.local.azure_emulator import SPS_THROTTLE_TEXT, AzureEmulator, EmulatorConfig
+from spotlake_assets.local import drift, price_list
+from spotlake_assets.local.emulator import SPS_THROTTLE_TEXT, AzureEmulator, EmulatorConfig
 
 T0 = datetime(2026, 3, 2, 10, 5, tzinfo=UTC)
 VM_FILTER = "serviceName eq 'Virtual Machines' and priceType eq 'Consumption'"
@@ -120,8 +121,8 @@ def sps_body(locations: list[str], sizes: list[str], count: int = 1) -> dict[str
     }
 
 
-def key_at(t: datetime, **kw: Any) -> cat.DataKey:
-    return cat.DataKey.make(7, "small", cat.epoch_of(t), **kw)
+def key_at(t: datetime, **kw: Any) -> drift.DataKey:
+    return drift.DataKey.make(7, "small", drift.epoch_of(t), **kw)
 
 
 # ---- prices --------------------------------------------------------------------------------------
@@ -130,12 +131,12 @@ def key_at(t: datetime, **kw: Any) -> cat.DataKey:
 def test_price_pages_follow_next_page_link_to_the_whole_list(emu: AzureEmulator) -> None:
     pages = all_price_pages(emu)
     items = [i for p in pages for i in p["Items"]]
-    assert len(pages) == -(-cat.price_count(7, "small") // 1000) >= 2
+    assert len(pages) == -(-price_list.price_count(7, "small") // 1000) >= 2
     assert all(p["Count"] == len(p["Items"]) for p in pages)
     assert [len(p["Items"]) for p in pages[:-1]] == [1000] * (len(pages) - 1)
     assert {"BillingCurrency", "CustomerEntityId", "CustomerEntityType"} <= pages[0].keys()
     assert "$skip=1000" in pages[0]["NextPageLink"] and pages[0]["NextPageLink"].startswith(emu.base_url)
-    assert items == cat.price_items(key_at(T0))
+    assert items == price_list.price_items(key_at(T0))
     beyond = get_prices(emu, skip=len(items) + 5000).json()
     assert beyond["Items"] == [] and beyond["NextPageLink"] is None and beyond["Count"] == 0
 
@@ -207,7 +208,7 @@ def test_price_pages_of_100_items_on_the_knob(emu: AzureEmulator) -> None:
     assert [len(p["Items"]) for p in pages[:-1]] == [100] * (len(pages) - 1) and len(pages) > 10
     assert pages[0]["NextPageLink"].endswith("&$skip=100") and pages[1]["NextPageLink"].endswith("&$skip=200")
     assert "%20" in pages[0]["NextPageLink"] and "%24" not in pages[0]["NextPageLink"]
-    assert [i for p in pages for i in p["Items"]] == cat.price_items(key_at(T0))
+    assert [i for p in pages for i in p["Items"]] == price_list.price_items(key_at(T0))
     assert emu.stats()["price_urls"][1] == pages[0]["NextPageLink"].removeprefix(emu.base_url)
 
 
@@ -223,7 +224,7 @@ def test_boundary_row_is_repeated_on_the_next_page(emu: AzureEmulator) -> None:
     emu.configure(boundary_repeat_rate=1.0)
     first, second = get_prices(emu).json(), get_prices(emu, skip=1000).json()
     assert second["Items"][0] == first["Items"][-1]
-    assert second["Count"] == len(second["Items"]) == min(1000, cat.price_count(7, "small") - 1000) + 1
+    assert second["Count"] == len(second["Items"]) == min(1000, price_list.price_count(7, "small") - 1000) + 1
 
 
 @pytest.mark.parametrize(
@@ -267,26 +268,26 @@ def test_same_seed_and_epoch_answer_byte_identically(emu: AzureEmulator) -> None
 # ---- drift and overrides -------------------------------------------------------------------------
 
 
-def _spot_prices(key: cat.DataKey) -> dict[int, float]:
+def _spot_prices(key: drift.DataKey) -> dict[int, float]:
     """Spot prices by position (the list has the same rows in every epoch)."""
     return {
-        n: i["retailPrice"] for n, i in enumerate(cat.price_items(key)) if i["meterName"].endswith(" Spot")
+        n: i["retailPrice"] for n, i in enumerate(price_list.price_items(key)) if i["meterName"].endswith(" Spot")
     }
 
 
-def _evictions(key: cat.DataKey) -> dict[tuple[str, str], str]:
-    return {(r["location"], r["skuName"]): r["evictionRate"] for r in cat.eviction_rows(key)}
+def _evictions(key: drift.DataKey) -> dict[tuple[str, str], str]:
+    return {(r["location"], r["skuName"]): r["evictionRate"] for r in drift.eviction_rows(key)}
 
 
-def _scores(key: cat.DataKey) -> dict[tuple[Any, ...], str]:
+def _scores(key: drift.DataKey) -> dict[tuple[Any, ...], str]:
     catalogue = cat.load_catalogue(7, "small")
     return {
-        (c, r.code, s.name, z): cat.placement_score(key, c, r.code, s.name, z)
+        (c, r.code, s.name, z): drift.placement_score(key, c, r.code, s.name, z)
         for r in catalogue.regions
         if not r.sovereign
         for s in catalogue.sizes
         for z in r.zones or (None,)
-        for c in cat.SCORE_COUNT_STEPS
+        for c in drift.SCORE_COUNT_STEPS
     }
 
 
@@ -297,34 +298,34 @@ def _changed_share(series: list[dict[Any, Any]]) -> float:
 
 @pytest.mark.parametrize("rate", [0.03, 0.2])
 def test_drift_changes_about_drift_rate_of_the_series_per_epoch(rate: float) -> None:
-    epochs = [cat.epoch_of(T0) + i for i in range(24)]
-    keys = [cat.DataKey.make(7, "small", e, drift_rate=rate) for e in epochs]
+    epochs = [drift.epoch_of(T0) + i for i in range(24)]
+    keys = [drift.DataKey.make(7, "small", e, drift_rate=rate) for e in epochs]
     for values in (_spot_prices, _evictions, _scores):
         share = _changed_share([values(k) for k in keys])
         assert rate * 0.6 < share < rate * 1.4, (values.__name__, share)
 
 
 def test_drift_rate_zero_never_changes_anything() -> None:
-    keys = [cat.DataKey.make(7, "small", cat.epoch_of(T0) + i * 37, drift_rate=0) for i in range(5)]
+    keys = [drift.DataKey.make(7, "small", drift.epoch_of(T0) + i * 37, drift_rate=0) for i in range(5)]
     for values in (_spot_prices, _evictions, _scores):
         assert _changed_share([values(k) for k in keys]) == 0
 
 
 def test_scores_never_increase_with_desired_count_and_cover_every_value() -> None:
     seen = set()
-    for e in range(cat.epoch_of(T0), cat.epoch_of(T0) + 3):
-        scores = _scores(cat.DataKey.make(7, "small", e))
+    for e in range(drift.epoch_of(T0), drift.epoch_of(T0) + 3):
+        scores = _scores(drift.DataKey.make(7, "small", e))
         rank = {"High": 3, "Medium": 2, "Low": 1}
         for (c, region, size, zone), score in scores.items():
             seen.add(score)
             if c > 1 and score in rank:
-                before = scores[(cat.SCORE_COUNT_STEPS[cat.count_step(c) - 1], region, size, zone)]
+                before = scores[(drift.SCORE_COUNT_STEPS[drift.count_step(c) - 1], region, size, zone)]
                 assert rank.get(before, 0) >= rank[score], (region, size, zone, c)
     assert SCORES <= seen
     full = cat.load_catalogue(7, "full")
-    key = cat.DataKey.make(7, "full", cat.epoch_of(T0))
+    key = drift.DataKey.make(7, "full", drift.epoch_of(T0))
     # only documented values by default: an undocumented one is a fault a test asks for with the `score` override
-    assert {cat.placement_score(key, 1, o.region.code, o.size.name, None) for o in full.offers} <= SCORES
+    assert {drift.placement_score(key, 1, o.region.code, o.size.name, None) for o in full.offers} <= SCORES
 
 
 def test_overrides_change_exactly_the_named_series(emu: AzureEmulator, token: str) -> None:
@@ -411,10 +412,10 @@ def test_resource_graph_pages_with_skip_token_and_reports_quota(emu: AzureEmulat
         if "$skipToken" not in body:
             break
         options = {"$top": 50, "$skipToken": body["$skipToken"]}
-    assert body["totalRecords"] == len(rows) == len(cat.eviction_rows(key_at(T0))) > 100
-    assert rows == list(cat.eviction_rows(key_at(T0)))
+    assert body["totalRecords"] == len(rows) == len(drift.eviction_rows(key_at(T0))) > 100
+    assert rows == list(drift.eviction_rows(key_at(T0)))
     assert remaining == list(range(14, 14 - len(remaining), -1))
-    assert {r["evictionRate"] for r in rows} <= set(cat.EVICTION_BUCKETS)
+    assert {r["evictionRate"] for r in rows} <= set(drift.EVICTION_BUCKETS)
     assert all(r["skuName"] == r["skuName"].lower() and "_" in r["skuName"] for r in rows)
     assert not {r["location"] for r in rows} & set(cat.sovereign_region_codes())
 
@@ -442,10 +443,10 @@ def all_arg_rows(emu: AzureEmulator, token: str, query: str, top: int = 1000) ->
 def test_resource_graph_rows_carry_their_id_and_sort_by_it(emu: AzureEmulator, token: str) -> None:
     rows, _ = all_arg_rows(emu, token, SORTED_QUERY)
     ids = [r["id"] for r in rows]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids) == len(cat.eviction_rows(key_at(T0)))
+    assert ids == sorted(ids) and len(set(ids)) == len(ids) == len(drift.eviction_rows(key_at(T0)))
     assert ids[0].startswith("/providers/Microsoft.Compute/skuSpotEvictionRate/")
     assert {(r["location"], r["skuName"], r["evictionRate"]) for r in rows} == {
-        (r["location"], r["skuName"], r["evictionRate"]) for r in cat.eviction_rows(key_at(T0))
+        (r["location"], r["skuName"], r["evictionRate"]) for r in drift.eviction_rows(key_at(T0))
     }
 
 
@@ -454,7 +455,7 @@ def test_resource_graph_pages_move_rows_unless_sorted_by_id(emu: AzureEmulator, 
     pages of a query sorted by id stay stable."""
     emu.configure(arg_unstable_unsorted_paging=True, arg_rows_per_page=30)
     unsorted, bodies = all_arg_rows(emu, token, EVICTION_QUERY)
-    every = list(cat.eviction_rows(key_at(T0)))
+    every = list(drift.eviction_rows(key_at(T0)))
     keys = [(r["location"], r["skuName"]) for r in unsorted]
     assert len(bodies) > 2 and all(b["count"] == len(b["data"]) <= 30 for b in bodies)
     assert len(unsorted) == len(every) == bodies[0]["totalRecords"]
@@ -468,7 +469,7 @@ def test_resource_graph_truncated_answer_has_no_skip_token(emu: AzureEmulator, t
     emu.configure(arg_result_truncated=True)
     body = arg(emu, token, {"$top": 1000}, query=SORTED_QUERY).json()
     assert body["resultTruncated"] == "true" and "$skipToken" not in body
-    assert body["count"] == len(body["data"]) < body["totalRecords"] == len(cat.eviction_rows(key_at(T0)))
+    assert body["count"] == len(body["data"]) < body["totalRecords"] == len(drift.eviction_rows(key_at(T0)))
 
 
 def test_resource_graph_size_name_paths_and_percent_buckets(emu: AzureEmulator, token: str) -> None:
@@ -517,7 +518,7 @@ def test_sps_answers_scores_per_zone_with_an_echo(emu: AzureEmulator, token: str
     assert all(isinstance(s["isQuotaAvailable"], bool) and s["score"] for s in scores)
     key = key_at(T0)
     assert all(
-        s["score"] == cat.placement_score(key, 10, s["region"], s["sku"], s.get("availabilityZone"))
+        s["score"] == drift.placement_score(key, 10, s["region"], s["sku"], s.get("availabilityZone"))
         for s in scores
     )
 
@@ -779,6 +780,22 @@ def test_admin_endpoints_drive_knobs_clock_and_stats(emu: AzureEmulator) -> None
     assert abs(emu.now() - datetime.now(UTC)) < timedelta(seconds=5)
 
 
+def test_family_data_file_loads_and_covers_every_size_the_catalogue_uses() -> None:
+    from importlib import resources
+
+    data = json.loads(resources.files("spotlake_assets.local").joinpath(cat.FAMILIES_FILE).read_text())
+    families = tuple((f["series"], f["template"], tuple(f["numbers"]), f["rate"]) for f in data["families"])
+    assert cat._FAMILIES == families
+    assert all(isinstance(f["rate"], float) and f["numbers"] for f in data["families"])
+    shared = data["shared_meter"]
+    assert (cat._SHARED_METER_SIZES, cat._SHARED_METER_RATE) == (tuple(map(tuple, shared["sizes"])), shared["rate"])
+    full = cat.load_catalogue(7, "full")
+    names = {s.name for s in full.sizes}
+    assert len(names) == len(full.sizes)  # no two families make the same size
+    assert set(cat.SMALL_SIZES) <= names and cat.CORE_SIZES <= names
+    assert {s.series for s in full.sizes} == {f["series"] for f in data["families"]} | {"D", "DS"}
+
+
 # ---- full scale ----------------------------------------------------------------------------------
 
 
@@ -786,9 +803,9 @@ def test_admin_endpoints_drive_knobs_clock_and_stats(emu: AzureEmulator) -> None
 def test_full_scale_catalogue_counts() -> None:
     started = time.perf_counter()
     full = cat.load_catalogue(7, "full")
-    key = cat.DataKey.make(7, "full", cat.epoch_of(T0))
-    n_items, n_rows = cat.price_count(7, "full"), len(cat.eviction_rows(key))
-    page = cat.price_page(key, 100_000, 101_000)
+    key = drift.DataKey.make(7, "full", drift.epoch_of(T0))
+    n_items, n_rows = price_list.price_count(7, "full"), len(drift.eviction_rows(key))
+    page = price_list.price_page(key, 100_000, 101_000)
     elapsed = time.perf_counter() - started
     print(
         f"full scale: {len(full.regions)} regions, {len(full.sizes)} sizes, {n_items} price items, "

@@ -12,7 +12,7 @@ import requests
 from resources.azure_graph import EVICTION_QUERY, GraphCollectionError, ResourceGraphClient
 from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.defs import azure_resource, build_resources
-from spotlake_assets.local.azure_emulator import EmulatorConfig
+from spotlake_assets.local.emulator import EmulatorConfig
 
 from .stack import FAST_AZURE, check_evaluations, graph, load_frame, metadata, run_assets, start, use_stack
 

@@ -1,46 +1,25 @@
-"""Deterministic data of the local Azure emulator: regions, sizes, prices, eviction rates, placement scores.
+"""What the local Azure emulator offers: regions, sizes, families, and which size is offered where.
 
-Everything here is a pure function of a `DataKey` (seed, scale, 10-minute data epoch, drift rate, overrides),
-so the same key always yields byte-identical answers and a test can predict what the emulator will serve.
-
-Drift is O(1) per value: every series has its own period P (1/drift_rate on average) and phase, and its value
-is f(seed, series, floor((epoch + phase) / P)); so between consecutive epochs a share drift_rate of the series
-change. Two-valued series (eviction buckets, score thresholds) alternate between two neighbouring values, so
-every period boundary is a real change and the observed change share matches drift_rate.
+A pure function of (seed, scale): `load_catalogue` builds the regions (from spotlake_assets/core/azure_regions.csv,
+half of them with zones), the sizes (from the VM families of catalogue_families.json beside this module), the
+offers (which size each region has, some of them planted with a special price case), and the emulator's
+subscriptions and service principal. It holds no time: how prices, eviction rates and scores move per 10-minute
+data epoch is `drift`, and the price list in the Retail Prices API's shape is `price_list`. The stable hashes
+both build on (`hash64`, `unit`, `guid`) live here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from array import array
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
-from typing import Any
+from importlib import resources
 
 from spotlake_assets.core import azure_regions
 
 SCALES = ("small", "full")
-EPOCH_SECONDS = 600
-DEFAULT_DRIFT_RATE = 0.03
-UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# Desired counts SpotLake asks (partitions.DESIRED_COUNT_CYCLE); each threshold of a workload sits between
-# two of them, so one threshold move changes the score of exactly one (desired count, workload) series.
-# Kept literal here so that the emulator does not import Dagster.
-SCORE_COUNT_STEPS = (1, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50)
-EVICTION_BUCKETS = ("0-5", "5-10", "10-15", "15-20", "20+")
-_EVICTION_CUMULATIVE = (0.45, 0.65, 0.8, 0.9)  # most sizes are rarely evicted
-# Only the non-scores Azure documents: an undocumented value is a fault (a failing check), which tests ask for
-# with the `score` override.
-SPECIAL_SCORES = (
-    ("RestrictedSkuNotAvailable", 0.02),
-    ("DataNotFoundOrStale", 0.012),
-)
 
 # fmt: off
 SMALL_REGIONS = (
@@ -57,125 +36,23 @@ SMALL_SIZES = (
 )
 # fmt: on
 # Offered in every region of both scales, so tests and the collector can rely on them.
-CORE_SIZES = frozenset(
-    {"Standard_D2s_v3", "Standard_NC24ads_A100_v4", "Standard_D14", "Standard_DS14", "Basic_A1"}
-)
+CORE_SIZES = frozenset({"Standard_D2s_v3", "Standard_NC24ads_A100_v4", "Standard_D14", "Standard_DS14", "Basic_A1"})
 OFFER_PROBABILITY = {"small": 0.9, "full": 0.72}
 
-# (product series, size-name template, size numbers, USD per unit and hour); unit = the number in the name.
-_FAMILIES: tuple[tuple[str, str, tuple[int, ...], float], ...] = (
-    ("Dv2", "D{n}_v2", (1, 2, 3, 4, 5, 11, 12, 13, 14, 15), 0.057),
-    ("DSv2", "DS{n}_v2", (1, 2, 3, 4, 5, 11, 12, 13, 14, 15), 0.057),
-    ("Dv3", "D{n}_v3", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("DSv3", "D{n}s_v3", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("Dv4", "D{n}_v4", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("DSv4", "D{n}s_v4", (2, 4, 8, 16, 32, 48, 64), 0.048),
-    ("Ddv4", "D{n}d_v4", (2, 4, 8, 16, 32, 48, 64), 0.057),
-    ("Ddsv4", "D{n}ds_v4", (2, 4, 8, 16, 32, 48, 64), 0.057),
-    ("Dav4", "D{n}a_v4", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Dasv4", "D{n}as_v4", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Dv5", "D{n}_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Dsv5", "D{n}s_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("Ddv5", "D{n}d_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0565),
-    ("Ddsv5", "D{n}ds_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0565),
-    ("Dasv5", "D{n}as_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.043),
-    ("Dadsv5", "D{n}ads_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0515),
-    ("Dlsv5", "D{n}ls_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0425),
-    ("Dldsv5", "D{n}lds_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0505),
-    ("Dpsv5", "D{n}ps_v5", (2, 4, 8, 16, 32, 48, 64), 0.0385),
-    ("Dpdsv5", "D{n}pds_v5", (2, 4, 8, 16, 32, 48, 64), 0.0452),
-    ("Dplsv5", "D{n}pls_v5", (2, 4, 8, 16, 32, 48, 64), 0.034),
-    ("Dsv6", "D{n}s_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.0505),
-    ("Ddsv6", "D{n}ds_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.059),
-    ("Dlsv6", "D{n}ls_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.0445),
-    ("Dldsv6", "D{n}lds_v6", (2, 4, 8, 16, 32, 48, 64, 96, 128), 0.053),
-    ("Dasv6", "D{n}as_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0455),
-    ("Dadsv6", "D{n}ads_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.054),
-    ("Dalsv6", "D{n}als_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.04),
-    ("Daldsv6", "D{n}alds_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0485),
-    ("Dpsv6", "D{n}ps_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0405),
-    ("Dpdsv6", "D{n}pds_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.0475),
-    ("Dplsv6", "D{n}pls_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.036),
-    ("Dpldsv6", "D{n}plds_v6", (2, 4, 8, 16, 32, 48, 64, 96), 0.043),
-    ("Ev3", "E{n}_v3", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("ESv3", "E{n}s_v3", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("Ev4", "E{n}_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("Esv4", "E{n}s_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.063),
-    ("Edv4", "E{n}d_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.072),
-    ("Edsv4", "E{n}ds_v4", (2, 4, 8, 16, 20, 32, 48, 64), 0.072),
-    ("Eav4", "E{n}a_v4", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.063),
-    ("Easv4", "E{n}as_v4", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.063),
-    ("Ev5", "E{n}_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.063),
-    ("Esv5", "E{n}s_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.063),
-    ("Edv5", "E{n}d_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.072),
-    ("Edsv5", "E{n}ds_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 104), 0.072),
-    ("Easv5", "E{n}as_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 112), 0.0565),
-    ("Eadsv5", "E{n}ads_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96, 112), 0.0655),
-    ("Ebsv5", "E{n}bs_v5", (2, 4, 8, 16, 32, 48, 64, 96, 112), 0.078),
-    ("Ebdsv5", "E{n}bds_v5", (2, 4, 8, 16, 32, 48, 64, 96, 112), 0.087),
-    ("Epsv5", "E{n}ps_v5", (2, 4, 8, 16, 20, 32), 0.0505),
-    ("Epdsv5", "E{n}pds_v5", (2, 4, 8, 16, 20, 32), 0.0575),
-    ("Esv6", "E{n}s_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96, 128), 0.066),
-    ("Edsv6", "E{n}ds_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96, 128), 0.075),
-    ("Easv6", "E{n}as_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.059),
-    ("Eadsv6", "E{n}ads_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.068),
-    ("Epsv6", "E{n}ps_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.053),
-    ("Epdsv6", "E{n}pds_v6", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.061),
-    ("ECasv5", "EC{n}as_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.0665),
-    ("ECadsv5", "EC{n}ads_v5", (2, 4, 8, 16, 20, 32, 48, 64, 96), 0.0755),
-    ("F", "F{n}", (1, 2, 4, 8, 16), 0.0498),
-    ("FS", "F{n}s", (1, 2, 4, 8, 16), 0.0498),
-    ("FSv2", "F{n}s_v2", (2, 4, 8, 16, 32, 48, 64, 72), 0.0423),
-    ("Fasv6", "F{n}as_v6", (2, 4, 8, 16, 32, 48, 64), 0.0425),
-    ("Falsv6", "F{n}als_v6", (2, 4, 8, 16, 32, 48, 64), 0.0375),
-    ("Famsv6", "F{n}ams_v6", (2, 4, 8, 16, 32, 48, 64), 0.052),
-    ("FX", "FX{n}mds", (4, 12, 24, 36, 48), 0.083),
-    ("BS", "B{n}ms", (1, 2, 4, 8, 12, 16, 20), 0.0208),
-    ("BS", "B{n}s", (1, 2), 0.0104),
-    ("BS", "B{n}ls", (1,), 0.0052),
-    ("Bsv2", "B{n}s_v2", (2, 4, 8, 16, 32), 0.0416),
-    ("Basv2", "B{n}as_v2", (2, 4, 8, 16, 32), 0.0376),
-    ("Bpsv2", "B{n}ps_v2", (2, 4, 8, 16), 0.0336),
-    ("Av2", "A{n}_v2", (1, 2, 4, 8), 0.0455),
-    ("Amv2", "A{n}m_v2", (2, 4, 8), 0.0595),
-    ("A Basic", "A{n}", (0, 1, 2, 3, 4), 0.018),
-    ("DCsv2", "DC{n}s_v2", (1, 2, 4, 8), 0.113),
-    ("DCasv5", "DC{n}as_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.048),
-    ("DCadsv5", "DC{n}ads_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0565),
-    ("DCesv5", "DC{n}es_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0575),
-    ("DCedsv5", "DC{n}eds_v5", (2, 4, 8, 16, 32, 48, 64, 96), 0.0665),
-    ("NCadsA100v4", "NC{n}ads_A100_v4", (24, 48, 96), 0.1529),
-    ("NCasT4v3", "NC{n}as_T4_v3", (4, 8, 16, 64), 0.1315),
-    ("NCSv3", "NC{n}s_v3", (6, 12, 24), 0.51),
-    ("NCrsv3", "NC{n}rs_v3", (24,), 0.561),
-    ("NCadsH100v5", "NC{n}ads_H100_v5", (40, 80), 0.1748),
-    ("NDasrA100v4", "ND{n}asr_v4", (96,), 0.3399),
-    ("NDamsrA100v4", "ND{n}amsr_A100_v4", (96,), 0.3413),
-    ("NDrsv2", "ND{n}rs_v2", (40,), 0.5508),
-    ("NVasv4", "NV{n}as_v4", (4, 8, 16, 32), 0.0454),
-    ("NVSv3", "NV{n}s_v3", (12, 24, 48), 0.095),
-    ("NVadsA10v5", "NV{n}ads_A10_v5", (6, 12, 18, 36, 72), 0.0758),
-    ("MS", "M{n}ms", (8, 16, 32, 64, 128), 0.3416),
-    ("MS", "M{n}s", (8, 16, 32, 64, 128), 0.1676),
-    ("Mv2", "M{n}ms_v2", (208, 416), 0.1438),
-    ("Mv2", "M{n}s_v2", (208, 416), 0.0719),
-    ("Mbdsv3", "M{n}bds_v3", (16, 32, 48, 64, 96, 176), 0.0955),
-    ("Mbsv3", "M{n}bs_v3", (16, 32, 48, 64, 96, 176), 0.0855),
-    ("Msv3", "M{n}s_v3", (48, 96, 176), 0.0605),
-    ("Lsv2", "L{n}s_v2", (8, 16, 32, 48, 64, 80), 0.078),
-    ("Lsv3", "L{n}s_v3", (8, 16, 32, 48, 64, 80), 0.0785),
-    ("Lasv3", "L{n}as_v3", (8, 16, 32, 48, 64, 80), 0.0705),
-    ("HBv2", "HB{n}rs_v2", (120,), 0.03),
-    ("HBv3", "HB{n}rs_v3", (120,), 0.03),
-    ("HBv4", "HB{n}rs_v4", (176,), 0.041),
-    ("HC", "HC{n}rs", (44,), 0.0718),
-    ("H", "H{n}", (8, 16), 0.0988),
-    ("H", "H{n}m", (8, 16), 0.1325),
-    ("HX", "HX{n}rs", (176,), 0.0472),
-)
-# Legacy D and DS sizes share one meter ("D14/DS14"): the price API repeats the same meter for both sizes.
-_SHARED_METER_SIZES = ((1, 1), (2, 2), (3, 4), (4, 8), (11, 2), (12, 4), (13, 8), (14, 16))
-_SHARED_METER_RATE = 0.0722
+# The Azure VM families and the legacy shared-meter sizes, from catalogue_families.json beside this module.
+FAMILIES_FILE = "catalogue_families.json"
+
+
+def _load_families() -> tuple[tuple[tuple[str, str, tuple[int, ...], float], ...], tuple[tuple[int, int], ...], float]:
+    """(product series, size-name template, size numbers, USD per unit and hour) of every family; the (size number,
+    units) of the legacy D/DS sizes that share one meter, and that meter's rate. Unit = the number in the name."""
+    data = json.loads(resources.files(__package__).joinpath(FAMILIES_FILE).read_text(encoding="utf-8"))
+    families = tuple((f["series"], f["template"], tuple(f["numbers"]), f["rate"]) for f in data["families"])
+    shared = data["shared_meter"]
+    return families, tuple((n, units) for n, units in shared["sizes"]), shared["rate"]
+
+
+_FAMILIES, _SHARED_METER_SIZES, _SHARED_METER_RATE = _load_families()
 
 
 @dataclass(frozen=True)
@@ -240,38 +117,8 @@ class Catalogue:
         return frozenset((o.region.code, o.size.name.lower()) for o in self.offers)
 
 
-@dataclass(frozen=True)
-class DataKey:
-    """Everything the generated data depends on; hashable so that generated data can be cached per key."""
-
-    seed: int
-    scale: str
-    epoch: int
-    drift_rate: float = DEFAULT_DRIFT_RATE
-    overrides_json: str = "{}"
-
-    @classmethod
-    def make(
-        cls,
-        seed: int,
-        scale: str,
-        epoch: int,
-        drift_rate: float = DEFAULT_DRIFT_RATE,
-        overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> DataKey:
-        if scale not in SCALES:
-            raise ValueError(f"scale {scale!r} is not one of {SCALES}")
-        return cls(
-            seed, scale, epoch, float(drift_rate), json.dumps(_normalise_overrides(overrides), sort_keys=True)
-        )
-
-    @cached_property
-    def overrides(self) -> dict[str, dict[str, Any]]:
-        return json.loads(self.overrides_json)
-
-
 # --------------------------------------------------------------------------------------------------
-# hashing, time, drift
+# hashing
 
 
 def hash64(*parts: object) -> int:
@@ -285,35 +132,10 @@ def unit(*parts: object) -> float:
     return hash64(*parts) / 2**64
 
 
-def _guid(*parts: object) -> str:
+def guid(*parts: object) -> str:
     """A stable GUID-shaped id for the parts."""
     h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def epoch_of(t: datetime) -> int:
-    """The data epoch of a moment: the number of whole 10-minute steps since 1970 (UTC)."""
-    return int((t - UNIX_EPOCH).total_seconds() // EPOCH_SECONDS)
-
-
-def epoch_start(epoch: int) -> datetime:
-    return UNIX_EPOCH + timedelta(seconds=epoch * EPOCH_SECONDS)
-
-
-def period_index(epoch: int, drift_rate: float, series_hash: int) -> int:
-    """Which value period a series is in at `epoch`: its value changes exactly when this index changes.
-
-    The series' period is floor(1/rate) or that plus one, mixed so that the mean change probability per epoch
-    is exactly drift_rate; its phase spreads the changes evenly over epochs.
-    """
-    if drift_rate <= 0:
-        return 0
-    if drift_rate >= 1:
-        return epoch
-    short = math.floor(1 / drift_rate)
-    share_short = (drift_rate - 1 / (short + 1)) / (1 / short - 1 / (short + 1))
-    period = short if (series_hash & 0xFFFFFFFF) / 2**32 < share_short else short + 1
-    return (epoch + (series_hash >> 32) % period) // period
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,286 +210,13 @@ def url_locations(count: int) -> list[str]:
 
 
 def subscription_ids(seed: int, count: int) -> list[str]:
-    return [_guid(seed, "subscription", i) for i in range(count)]
+    return [guid(seed, "subscription", i) for i in range(count)]
 
 
 def service_principal(seed: int) -> dict[str, str]:
     """tenant_id, client_id and client_secret of the emulator's service principal."""
     secret = hashlib.blake2b(f"{seed}\x1fsecret".encode(), digest_size=24).hexdigest()
-    return {"tenant_id": _guid(seed, "tenant"), "client_id": _guid(seed, "client"), "client_secret": secret}
-
-
-# --------------------------------------------------------------------------------------------------
-# overrides
-
-
-def _normalise_overrides(overrides: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
-    """Lower-cased keys; unknown sections and malformed values are refused by name."""
-    out: dict[str, dict[str, Any]] = {}
-    for section, entries in (overrides or {}).items():
-        if section not in ("price", "eviction", "score"):
-            raise ValueError(f"overrides section {section!r} is not one of 'price', 'eviction', 'score'")
-        if not isinstance(entries, Mapping):
-            raise ValueError(f"overrides[{section!r}] must be a mapping of 'region|size...' to a value")
-        norm: dict[str, Any] = {}
-        for key, value in entries.items():
-            if section == "price" and not isinstance(value, int | float):
-                raise ValueError(f"overrides['price'][{key!r}] must be a number (a price factor)")
-            if section == "eviction" and value not in EVICTION_BUCKETS:
-                raise ValueError(f"overrides['eviction'][{key!r}] must be one of {EVICTION_BUCKETS}")
-            if section == "score" and not isinstance(value, str):
-                raise ValueError(f"overrides['score'][{key!r}] must be a score string")
-            norm[str(key).lower()] = value
-        out[section] = norm
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# prices
-
-# fmt: off
-_ITEM_KEYS = (
-    "currencyCode", "tierMinimumUnits", "retailPrice", "unitPrice", "armRegionName", "location",
-    "effectiveStartDate", "effectiveEndDate", "meterId", "meterName", "productId", "skuId", "productName",
-    "skuName", "serviceName", "serviceId", "serviceFamily", "unitOfMeasure", "type", "isPrimaryMeterRegion",
-    "armSkuName",
-)
-# fmt: on
-_FUTURE = "<future>"  # effectiveStartDate placeholder, filled per epoch
-_SERVICE_ID = "DZH313Z7MMC8"
-_WINDOWS_LICENCE_PER_UNIT = 0.046
-
-
-@dataclass(frozen=True)
-class _PriceRow:
-    values: tuple[Any, ...]  # item values in _ITEM_KEYS order; prices None; effectiveEndDate None when absent
-    base: float  # Linux or Windows on-demand price of the offer
-    multiplier: float  # fixed factor on the base (0 for planted zero prices, 0.2 for Low Priority, ...)
-    drift_hash: int | None  # spot rows: the series whose discount drifts
-    override_key: str  # 'region|standard_size'
-
-
-@lru_cache(maxsize=4096)
-def _product_id(seed: int, series: str, windows: bool) -> str:
-    return f"{hash64(seed, 'product', series, windows):016X}"[:12]
-
-
-@lru_cache(maxsize=65536)
-def _sku_id(seed: int, product_id: str, size: str, kind: str, meter_suffix: str) -> str:
-    return f"{product_id}/{hash64(seed, 'sku', size, kind, meter_suffix) % 0x10000:04X}"
-
-
-def _month_date(seed: int, *parts: object, first_year: int = 2019, months: int = 66) -> datetime:
-    m = int(unit(seed, "start", *parts) * months)
-    return datetime(first_year + m // 12, 1 + m % 12, 1, tzinfo=UTC)
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@lru_cache(maxsize=4)
-def _static_prices(seed: int, scale: str) -> tuple[_PriceRow, ...]:
-    """The epoch-independent part of every price item, in the order the API serves them."""
-    return tuple(row for offer in load_catalogue(seed, scale).offers for row in _offer_rows(seed, offer))
-
-
-def _offer_rows(seed: int, offer: Offer) -> Iterator[_PriceRow]:
-    """Price rows of one offer: on-demand, Spot, Low Priority for Linux and Windows, Windows Dev/Test (the
-    `DevTestConsumption` type, billed at the Linux rate, which the consumption filter also returns), plus its
-    planted case."""
-    region, size, case = offer.region, offer.size, offer.planted
-    override_key = f"{region.code}|{size.name}".lower()
-    linux_od = size.units * size.rate * (0.95 + 0.4 * unit(seed, "region-factor", region.code))
-    start = _month_date(seed, region.code, size.name)
-    start_iso = _iso(start)
-    primary = unit(seed, "primary", region.code, size.meter) < 0.97
-
-    def row(
-        windows: bool,
-        kind: str,
-        base: float,
-        multiplier: float = 1.0,
-        meter_suffix: str = "",
-        start_at: str = start_iso,
-        end_at: str | None = None,
-        price_type: str = "Consumption",
-    ) -> _PriceRow:
-        suffix = {"od": "", "spot": " Spot", "low": " Low Priority"}[kind] + meter_suffix
-        product_id = _product_id(seed, size.series, windows)
-        values = (
-            "USD",
-            0.0,
-            None,
-            None,
-            region.code,
-            region.display_name,
-            start_at,
-            end_at,
-            _guid(seed, "meter", region.code, size.meter + suffix, windows),
-            size.meter + suffix,
-            product_id,
-            _sku_id(seed, product_id, size.name, kind, meter_suffix),
-            f"Virtual Machines {size.series} Series" + (" Windows" if windows else ""),
-            size.label + suffix,
-            "Virtual Machines",
-            _SERVICE_ID,
-            "Compute",
-            "1 Hour",
-            price_type,
-            primary,
-            size.name,
-        )
-        drift = hash64(seed, "spot", region.code, size.meter, windows) if kind == "spot" else None
-        return _PriceRow(values, base, multiplier, drift, override_key)
-
-    for windows in (False, True):
-        base = linux_od + (_WINDOWS_LICENCE_PER_UNIT * size.units if windows else 0.0)
-        if case != "spot_only":
-            yield row(windows, "od", base, 0.0 if case == "od_zero" and not windows else 1.0)
-        yield row(windows, "spot", base)
-        yield row(windows, "low", base, 0.2)
-    for kind, multiplier in (("od", 1.0), ("spot", 1.0), ("low", 0.2)):
-        yield row(True, kind, linux_od, multiplier, price_type="DevTestConsumption")
-    if case == "expired":
-        yield row(False, "od", linux_od, 1.1, " Expired")
-        yield row(False, "spot", linux_od, 1.1, " Expired")
-    elif case == "superseded":
-        yield row(False, "spot", linux_od, 1.3, start_at=_iso(start.replace(year=start.year - 1)))
-    elif case == "future":
-        yield row(False, "spot", linux_od, 0.7, start_at=_FUTURE)
-    elif case == "ended":
-        ended = (start + timedelta(days=90), start + timedelta(days=180))
-        yield row(False, "spot", linux_od, 0.5, start_at=_iso(ended[0]), end_at=_iso(ended[1]))
-
-
-def spot_discount(seed: int, drift_hash: int, key: DataKey) -> float:
-    """Spot price / on-demand price of a spot series in the key's epoch (0.1 .. 0.6)."""
-    return 0.1 + 0.5 * unit(seed, drift_hash, period_index(key.epoch, key.drift_rate, drift_hash))
-
-
-@lru_cache(maxsize=16)
-def _epoch_prices(key: DataKey) -> array:
-    factors = key.overrides.get("price", {})
-    out = array("d")
-    for row in _static_prices(key.seed, key.scale):
-        price = row.base * row.multiplier * factors.get(row.override_key, 1.0)
-        if row.drift_hash is not None:
-            price *= spot_discount(key.seed, row.drift_hash, key)
-        out.append(round(price, 6))
-    return out
-
-
-def price_count(seed: int, scale: str) -> int:
-    """How many items the price API serves (the same in every epoch)."""
-    return len(_static_prices(seed, scale))
-
-
-def price_page(key: DataKey, start: int, stop: int) -> list[dict[str, Any]]:
-    """Items [start, stop) of the key's price list, in the exact shape of the Retail Prices API."""
-    rows = _static_prices(key.seed, key.scale)[start:stop]
-    prices = _epoch_prices(key)
-    future = _iso(epoch_start(key.epoch).replace(hour=0, minute=0) + timedelta(days=3))
-    items = []
-    for index, row in enumerate(rows, start):
-        item = dict(zip(_ITEM_KEYS, row.values, strict=True))
-        item["retailPrice"] = item["unitPrice"] = prices[index]
-        if item["effectiveStartDate"] == _FUTURE:
-            item["effectiveStartDate"] = future
-        if item["effectiveEndDate"] is None:
-            del item["effectiveEndDate"]
-        items.append(item)
-    return items
-
-
-def price_items(key: DataKey) -> list[dict[str, Any]]:
-    """The whole price list of the key's epoch."""
-    return price_page(key, 0, price_count(key.seed, key.scale))
-
-
-# --------------------------------------------------------------------------------------------------
-# eviction rates (Resource Graph)
-
-
-@lru_cache(maxsize=4)
-def _static_eviction(seed: int, scale: str) -> tuple[tuple[str, str, int, int], ...]:
-    """(location, skuName, base bucket, drift hash) for about 80% of the public offers."""
-    rows = []
-    for offer in load_catalogue(seed, scale).offers:
-        code, sku = offer.region.code, offer.size.name.lower()
-        if offer.region.sovereign or unit(seed, "eviction", code, sku) >= 0.8:
-            continue
-        base = bisect_right(_EVICTION_CUMULATIVE, unit(seed, "eviction-base", code, sku))
-        rows.append((code, sku, base, hash64(seed, "eviction-drift", code, sku)))
-    return tuple(rows)
-
-
-def eviction_resource_id(location: str, sku: str) -> str:
-    """The `id` of a SpotResources eviction-rate row, in the shape Azure gives such resources."""
-    return f"/providers/Microsoft.Compute/skuSpotEvictionRate/{sku}/location/{location}"
-
-
-def percent_bucket(bucket: str) -> str:
-    """A bucket in the '%'-suffixed spelling ('0-5' -> '0%-5%', '20+' -> '20+%')."""
-    return "20+%" if bucket == "20+" else "-".join(f"{part}%" for part in bucket.split("-"))
-
-
-@lru_cache(maxsize=16)
-def eviction_rows(key: DataKey) -> tuple[dict[str, str], ...]:
-    """Rows of the skuspotevictionrate query in the key's epoch (cached and shared: do not mutate)."""
-    fixed = key.overrides.get("eviction", {})
-    out = []
-    for code, sku, base, drift in _static_eviction(key.seed, key.scale):
-        # Alternate with the neighbouring bucket, so every period boundary is a change.
-        other = base + 1 if base < len(EVICTION_BUCKETS) - 1 else base - 1
-        bucket = EVICTION_BUCKETS[other if period_index(key.epoch, key.drift_rate, drift) % 2 else base]
-        out.append({"location": code, "skuName": sku, "evictionRate": fixed.get(f"{code}|{sku}", bucket)})
-    return tuple(out)
-
-
-# --------------------------------------------------------------------------------------------------
-# spot placement scores
-
-
-def count_step(desired_count: int) -> int:
-    """Index of the desired count among SCORE_COUNT_STEPS (counts in between round up)."""
-    return bisect_left(SCORE_COUNT_STEPS, desired_count)
-
-
-def placement_score(key: DataKey, desired_count: int, region: str, size: str, zone: str | None) -> str:
-    """The score of a (desired count, region, size, zone); non-increasing in the desired count.
-
-    Per workload (region, size, zone) two thresholds m <= n: steps below m score High, below n Medium, the
-    rest Low. Each threshold alternates between two neighbouring steps (m0/m0+1, n0/n0+1 with m0+1 <= n0), so
-    one move changes exactly one (desired count, workload) series. A few workloads have a constant
-    non-numeric score. `zone` is '1'/'2'/'3', or None for a region without zones. Sizes not offered in the
-    region are RestrictedSkuNotAvailable.
-    """
-    region, sku = region.lower(), size.lower()
-    fixed = key.overrides.get("score", {})
-    zone_key = zone or "single"
-    for candidate in (
-        f"{region}|{sku}|{zone_key}|{desired_count}",
-        f"{region}|{sku}|{zone_key}",
-        f"{region}|{sku}",
-    ):
-        if candidate in fixed:
-            return fixed[candidate]
-    if (region, sku) not in load_catalogue(key.seed, key.scale).offered:
-        return "RestrictedSkuNotAvailable"
-    u = unit(key.seed, "score", region, sku, zone_key)
-    for special, share in SPECIAL_SCORES:
-        if u < share:
-            return special
-        u -= share
-    n0 = 1 + int(unit(key.seed, "score-n", region, sku, zone_key) * 10)  # 1..10
-    m0 = int(unit(key.seed, "score-m", region, sku, zone_key) ** 0.5 * n0)  # 0..n0-1, skewed to High
-    # Each change of m or n changes one of the 11 count series: both move at 11/2 x drift_rate.
-    rate = min(1.0, key.drift_rate * len(SCORE_COUNT_STEPS) / 2)
-    m = m0 + period_index(key.epoch, rate, hash64(key.seed, "m", region, sku, zone_key)) % 2
-    n = n0 + period_index(key.epoch, rate, hash64(key.seed, "n", region, sku, zone_key)) % 2
-    step = count_step(desired_count)
-    return "High" if step < m else "Medium" if step < n else "Low"
+    return {"tenant_id": guid(seed, "tenant"), "client_id": guid(seed, "client"), "client_secret": secret}
 
 
 def quota_available(seed: int, region: str, size: str) -> bool:

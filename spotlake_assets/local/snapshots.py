@@ -19,6 +19,7 @@ from ..core.sps.pool import pool_pairs, region_names, size_info
 from ..core.transforms.eviction import clean_eviction
 from ..core.transforms.price import clean_prices, items_frame
 from . import catalogue as cat
+from . import drift, price_list
 
 
 @dataclass(frozen=True)
@@ -30,33 +31,33 @@ class RawSnapshots:
     sps: pd.DataFrame
 
 
-def price_table(seed: int, scale: str, t: datetime, drift_rate: float = cat.DEFAULT_DRIFT_RATE) -> pd.DataFrame:
+def price_table(seed: int, scale: str, t: datetime, drift_rate: float = drift.DEFAULT_DRIFT_RATE) -> pd.DataFrame:
     """The cleaned price table (azure_price_raw) of data time `t`."""
-    key = cat.DataKey.make(seed, scale, cat.epoch_of(t), drift_rate)
-    return clean_prices(items_frame(cat.price_items(key)), t)
+    key = drift.DataKey.make(seed, scale, drift.epoch_of(t), drift_rate)
+    return clean_prices(items_frame(price_list.price_items(key)), t)
 
 
-def eviction_table(seed: int, scale: str, t: datetime, drift_rate: float = cat.DEFAULT_DRIFT_RATE) -> pd.DataFrame:
+def eviction_table(seed: int, scale: str, t: datetime, drift_rate: float = drift.DEFAULT_DRIFT_RATE) -> pd.DataFrame:
     """The IF table (azure_eviction_raw) of data time `t`."""
-    key = cat.DataKey.make(seed, scale, cat.epoch_of(t), drift_rate)
-    table, _ = clean_eviction(pd.DataFrame(list(cat.eviction_rows(key))))
+    key = drift.DataKey.make(seed, scale, drift.epoch_of(t), drift_rate)
+    table, _ = clean_eviction(pd.DataFrame(list(drift.eviction_rows(key))))
     return table
 
 
 def sps_rows(
     seed: int, scale: str, t: datetime, desired_count: int, pool_price: pd.DataFrame,
-    drift_rate: float = cat.DEFAULT_DRIFT_RATE,
+    drift_rate: float = drift.DEFAULT_DRIFT_RATE,
 ) -> pd.DataFrame:  # fmt: skip
     """SPS rows (azure_sps_raw) of data time `t` at `desired_count` for every pair of the pool built from
     `pool_price` (the day's first price table), as the emulator answers them with availability zones."""
-    key = cat.DataKey.make(seed, scale, cat.epoch_of(t), drift_rate)
+    key = drift.DataKey.make(seed, scale, drift.epoch_of(t), drift_rate)
     catalogue = cat.load_catalogue(seed, scale)
     pool = pool_pairs(pool_price)
     entries = []
     for code, size in zip(pool["RegionCodeSPS"], pool["InstanceTypeSPS"], strict=True):
         region = catalogue.regions_by_code.get(code)
         for zone in (region.zones if region is not None else ()) or (None,):
-            entry = {"sku": size, "region": code, "score": cat.placement_score(key, desired_count, code, size, zone)}
+            entry = {"sku": size, "region": code, "score": drift.placement_score(key, desired_count, code, size, zone)}
             if zone:
                 entry["availabilityZone"] = zone
             entries.append(entry)
@@ -66,7 +67,7 @@ def sps_rows(
 
 def raw_snapshots(
     seed: int, scale: str, t: datetime, desired_count: int, pool_price: pd.DataFrame | None = None,
-    drift_rate: float = cat.DEFAULT_DRIFT_RATE,
+    drift_rate: float = drift.DEFAULT_DRIFT_RATE,
 ) -> RawSnapshots:  # fmt: skip
     """All three raw frames of data time `t`; the SPS pool comes from `pool_price`, else from this price table."""
     price = price_table(seed, scale, t, drift_rate)

@@ -26,7 +26,7 @@ from resources.settings import (
 
 from ..defs import history_resource
 from .aws import LOCAL_AWS_ENV, LocalAws, local_client, provision, seed_azure_auth, start_moto_server
-from .azure_emulator import AzureEmulator, EmulatorConfig
+from .emulator import AzureEmulator, EmulatorConfig
 from .query_api import LOCAL_QUERY_API_PORT, QUERY_API_URL_ENV, QueryApiServer, start_query_api
 
 
