@@ -35,9 +35,10 @@ from resources.history_query import (
     render_csv,
     render_json,
 )
-from resources.history_table import HistoryTable, batch_write, row_items
+from resources.history_table import HistoryTable, batch_write
 from resources.retry import Backoff
 from spotlake_assets.cli import main
+from spotlake_assets.core.history_items import row_items
 from spotlake_assets.local.aws import local_client
 
 AWS_REGION = "us-west-2"
