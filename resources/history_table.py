@@ -15,7 +15,6 @@ exists (docs/design.md "Environments": test must never write prod).
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -29,13 +28,13 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import PrivateAttr
 
-from spotlake_assets.core import archive_keys, layout
+from spotlake_assets.core import archive_keys
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core.history_items import CheckpointChunks, checkpoint_items, point_items
 from spotlake_assets.core.timekeys import data_time
 
-from . import state_chain
 from .aws import describe_error, error_code, make_client
+from .continuity import Manifest
 from .lockdown import EnvironmentBound
 from .retry import Backoff
 from .s3 import S3Store
@@ -249,7 +248,7 @@ class HistoryTable(EnvironmentBound):
     ) -> tuple[int, int, int]:
         """Make the partition's history durable, then commit it: write its points (and, at a day's first
         collection, the checkpoint of `checkpoint_of`, the state's series), delete the points an earlier run of it
-        wrote and this one does not, and write its manifest of keys last, as the commit (resources/state_chain.py)
+        wrote and this one does not, and write its manifest of keys last, as the commit (resources/continuity.py)
         naming the partition whose state its merge continued. Returns (points written, i.e. rows, stale items
         deleted, checkpoint items written).
 
@@ -260,19 +259,12 @@ class HistoryTable(EnvironmentBound):
         Crash-safe in every order of kills: before any item is written the manifest already lists every key an
         earlier run wrote and every key this one will write (marked incomplete), so a re-run still finds and
         deletes what it no longer writes, and the partition is not committed until the last write."""
-        manifest = layout.history_manifest_key(partition_key)
-        previous = store.get_from(store.write_bucket, manifest)
-        earlier = {tuple(k) for k in json.loads(previous)} if previous else set()
+        manifest = Manifest(store, partition_key)
+        earlier = manifest.earlier_keys()
         points = point_items(rows)
         checkpoints = None if checkpoint_of is None else CheckpointChunks(checkpoint_of, data_time(partition_key))
         keys = {(item["pk"]["S"], item["sk"]["S"]) for item in points} | (checkpoints.keys if checkpoints else set())
-
-        def write_manifest(listed: set[tuple[str, str]], complete: bool) -> None:
-            metadata = {state_chain.COMPLETE: "true" if complete else "false", state_chain.CONTINUES: continues or ""}
-            body = json.dumps(sorted(map(list, listed))).encode()
-            store.put(manifest, body, content_type="application/json", metadata=metadata)
-
-        write_manifest(earlier | keys, complete=False)
+        manifest.write_intent(earlier | keys, continues)
         self.register_regions(zip(rows["InstanceType"], rows["Region"], strict=True))
         if checkpoint_of is not None:
             self.register_regions(zip(checkpoint_of["InstanceType"], checkpoint_of["Region"], strict=True))
@@ -280,7 +272,7 @@ class HistoryTable(EnvironmentBound):
         if checkpoints is not None:
             self._write_checkpoint(checkpoints)
         deleted = self.delete_points(sorted(earlier - keys))
-        write_manifest(keys, complete=True)
+        manifest.write_commit(keys, continues)
         return len(rows), deleted, len(checkpoints.keys) if checkpoints else 0
 
     def write_checkpoint(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> int:
