@@ -129,7 +129,7 @@ def regions_index_items(series) -> dict[str, dict[str, Any]]:  # noqa: ANN001
 
 def single_points(rows) -> list[dict[str, Any]]:  # noqa: ANN001
     """The single-point items of `rows`: what `write_points` sent until issue 11 (one item per row)."""
-    from resources.history_table import row_items
+    from spotlake_assets.core.history_items import row_items
 
     return row_items(rows)
 

@@ -325,7 +325,7 @@ class Rehearsal:
     def report(self) -> dict[str, Any]:
         from dagster import DagsterEventType, RunsFilter
 
-        from resources.state_chain import StateChain
+        from resources.continuity import StateChain
 
         chain = StateChain(self.store())
         committed = [k for k in self.keys if chain.commit_of(k) is not None]

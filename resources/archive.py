@@ -29,13 +29,13 @@ import pyarrow.parquet as pq
 
 from spotlake_assets.core import archive, layout, names
 from spotlake_assets.core import archive_keys as ak
+from spotlake_assets.core.history_items import checkpoint_items, point_items
 from spotlake_assets.core.timekeys import PARTITION_FMT, PARTITION_LENGTH, data_time, partition_key_for_data_time
 from spotlake_assets.core.transforms.state import state_from_frame
 
-from .history_table import checkpoint_items, point_items
+from .continuity import StateChain
 from .io_manager import frame_from_parquet
 from .s3 import S3Store, Version
-from .state_chain import StateChain
 
 JSON = "application/json"
 # A month is archived once its last window has been closed this long: the next partitions' recovery (6 partitions)

@@ -19,7 +19,6 @@ The loading rules, all here:
 """
 
 import json
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -32,11 +31,8 @@ import pyarrow.parquet as pq
 from spotlake_assets.core import layout, names
 from spotlake_assets.core.transforms.state import MergeState, state_from_frame
 
+from .continuity import ContinuityError, StateChain, newest_committed_settled
 from .s3 import S3Store
-from .state_chain import StateChain
-
-# Runs that may still write a partition's state or commit it.
-IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
@@ -257,24 +253,14 @@ class PreviousState:
         return state_from_frame(frame_from_parquet(data))
 
 
-def _partitions_of(run: dg.DagsterRun) -> tuple[str, str] | None:
-    """(first, last) partition a run materializes, from its tags; None when it has none."""
-    tags = run.tags
-    if "dagster/partition" in tags:
-        return tags["dagster/partition"], tags["dagster/partition"]
-    if "dagster/asset_partition_range_start" in tags:
-        return tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
-    return None
-
-
 class PreviousStateLoader(dg.ConfigurableIOManager):
     """Loads the state the merge of a run's first partition continues: the newest *committed* state before it (its
-    changes durable in DynamoDB; resources/state_chain.py), from the write bucket only. Normally the partition just
+    changes durable in DynamoDB; resources/continuity.py), from the write bucket only. Normally the partition just
     before; after a lost, failed or killed partition, the one before that gap. None when no state was ever
     committed before it: the history begins there.
 
     A partition of the gap that another run is materializing right now is waited for (at most `wait_seconds`), so
-    two runs at once still merge in order.
+    two runs at once still merge in order (continuity.newest_committed_settled).
     """
 
     store: dg.ResourceDependency[S3Store]
@@ -286,33 +272,18 @@ class PreviousStateLoader(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> PreviousState | None:
         # Dagster maps a run over [a, b] to the states of [a-1, b-1]; all but a-1 are computed in this run.
-        first = context.step_context.partition_key_range.start
-        chain = StateChain(self.store)
-        deadline = time.monotonic() + self.wait_seconds
-        while True:
-            commit = chain.newest_committed_before(first)
-            busy = self._runs_in_gap(context, commit.partition if commit else None, first)
-            if not busy:
-                break
-            if time.monotonic() > deadline:
-                raise dg.Failure(
-                    f"partition {first} cannot be merged yet: {', '.join(busy)} still materialize(s) partitions "
-                    f"before it after {self.wait_seconds:.0f} s; retry when they are done"
-                )
-            context.log.info(f"waiting for {', '.join(busy)} to commit the partitions before {first}")
-            time.sleep(self.poll_seconds)
+        try:
+            commit = newest_committed_settled(
+                StateChain(self.store),
+                context.instance,
+                context.step_context.run_id,
+                context.step_context.partition_key_range.start,
+                wait_seconds=self.wait_seconds,
+                poll_seconds=self.poll_seconds,
+                log=context.log.info,
+            )
+        except ContinuityError as exc:
+            raise dg.Failure(str(exc)) from None
         if commit is None:
             return None
         return PreviousState(commit.partition, self.store)  # read by the merge (load), once
-
-    def _runs_in_gap(self, context: dg.InputContext, committed: str | None, first: str) -> list[str]:
-        """Other in-progress runs that materialize a partition after `committed` and before `first`."""
-        runs = context.instance.get_runs(filters=dg.RunsFilter(statuses=IN_PROGRESS))
-        busy = []
-        for run in runs:
-            span = _partitions_of(run)
-            if run.run_id == context.step_context.run_id or span is None:
-                continue
-            if span[0] < first and (committed is None or span[1] > committed):
-                busy.append(f"run {run.run_id[:8]} ({span[0]}..{span[1]})")
-        return busy

@@ -1,5 +1,5 @@
-"""A day's checkpoint built a chunk of markets at a time (resources/history_table.CheckpointChunks) gives exactly the
-items of the whole checkpoint, and the history load writes them (against a real moto server over HTTP)."""
+"""A day's checkpoint built a chunk of markets at a time (spotlake_assets/core/history_items.CheckpointChunks) gives
+exactly the items of the whole checkpoint, and the history load writes them (against a real moto server over HTTP)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import uuid
 
 import pandas as pd
 
-from resources.history_table import CheckpointChunks, HistoryTable
+from resources.history_table import HistoryTable
+from spotlake_assets.core.history_items import CheckpointChunks
 from spotlake_assets.core.layout import history_manifest_key
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 

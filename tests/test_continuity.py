@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 from dagster import DagsterInstance
 
+from resources.continuity import StateChain
 from resources.public_files import PublicFiles
-from resources.state_chain import StateChain
 from spotlake_assets.core import layout, names
 from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.core.transforms.state import state_from_frame

@@ -13,17 +13,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from resources.history_table import (
-    HistoryTable,
-    HistoryTableError,
-    WriteRefusedError,
-    batch_write,
-    row_items,
-)
+from resources.history_table import HistoryTable, HistoryTableError, WriteRefusedError, batch_write
 from resources.retry import Backoff
 from resources.s3 import S3Store
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core import layout
+from spotlake_assets.core.history_items import row_items
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.local.aws import local_client
 

@@ -21,7 +21,7 @@ from benchmarks.history_query import (
     synthetic_history,
     write_history,
 )
-from resources.history_table import HistoryTable, batch_write, row_items
+from resources.history_table import HistoryTable, batch_write
 from resources.query_api import reader as history_reader
 from resources.query_api.reader import HistoryQueryTimeout, query_history
 from resources.query_api.request import (
@@ -37,6 +37,7 @@ from resources.query_api.request import (
 )
 from resources.retry import Backoff
 from spotlake_assets.cli import main
+from spotlake_assets.core.history_items import row_items
 from spotlake_assets.local.aws import local_client
 
 AWS_REGION = "us-west-2"

@@ -432,7 +432,7 @@ def test_list_bucket_is_conditioned_on_azure_prefixes_only(env: str) -> None:
     assert {g.role for g in lists} == {"run", "query_api"}  # the query API: the archive's lookup files only
     listed_by_code = [
         *SAMPLE_KEYS,
-        layout.asset_prefix(names.STATE) + "2026-11",  # resources/state_chain.py
+        layout.asset_prefix(names.STATE) + "2026-11",  # resources/continuity.py
         layout.raw_stems_any_count("2026-11-28-10:10"),  # resources/io_manager.py
     ]
     for grant in lists:

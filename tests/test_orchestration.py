@@ -25,8 +25,8 @@ import yaml
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 
+from resources.continuity import StateChain
 from resources.run_launcher import PID_TAG
-from resources.state_chain import StateChain
 from spotlake_assets.core import layout, names
 from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.local.dagster_home import DEV_CONFIG, fresh_instance

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from dagster import DagsterInstance, DagsterRunStatus
 
-from resources.state_chain import StateChain
+from resources.continuity import StateChain
 from spotlake_assets.core import names
 from spotlake_assets.core.timekeys import data_time
 from spotlake_assets.local.deployment import Deployment, write_production_instance

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from . import history_keys as keys
 from .columns import FLOAT_COLUMNS, INT_COLUMNS, MISSING_TEXT, ROW_COLUMNS
+from .history_items import MISSING_NUMBER  # what a missing number is stored as in DynamoDB, and so in the archive
 
 # The record fields of the query API (resources/query_api/request.RECORD_FIELDS) without `id`.
 ARCHIVE_COLUMNS = [
@@ -31,8 +32,6 @@ ARCHIVE_COLUMNS = [
 CHECKPOINT_COLUMNS = ["AsOf", *ARCHIVE_COLUMNS]
 TEXT_COLUMNS = [c for c in ARCHIVE_COLUMNS if c not in FLOAT_COLUMNS and c not in INT_COLUMNS]
 SORT_COLUMNS = ["InstanceType", "Region", "Time", "AvailabilityZone", "DesiredCount", "InstanceTier"]
-# What a missing number is stored as in DynamoDB, and so in the archive.
-MISSING_NUMBER = {**dict.fromkeys(FLOAT_COLUMNS + INT_COLUMNS, -1), "T2": 0, "T3": 0}
 BUCKETS = 64  # at most this many parts a month: ~4.4M rows each at the emulator's drift
 ROW_GROUP_ROWS = 100_000  # a type of a month is a few row groups
 

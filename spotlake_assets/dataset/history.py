@@ -15,11 +15,11 @@ from dagster import (
 from resources.archive import ArchiveError, MonthArchive
 from resources.archive_expiry import ExpiryGuard
 from resources.clock import Clock
+from resources.continuity import ContinuityError, StateChain, check_still_continuous
 from resources.heartbeat import Heartbeat, HeartbeatError
 from resources.history_table import HistoryTable, HistoryTableError
 from resources.io_manager import PartitionStore, StoredPartitions
 from resources.s3 import S3Store, S3StoreError
-from resources.state_chain import StateChain
 
 from ..core import names
 from ..core.layout import STATE_CONTINUES
@@ -31,25 +31,6 @@ from ..partitions import ONE_RUN, Partitions
 
 def continued_from(state: pd.DataFrame) -> str | None:
     return state.attrs.get(STATE_CONTINUES) or None
-
-
-def check_still_continuous(chain: StateChain, partition_key: str, continues: str | None, run_last: str) -> None:
-    """Refuse to commit a partition whose changes no longer match the stored history: another run committed a
-    partition between the one it continued and itself (its changes would repeat that one's: a retry recomputes
-    them), or a partition after this run's range already continued without it (only a range up to the newest
-    partition can fill that gap exactly). Later partitions of this run's own range are re-committed after it."""
-    newest_before = chain.newest_committed_before(partition_key)
-    if (newest_before.partition if newest_before else None) != continues:
-        raise Failure(
-            f"partition {partition_key} was merged onto the state of {continues or 'nothing (history began)'}, "
-            f"but {newest_before.partition} has been committed since: its changes are stale; a retry merges it again"
-        )
-    later = chain.first_committed_after(run_last)
-    if later is not None and later.continues != run_last:
-        raise Failure(
-            f"partition {later.partition} already continued the state of {later.continues} without {run_last}: "
-            f"materialize the range {partition_key} .. the newest partition in one run to fill the gap exactly"
-        )
 
 
 def build_history_asset(partitions_def: Partitions) -> AssetsDefinition:
@@ -84,7 +65,10 @@ def build_history_asset(partitions_def: Partitions) -> AssetsDefinition:
         def load(key: str, rows: pd.DataFrame, state: pd.DataFrame) -> None:
             """Commit one partition's history; its frames are dropped on return (a range holds one at a time)."""
             continues = continued_from(state)
-            check_still_continuous(chain, key, continues, keys[-1])
+            try:
+                check_still_continuous(chain, key, continues, keys[-1])
+            except ContinuityError as exc:
+                raise Failure(str(exc)) from None
             t = data_time(key)
             counts = history.load_partition(
                 store,

@@ -15,10 +15,10 @@ from dagster import (
     asset,
 )
 
+from resources.continuity import StateChain
 from resources.io_manager import PartitionStore, StoredPartitions
 from resources.public_files import MIN_LATEST_SHARE, PublicFiles
 from resources.s3 import S3Store
-from resources.state_chain import StateChain
 
 from ..core import names
 from ..core.layout import LATEST_JSON_KEY

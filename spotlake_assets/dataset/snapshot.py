@@ -19,9 +19,9 @@ from dagster import (
     multi_asset,
 )
 
+from resources.continuity import ContinuityError, StateChain, refuse_out_of_order
 from resources.io_manager import PartitionStore, PreviousState, Saved, StoredPartitions
 from resources.s3 import S3Store
-from resources.state_chain import StateChain
 
 from ..core import names
 from ..core.checks import SNAPSHOT_CHECKS, evaluate_snapshot
@@ -46,19 +46,6 @@ def snapshot_desired_count(partition_key: str, sps: pd.DataFrame | None) -> int:
     if len(asked) == 1:
         return int(asked.pop())
     return desired_count(partition_key)
-
-
-def refuse_out_of_order(store: S3Store, last: str) -> None:
-    """A run must not merge a partition that a later, committed partition already skipped: its changes would be
-    stored beside the later ones computed without them. Only the range up to the newest partition fills such a gap
-    exactly (docs/design.md "Continuity")."""
-    later = StateChain(store).first_committed_after(last)
-    if later is not None and later.continues != last:
-        raise Failure(
-            f"partition {later.partition} already continued the state of {later.continues or 'nothing'} without "
-            f"{last}: materialize the range from the first partition of this run to the newest partition in one "
-            "run (a backfill) to fill the gap exactly"
-        )
 
 
 def recoverable(partitions: PartitionStore, gap: list[str]) -> list[str]:
@@ -239,7 +226,10 @@ def build_snapshot_asset(partitions: Partitions) -> AssetsDefinition:
         range of partitions is processed in one run, oldest first, each partition's rows, changes and state stored
         as soon as it is merged: a range holds one partition's state at a time, whatever its length."""
         keys = sorted(context.partition_keys)
-        refuse_out_of_order(store, keys[-1])
+        try:  # before anything is merged (docs/design.md "Continuity", rule 4)
+            refuse_out_of_order(StateChain(store), keys[-1])
+        except ContinuityError as exc:
+            raise Failure(str(exc)) from None
         partitions = PartitionStore(store)
         writer = RangeWriter(partitions, context.run_id)
         continues = previous_state.partition if previous_state else None

@@ -10,7 +10,7 @@ from datetime import datetime
 from dagster import DagsterExecutionInterruptedError, DagsterInstance, Definitions
 
 from resources.clock import Clock
-from resources.state_chain import StateChain
+from resources.continuity import StateChain
 
 from ..core import names
 from ..core.timekeys import data_time, desired_count
