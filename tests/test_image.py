@@ -381,8 +381,13 @@ def test_the_image_and_the_lambda_zip_carry_no_development_stack_module(tmp_path
     modules = [name for name in installed if name.endswith(".py")]
     assert "spotlake_assets/core/layout.py" in modules and "resources/query_api/reader.py" in modules
     assert not [name for name in installed if name.startswith("spotlake_assets/local/")]
-    # the same with the whole checkout (a wheel built outside Docker): pyproject excludes the stack
-    whole = zipfile.ZipFile(wheel_of(ROOT, tmp_path / "dist-checkout")).namelist()
+    # the same with every tracked file of the checkout (a wheel built outside Docker): pyproject excludes the stack
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for path in tracked:
+        (tmp_path / "checkout" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "checkout" / path).write_bytes((ROOT / path).read_bytes())
+    whole = zipfile.ZipFile(wheel_of(tmp_path / "checkout", tmp_path / "dist-checkout")).namelist()
+    assert "spotlake_assets/core/layout.py" in whole
     assert not [name for name in whole if name.startswith("spotlake_assets/local/")]
     # the Lambda zip: its listed files only, none of the development stack, no Dagster asset or resource module
     listed = zipfile.ZipFile(build(tmp_path / "query-api.zip")).namelist()

@@ -108,7 +108,10 @@ class QueryApiServer:
 
 def start_query_api(environ: Mapping[str, str], port: int = 0) -> QueryApiServer:
     """The query endpoint of a stack whose variables are in `environ` (SPOTLAKE_ENV, SPOTLAKE_AWS_ENDPOINT_URL,
-    ... and the optional SPOTLAKE_QUERY_API_* settings), reading moto with the stack's fake credentials."""
+    ... and the optional SPOTLAKE_QUERY_API_* and SPOTLAKE_ARCHIVE_BUCKET settings), reading moto with the stack's
+    fake credentials."""
     config = QueryApiConfig.from_environ(environ)
     client = make_client(config, read_timeout=LOCAL_READ_TIMEOUT_SECONDS, **LOCAL_AWS_CREDENTIALS)
-    return QueryApiServer(QueryApi(config, client), port=port)
+    # the archive (months past the retention), when the stack names its bucket, read from moto too
+    s3 = make_client(config, service="s3", **LOCAL_AWS_CREDENTIALS) if config.archive_bucket else None
+    return QueryApiServer(QueryApi(config, client, s3), port=port)

@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from resources.azure_auth import ENV_NAMES, SUBSCRIPTIONS_ENV
+from resources.query_api.config import ARCHIVE_BUCKET_ENV
 from resources.settings import (
     LOCAL_AWS_PORT,
     LOCAL_AZURE_LOGIN_PORT,
@@ -136,7 +137,9 @@ def start_local_stack(
         provision(aws.endpoint_url, sorted({settings.write_bucket, settings.read_bucket}), settings.aws_region)
         seed_azure_auth(aws.endpoint_url, settings.azure_auth_table, emulator.credentials, settings.aws_region)
         history_resource(settings).ensure_table(local_client("dynamodb", aws.endpoint_url, settings.aws_region))
-        query_api = start_query_api({**os.environ, **env}, port=LOCAL_QUERY_API_PORT if fixed_ports else 0)
+        # as in production, the query reads archived months from the environment's write bucket
+        query_env = {**os.environ, **env, ARCHIVE_BUCKET_ENV: settings.write_bucket}
+        query_api = start_query_api(query_env, port=LOCAL_QUERY_API_PORT if fixed_ports else 0)
         env[QUERY_API_URL_ENV] = query_api.url
     except BaseException:
         emulator.stop()
