@@ -5,6 +5,11 @@ It must work when Dagster does not (docs/operations.md "Who is told"): it runs o
 SNS -> Lambda) and depends on nothing of this project. Standard library and boto3 only (the Lambda runtime provides
 boto3); infra/modules/collector/alarms.tf packages this one file.
 
+When the heartbeat alarm fires (the collector has stopped committing), it also switches DynamoDB's TTL off on the
+history table (TTL_TABLE_ENV): the collector's guard (resources/archive_expiry.py) lets items expire only while it
+runs and every month they may come from is archived and verified; with the collector stopped nothing would switch TTL
+off before an unarchived month's items expire. The guard switches it on again once partitions commit.
+
 The webhook URL is a secret: it is read from the SSM parameter named by WEBHOOK_PARAMETER (SecureString) when a
 message comes, never stored in the function's environment nor in Terraform state, never logged. A post that fails
 raises, so Lambda's asynchronous retries (two) try again; an alarm with no webhook configured is logged.
@@ -28,6 +33,10 @@ log.setLevel(logging.INFO)
 PARAMETER_ENV = "WEBHOOK_PARAMETER"
 TIMEOUT_SECONDS = 10
 TRIES = 3
+# The history table whose TTL the heartbeat alarm switches off, and that alarm's name (both unset: nothing is switched).
+TTL_TABLE_ENV = "TTL_GUARD_TABLE"
+TTL_ALARM_ENV = "TTL_GUARD_ALARM"
+TTL_ATTRIBUTE = "expires_at"  # spotlake_assets/core/archive_keys.py EXPIRY_ATTRIBUTE (this file stands alone)
 STATE_ICONS = {"ALARM": ":rotating_light:", "OK": ":white_check_mark:", "INSUFFICIENT_DATA": ":grey_question:"}
 
 
@@ -88,8 +97,28 @@ def post(url: str, text: str, sleep=time.sleep) -> None:
     raise WebhookError(f"the Slack webhook did not accept the alarm: {last}")
 
 
+def switch_off_expiry(table: str) -> str:
+    """Switch TTL off on `table` if it is on; returns the line the alarm's message adds. Never raises: the alarm is
+    posted whatever happens here, saying what did."""
+    dynamodb = boto3.client("dynamodb")
+    try:
+        status = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"].get("TimeToLiveStatus")
+        if status not in ("ENABLED", "ENABLING"):
+            return f"TTL on table {table} is already off ({status}): no history item can expire."
+        spec = {"Enabled": False, "AttributeName": TTL_ATTRIBUTE}
+        dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=spec)
+    except Exception as exc:  # noqa: BLE001 - any failure here must still let the alarm be posted
+        log.error("could not switch TTL off on table %s: %s", table, exc)
+        return (f"TTL on table {table} could NOT be switched off ({type(exc).__name__}): switch it off by hand "
+                "(docs/operations.md \"Hot and cold\") until the collector commits again.")  # fmt: skip
+    log.info("TTL switched off on table %s", table)
+    return (f"TTL on table {table} switched off: no history item expires until the collector commits again and "
+            "its guard finds every due month archived and verified.")  # fmt: skip
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
-    """SNS -> this: post every alarm notification of the event."""
+    """SNS -> this: post every alarm notification of the event (the heartbeat alarm's ALARM first switches TTL
+    off on the history table)."""
     parameter = os.environ[PARAMETER_ENV]
     records = [r for r in event.get("Records", []) if "Sns" in r]
     url = webhook_url(parameter) if records else None
@@ -100,6 +129,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, int]:
         except (TypeError, ValueError):
             message = {"AlarmName": record["Sns"].get("Subject") or "unknown", "NewStateReason": "unreadable message"}
         text = alarm_text(message)
+        table, guarded = os.environ.get(TTL_TABLE_ENV), os.environ.get(TTL_ALARM_ENV)
+        if table and guarded and message.get("AlarmName") == guarded and message.get("NewStateValue") == "ALARM":
+            text += "\n" + switch_off_expiry(table)
         if url is None:
             log.error("alarm not delivered: SSM parameter %s holds no webhook URL: %s", parameter, text)
             continue

@@ -80,3 +80,47 @@ def test_an_unreadable_message_is_still_posted(parameter, receiver):  # noqa: F8
     put_url(parameter, receiver.url)
     assert alarm_webhook.handler(sns_event("not json")) == {"posted": 1}
     assert "unreadable message" in receiver.posts[0]["json"]["text"]
+
+
+@pytest.fixture
+def history_table(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    """A history table on moto with TTL on `expires_at` enabled, and the messenger's environment naming it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", aws_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    client = boto3.client("dynamodb")
+    table = f"azure-ttl-{uuid.uuid4().hex[:8]}"
+    client.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])  # fmt: skip
+    spec = {"Enabled": True, "AttributeName": "expires_at"}
+    client.update_time_to_live(TableName=table, TimeToLiveSpecification=spec)
+    monkeypatch.setenv(alarm_webhook.TTL_TABLE_ENV, table)
+    monkeypatch.setenv(alarm_webhook.TTL_ALARM_ENV, ALARM["AlarmName"])
+    return client, table
+
+
+def ttl_status(client, table: str) -> str:
+    return client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]["TimeToLiveStatus"]
+
+
+def test_the_heartbeat_alarm_switches_the_historys_ttl_off_and_says_so(parameter, receiver, history_table):  # noqa: F811
+    client, table = history_table
+    put_url(parameter, receiver.url)
+    # another alarm, or the heartbeat's return to OK, leaves TTL as it is (the collector's guard switches it on)
+    alarm_webhook.handler(sns_event({**ALARM, "AlarmName": "another-alarm"}, {**ALARM, "NewStateValue": "OK"}))
+    assert ttl_status(client, table) == "ENABLED"
+    assert alarm_webhook.handler(sns_event(ALARM)) == {"posted": 1}
+    assert ttl_status(client, table) == "DISABLED"
+    text = receiver.posts[-1]["json"]["text"]
+    assert f"TTL on table {table} switched off" in text and "no-partition-committed" in text
+    # again (the alarm re-notifies): already off, said so, nothing else changes
+    alarm_webhook.handler(sns_event(ALARM))
+    assert "already off" in receiver.posts[-1]["json"]["text"] and ttl_status(client, table) == "DISABLED"
+
+
+def test_the_alarm_is_posted_even_when_ttl_cannot_be_switched_off(parameter, receiver, history_table, monkeypatch):  # noqa: F811
+    _, table = history_table
+    put_url(parameter, receiver.url)
+    monkeypatch.setenv(alarm_webhook.TTL_TABLE_ENV, f"{table}-gone")  # DynamoDB answers ResourceNotFound
+    assert alarm_webhook.handler(sns_event(ALARM)) == {"posted": 1}
+    assert f"TTL on table {table}-gone could NOT be switched off" in receiver.posts[-1]["json"]["text"]

@@ -610,10 +610,11 @@ TTL_ACTIONS = {"dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"}
 
 
 @pytest.mark.parametrize(("env", "table"), [("prod", "azure"), ("test", "azure-test")])
-def test_only_the_run_role_switches_ttl_and_only_on_its_table(env: str, table: str) -> None:
+def test_only_the_run_role_and_the_alarm_messenger_switch_ttl_and_only_on_its_table(env: str, table: str) -> None:
+    """The run's guard switches it both ways; the heartbeat alarm's messenger switches it off when runs stop."""
     table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
     ttl = {(g.role, g.action, g.resource) for g in grants(env) if "TimeToLive" in g.action}
-    assert ttl == {("run", action, table_arn) for action in TTL_ACTIONS}
+    assert ttl == {(role, action, table_arn) for role in ("run", "alarm_webhook") for action in TTL_ACTIONS}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -1323,14 +1324,22 @@ def test_the_alarm_reaches_the_failure_channel_through_sns_and_a_lambda_without_
     assert function["handler"] == f"{alarm_webhook.__name__.rsplit('.', 1)[1]}.handler"
     # the function's environment holds the parameter's name only: the URL is read from SSM when an alarm comes
     env = scope.evaluate(block(function, "environment")["variables"])
-    assert env == {alarm_webhook.PARAMETER_ENV: "error_notification_slack_webhook_url"}
+    alarm = resources["aws_cloudwatch_metric_alarm"]["no_commit"]
+    assert env == {
+        alarm_webhook.PARAMETER_ENV: "error_notification_slack_webhook_url",
+        alarm_webhook.TTL_TABLE_ENV: "azure",  # the heartbeat alarm switches the history's TTL off
+        alarm_webhook.TTL_ALARM_ENV: scope.evaluate(alarm["alarm_name"]),
+    }
     archive = scope.module.data["archive_file"]["alarm_webhook"]
     assert archive["source_file"].endswith("/resources/alarm_webhook.py")
     assert (ROOT / "resources" / "alarm_webhook.py").exists()
     policy = scope.expression("local.alarm_webhook_policy")
     assert {a for s in policy["Statement"] for a in as_list(s["Action"])} == {
-        "ssm:GetParameter", "logs:CreateLogStream", "logs:PutLogEvents"
+        "ssm:GetParameter", "logs:CreateLogStream", "logs:PutLogEvents", "dynamodb:DescribeTimeToLive",
+        "dynamodb:UpdateTimeToLive",
     }  # fmt: skip
+    ttl = [s for s in policy["Statement"] if "dynamodb:UpdateTimeToLive" in as_list(s["Action"])]
+    assert [as_list(s["Resource"]) for s in ttl] == [[f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/azure"]]
 
 
 def test_the_alarm_messenger_is_one_file_of_standard_library_and_boto3() -> None:

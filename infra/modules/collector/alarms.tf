@@ -43,6 +43,14 @@ locals {
         Resource = [local.webhook_parameter_arn]
       },
       {
+        # When the heartbeat alarm fires, the history's TTL goes off (resources/alarm_webhook.py): with the collector
+        # stopped, its guard cannot keep an unarchived month's items from expiring.
+        Sid      = "SwitchOffHistoryExpiry"
+        Effect   = "Allow"
+        Action   = ["dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"]
+        Resource = [local.table_arn]
+      },
+      {
         Sid      = "WriteOwnLogs"
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -58,7 +66,7 @@ resource "aws_sns_topic" "alarms" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "no_commit" {
-  alarm_name        = "${local.name}-no-partition-committed"
+  alarm_name        = "${local.name}-no-partition-committed" # the messenger's TTL_GUARD_ALARM
   alarm_description = "No partition of the SpotLake Azure collector (${var.environment}) committed for ${var.heartbeat_alarm_periods * 10} minutes: the schedule, the daemon, its ECS service, the code location or Postgres has stopped, or every run fails. Dagster's own alerts may be silent too (docs/operations.md \"Who is told\")."
   namespace         = local.heartbeat_namespace
   metric_name       = local.heartbeat_metric
@@ -124,6 +132,9 @@ resource "aws_lambda_function" "alarm_webhook" {
     variables = {
       # the parameter's name; its value (the URL) is read at run time
       WEBHOOK_PARAMETER = var.webhook_parameter_name
+      # the heartbeat alarm switches the history's TTL off (docs/design.md "Hot and cold")
+      TTL_GUARD_TABLE = var.dynamodb_table
+      TTL_GUARD_ALARM = "${local.name}-no-partition-committed"
     }
   }
 
