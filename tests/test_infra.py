@@ -397,6 +397,10 @@ def test_test_environment_reads_production_data() -> None:
 def test_each_environment_writes_only_its_bucket_and_table(env: str, bucket: str, table: str) -> None:
     writes = [g for g in grants(env) if is_write(g.action)]
     table_arn = f"arn:aws:dynamodb:us-west-2:{ACCOUNT_ID}:table/{table}"
+    # the alarm's messenger writes nothing but the table's TTL switch (switching it off, resources/alarm_webhook.py)
+    assert {(g.action, g.resource) for g in writes if g.role == "alarm_webhook"} == {("dynamodb:UpdateTimeToLive",
+                                                                                     table_arn)}  # fmt: skip
+    writes = [g for g in writes if g.role != "alarm_webhook"]
     assert {g.role for g in writes} == {"run"}
     for grant in writes:
         assert grant.resource.startswith(f"arn:aws:s3:::{bucket}/") or grant.resource == table_arn, grant
