@@ -91,6 +91,11 @@ class MonthArchive:
     store: S3Store
     history_start: str  # the first 10-minute partition key of the history
 
+    @property
+    def first_month(self) -> str:
+        """The month (YYYY-MM) of the history's first data time."""
+        return f"{data_time(self.history_start):%Y-%m}"
+
     def partitions(self, month: str, now: datetime) -> MonthPartitions:
         """The month's partitions and which are committed; MonthNotReady before the month is over and settled."""
         ak.check_month(month)
@@ -221,7 +226,7 @@ class MonthArchive:
         """Add (or, with None, drop) a month in the index of verified months the query reads."""
         def change(current: Version | None):  # noqa: ANN202
             index = json.loads(current.body) if current else {"months": {}}
-            index["history_from"] = ak.month_of(f"{data_time(self.history_start):%Y-%m-%d %H:%M:%S}")
+            index["history_from"] = self.first_month
             if record is None:
                 index["months"].pop(month, None)
             else:

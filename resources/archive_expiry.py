@@ -17,7 +17,6 @@ from datetime import datetime
 
 from spotlake_assets.core import archive_keys as ak
 from spotlake_assets.core import names
-from spotlake_assets.core.timekeys import data_time
 
 from .archive import ArchiveError, MonthArchive
 from .history_table import HistoryTable
@@ -31,11 +30,10 @@ class ExpiryDecision:
     reason: str = ""
 
 
-def due_months(history_start: str, now: datetime) -> list[str]:
-    """Months from the first of the history whose earliest item can expire within GUARD_MARGIN of `now`."""
-    first = ak.month_of(f"{data_time(history_start):%Y-%m-%d %H:%M:%S}")
+def due_months(first_month: str, now: datetime) -> list[str]:
+    """Months from `first_month` (the history's) whose earliest item can expire within GUARD_MARGIN of `now`."""
     latest = now.replace(tzinfo=None) + ak.GUARD_MARGIN - ak.RETENTION
-    return ak.months_between(first, f"{latest:%Y-%m}")
+    return ak.months_between(first_month, f"{latest:%Y-%m}")
 
 
 @dataclass
@@ -47,7 +45,7 @@ class ExpiryGuard:
         """Enable TTL if every due month is verified and its last check is recent (the day before it became due,
         when the archive job checks it again; `reverify`: check such a month now, as that job does), else disable
         it. Nothing is due in the history's first RETENTION - GUARD_MARGIN: no request is sent."""
-        due = due_months(self.archive.history_start, now)
+        due = due_months(self.archive.first_month, now)
         if not due:
             return ExpiryDecision(enabled=False, changed=False, reason="no month can expire yet")
         blocked = self._first_blocked(due, now, reverify)

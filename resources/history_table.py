@@ -285,10 +285,6 @@ class HistoryTable(EnvironmentBound):
         """Build and write the checkpoint's items a chunk of markets at a time; returns how many were written."""
         return sum(self._write_items(checkpoint_items(rows, checkpoint.as_of)) for rows in checkpoint.rows())
 
-    def checkpoint_items(self, state_rows: pd.DataFrame, as_of: str | date | datetime) -> list[dict[str, Any]]:
-        """checkpoint_items of `state_rows` (kept as a method for its callers)."""
-        return checkpoint_items(state_rows, as_of)
-
     def time_to_live_enabled(self) -> bool:
         """Whether DynamoDB's TTL deletes expired items of the table now (ENABLED, or ENABLING)."""
         try:

@@ -171,21 +171,6 @@ def _history_endpoint(settings: Any, args: argparse.Namespace) -> tuple[str | No
     return dev.history_endpoint(settings, args)
 
 
-def _aws_error(exc: BaseException, settings: Any) -> str:
-    """The message of a failed AWS call, or what `_missing_credentials` says when that was the cause."""
-    return _missing_credentials(exc, settings.env) or str(exc)
-
-
-def _missing_credentials(exc: BaseException, env: str) -> str | None:
-    """When boto3 found no AWS credentials (or half of them) behind `exc`: which ones, and how to provide them,
-    instead of the failed call's details (its table and item keys). None for any other error."""
-    if "botocore" not in sys.modules:
-        return None
-    from resources.aws import missing_credentials
-
-    return missing_credentials(exc, f"SPOTLAKE_ENV={env}")
-
-
 # ---- the parser ----
 
 

@@ -76,8 +76,9 @@ def month_files(stack, month: str) -> dict[str, bytes]:
 
 def busiest(stack) -> tuple[str, str]:
     """(InstanceType, Region) of the market with the most stored point items."""
-    counts = pd.Series([i["pk"]["S"] for i in table_items(stack) if "series" in i and "AsOf" not in i]).value_counts()
-    item = next(i for i in table_items(stack) if i["pk"]["S"] == counts.index[0] and "AsOf" not in i)
+    points = [i for i in table_items(stack) if "series" in i and "AsOf" not in i]
+    counts = pd.Series([i["pk"]["S"] for i in points]).value_counts()
+    item = next(i for i in points if i["pk"]["S"] == counts.index[0])
     return item["InstanceType"]["S"], item["Region"]["S"]
 
 

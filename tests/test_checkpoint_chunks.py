@@ -9,7 +9,7 @@ import uuid
 import pandas as pd
 
 from resources.history_table import HistoryTable
-from spotlake_assets.core.history_items import CheckpointChunks
+from spotlake_assets.core.history_items import CheckpointChunks, checkpoint_items
 from spotlake_assets.core.layout import history_manifest_key
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 
@@ -40,13 +40,12 @@ def by_pk(items: list[dict]) -> dict[str, dict]:
     return {i["pk"]["S"]: i for i in items}
 
 
-def test_chunks_hold_whole_markets_and_give_the_whole_checkpoints_items(aws_endpoint):
-    history = HistoryTable(table_name="unused", endpoint_url=aws_endpoint)
+def test_chunks_hold_whole_markets_and_give_the_whole_checkpoints_items():
     state = state_rows()
-    whole = by_pk(history.checkpoint_items(state, AS_OF))
+    whole = by_pk(checkpoint_items(state, AS_OF))
     for size in (1, 7, 10_000):
         chunks = CheckpointChunks(state, AS_OF, rows_per_chunk=size)
-        items = [item for rows in chunks.rows() for item in history.checkpoint_items(rows, AS_OF)]
+        items = [item for rows in chunks.rows() for item in checkpoint_items(rows, AS_OF)]
         assert by_pk(items) == whole  # no market split across chunks: each item whole, once
         assert chunks.keys == {(pk, item["sk"]["S"]) for pk, item in whole.items()}
     assert len(list(CheckpointChunks(state, AS_OF, rows_per_chunk=1).rows())) == len(whole)
@@ -68,4 +67,4 @@ def test_the_history_load_writes_and_lists_the_checkpoint(aws_endpoint, make_sto
     assert counts == (0, 0, 4)  # points written, stale deleted, checkpoint items
     assert all_items(admin, tables[1].table_name) == all_items(admin, tables[0].table_name)
     listed = json.loads(s3.get(history_manifest_key("2026-11-01-23:50")))
-    assert sorted(pk for pk, _ in listed) == sorted(by_pk(tables[0].checkpoint_items(state, AS_OF)))
+    assert sorted(pk for pk, _ in listed) == sorted(by_pk(checkpoint_items(state, AS_OF)))

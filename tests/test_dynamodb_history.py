@@ -18,7 +18,7 @@ from resources.retry import Backoff
 from resources.s3 import S3Store
 from spotlake_assets.core import history_keys as keys
 from spotlake_assets.core import layout
-from spotlake_assets.core.history_items import row_items
+from spotlake_assets.core.history_items import checkpoint_items, row_items
 from spotlake_assets.core.transforms.state import ROW_COLUMNS
 from spotlake_assets.local.aws import local_client
 
@@ -86,7 +86,7 @@ def test_a_point_item_holds_its_markets_series_at_that_time_as_checkpoint_member
     members = item["series"]["M"]
     assert sorted(members) == ["1#01#standard", "2#05#standard"]
     # a member is the checkpoint's member of the same row (one encoder) without what the item states once
-    [checkpoint] = store.checkpoint_items(rows.iloc[[1]], "2026-11-01 00:10:00")
+    [checkpoint] = checkpoint_items(rows.iloc[[1]], "2026-11-01 00:10:00")
     full = checkpoint["series"]["M"]["2#05#standard"]["M"]
     assert members["2#05#standard"]["M"] == {
         name: value for name, value in full.items() if name not in ("zk", "Time", "InstanceType", "Region")

@@ -127,11 +127,6 @@ def allowed(name: str, allowlist: tuple[str, ...]) -> bool:
     return False
 
 
-def is_imported_name(name: str, imported: set[str]) -> bool:
-    """`from x import y` adds x.y, which is a module or just a name in x: only the modules count."""
-    return name in imported
-
-
 def violations(relative: str, source: str) -> list[str]:
     """What the module at `relative` (a path from the repository root) imports beyond its layer's allowlist."""
     layer = layer_of(relative)

@@ -13,7 +13,7 @@ import gzip
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -65,7 +65,7 @@ class ArchiveSource:
     def hot_from(self, now: datetime, first: str) -> str | None:
         """The first `Time` read from DynamoDB (ak.hot_from); a range starting after the retention's margin reads
         DynamoDB only, without reading the index."""
-        if first >= _not_expiring_from(now):
+        if first >= ak.not_expiring_from(now):
             return None
         if self.index is None:
             data = self._get(ak.INDEX_KEY)
@@ -116,7 +116,3 @@ class ArchiveSource:
             month = ak.previous_month(month)
         return None
 
-
-def _not_expiring_from(now: datetime) -> str:
-    naive = now if now.tzinfo is None else now.astimezone(UTC).replace(tzinfo=None)  # naive: UTC
-    return f"{naive - ak.RETENTION + ak.READ_MARGIN:%Y-%m-%d %H:%M:%S}"

@@ -185,16 +185,15 @@ class _Reader:
         boundary = self.hot_from
         if boundary is not None and (first is None or first < boundary):
             archive_last = min(last, keys.shift(boundary, -keys.ONE_SECOND))
-            lo, hi = (None, keys.points_between(archive_last, archive_last)[1]) if first is None else \
-                keys.points_between(first, archive_last)  # fmt: skip
-            yield self._archived(self.archive.points(pk, lo, hi))
-        if boundary is not None and last < boundary:
-            return
-        start = boundary if boundary is not None and (first is None or first < boundary) else first
-        if start is None:
+            hi = keys.points_between(archive_last, archive_last)[1]
+            yield self._archived(self.archive.points(pk, None if first is None else keys.check_time(first), hi))
+            if last < boundary:
+                return
+            first = boundary
+        if first is None:
             pages = self._query(pk, "sk <= :hi", {":hi": keys.points_between(last, last)[1]})
         else:
-            lo, hi = keys.points_between(start, last)
+            lo, hi = keys.points_between(first, last)
             pages = self._query(pk, "sk BETWEEN :lo AND :hi", {":lo": lo, ":hi": hi})
         for page in pages:
             yield page.get("Items", [])

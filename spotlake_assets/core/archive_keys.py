@@ -109,6 +109,12 @@ def verified_key(month: str) -> str:
     return f"{ARCHIVE_PREFIX}/manifests/{check_month(month)}.verified.json"
 
 
+def not_expiring_from(now: datetime) -> str:
+    """The earliest `Time` whose items are at least READ_MARGIN from their expiry at `now` (naive: UTC)."""
+    naive = now if now.tzinfo is None else now.astimezone(UTC).replace(tzinfo=None)
+    return (naive - RETENTION + READ_MARGIN).strftime(TIME_FORMAT)
+
+
 def hot_from(now: datetime, history_from: str | None, verified: set[str] | list[str]) -> str | None:
     """The earliest `Time` from which DynamoDB holds every item (a `Time` string), or None when it holds all of
     them: the earlier of the first month from `history_from` that is not verified (its items never expire) and
@@ -118,10 +124,7 @@ def hot_from(now: datetime, history_from: str | None, verified: set[str] | list[
     month, done = check_month(history_from), set(verified)
     while month in done:
         month = next_month(month)
-    unverified_from = month_start(month)
-    naive_now = now if now.tzinfo is None else now.astimezone(UTC).replace(tzinfo=None)  # naive: UTC
-    not_expiring_from = naive_now - RETENTION + READ_MARGIN
-    boundary = min(unverified_from, not_expiring_from.replace(microsecond=0))
+    boundary = min(month_start(month), datetime.strptime(not_expiring_from(now), TIME_FORMAT))
     if boundary <= month_start(check_month(history_from)):
         return None
     return boundary.strftime(TIME_FORMAT)

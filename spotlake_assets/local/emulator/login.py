@@ -67,17 +67,16 @@ def _known_tenant(state: EmulatorState, tenant: str) -> bool:
     return tenant.lower() == cat.service_principal(state.config.seed)["tenant_id"]
 
 
+def _unknown_tenant(tenant: str, error: str) -> Response:
+    """Entra ID's answer for a tenant it does not know (its discovery and token endpoints name the error apart)."""
+    return json_answer({"error": error, "error_description": f"AADSTS90002: Tenant '{tenant}' not found."}, 400)
+
+
 def _openid(state: EmulatorState, tenant: str) -> Response:
     with state.lock:
         state.requests["openid_configuration"] += 1
     if not _known_tenant(state, tenant):
-        return json_answer(
-            {
-                "error": "invalid_tenant",
-                "error_description": f"AADSTS90002: Tenant '{tenant}' not found.",
-            },
-            400,
-        )
+        return _unknown_tenant(tenant, "invalid_tenant")
     base = f"https://{request.host}/{tenant}"
     return json_answer(
         {
@@ -106,13 +105,7 @@ def _token(state: EmulatorState, tenant: str) -> Response:
     with state.lock:
         state.requests["token"] += 1
     if not _known_tenant(state, tenant):
-        return json_answer(
-            {
-                "error": "invalid_request",
-                "error_description": f"AADSTS90002: Tenant '{tenant}' not found.",
-            },
-            400,
-        )
+        return _unknown_tenant(tenant, "invalid_request")
     form = request.form
     if form.get("grant_type") != "client_credentials":
         return json_answer(
